@@ -20,7 +20,14 @@ export const enum PacketClass {
   Malformed = 5,
 }
 
-export const PACKET_CLASS_NAMES = ["decoded", "fragment", "non-ip", "unsupported-link", "truncated", "malformed"] as const;
+export const PACKET_CLASS_NAMES = [
+  "decoded",
+  "fragment",
+  "non-ip",
+  "unsupported-link",
+  "truncated",
+  "malformed",
+] as const;
 export type PacketClassName = (typeof PACKET_CLASS_NAMES)[number];
 
 export const IPPROTO_ICMP = 1;
@@ -113,6 +120,11 @@ export class DecodedPacket {
   dontFragment = false;
   /** True when this packet is a datagram the defragmenter put together. */
   reassembled = false;
+  /** Fragment offset in bytes and the more-fragments flag (IPv4 header, or the IPv6 fragment header). */
+  fragmentOffset = 0;
+  moreFragments = false;
+  /** End (exclusive) in `buf` of the captured bytes of the IP packet: never beyond l3Offset + ipLength. */
+  capturedEnd = 0;
   /** IPv4 header checksum as recorded, and whether it verified (checksums are recorded, not required). */
   ipChecksum = 0;
   ipChecksumValid = true;
@@ -147,6 +159,8 @@ export class DecodedPacket {
   /** Left and right edges, two entries per block. */
   tcpSackBlocks = new Uint32Array(MAX_SACK_BLOCKS * 2);
   tcpHasTimestamp = false;
+  /** False when the capture cut the TCP options short (the options that were captured are decoded). */
+  tcpOptionsComplete = true;
   tcpTsVal = 0;
   tcpTsEcr = 0;
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { statsCommand } from "./commands/stats.js";
+import { reportFailure } from "./errors.js";
+
+await yargs(hideBin(process.argv))
+  .scriptName("pcap-conntrack")
+  .usage(
+    "$0 <command> [options]\n\nReplays packet captures through a model of Linux netfilter connection tracking.",
+  )
+  .command(statsCommand)
+  .demandCommand(1, "Name a command.")
+  .strict()
+  .help()
+  .alias("h", "help")
+  .version()
+  .wrap(Math.min(110, process.stdout.columns || 110))
+  .fail((message, error, cli) => {
+    if (error) reportFailure(error);
+    else {
+      process.stderr.write(`${cli.help()}\n\npcap-conntrack: ${message}\n`);
+      process.exit(2);
+    }
+  })
+  .parseAsync();

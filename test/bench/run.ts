@@ -1,0 +1,480 @@
+/**
+ * The benchmark: generates a synthetic capture once (kept in test/bench/out/), then times, on that same
+ * file, our read-only loop, our read+decode loop and `tcpdump -r FILE -w /dev/null`, each in a fresh
+ * process, best of three. Prints one table and writes it to test/bench/out/bench.json.
+ *
+ *   npm run bench [-- --packets N --conversations C --repeat R --modes read,read+decode,tcpdump,tshark]
+ *
+ * Benchmarks report; they do not fail. The exit code is 1 only when a mode crashed.
+ */
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  createWriteStream,
+} from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeSyntheticCapture, type SynthOptions, type SynthSummary } from "./synth.js";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** dist/test/bench → the repository root. */
+const ROOT = join(HERE, "..", "..", "..");
+const OUT_DIR = join(ROOT, "test", "bench", "out");
+const THIS_SCRIPT = fileURLToPath(import.meta.url);
+const SYNTH_SCRIPT = join(HERE, "synth.js");
+const TIME_COMMAND = "/usr/bin/time";
+const MODE_TIMEOUT_MS = 180_000;
+
+interface BenchSettings {
+  packets: number;
+  conversations: number;
+  seed: number;
+  repeat: number;
+  modes: string[];
+  flatness: boolean;
+}
+
+/** What a timed run of one mode reports. */
+interface RunResult {
+  seconds: number;
+  peakRssKiB: number | null;
+  /** Records the mode saw (our loops report it; external tools are credited with the capture's count). */
+  records: number;
+  /** Our loops: time inside the loop, without process start-up. */
+  loopSeconds?: number;
+  details?: unknown;
+}
+
+interface ModeSpec {
+  name: string;
+  /** Run unless --modes says otherwise. */
+  byDefault: boolean;
+  /** Our code: the loop run in a child process (see CHILD_LOOPS). */
+  childLoop?: keyof typeof CHILD_LOOPS;
+  /** An external tool: program and arguments for a capture file. */
+  command?: (file: string) => [string, string[]];
+}
+
+/** The modes compared. Add a row to compare another loop or tool. */
+const MODES: ModeSpec[] = [
+  { name: "read", byDefault: true, childLoop: "read" },
+  { name: "read+decode", byDefault: true, childLoop: "decode" },
+  { name: "tcpdump", byDefault: true, command: (file) => ["tcpdump", ["-r", file, "-w", "/dev/null"]] },
+  { name: "tshark", byDefault: false, command: (file) => ["tshark", ["-r", file, "-w", "/dev/null"]] },
+  { name: "argus", byDefault: false, command: (file) => ["argus", ["-r", file, "-w", "/dev/null"]] },
+];
+
+/** Loops run inside a child process: each returns the records seen and any details worth keeping. */
+const CHILD_LOOPS = {
+  async read(file: string): Promise<{ records: number; details?: unknown }> {
+    const { openCapture } = await import("../../lib/capture/open.js");
+    const { forEachRecord } = await import("../../lib/capture/source.js");
+    const source = await openCapture(file);
+    let records = 0;
+    await forEachRecord(source, () => {
+      records++;
+    });
+    await source.close();
+    return { records, details: { warnings: source.warnings.length } };
+  },
+  async decode(file: string): Promise<{ records: number; details?: unknown }> {
+    const { openCapture } = await import("../../lib/capture/open.js");
+    const { forEachRecord } = await import("../../lib/capture/source.js");
+    const { PacketDecoder } = await import("../../lib/decode/decoder.js");
+    const source = await openCapture(file);
+    const decoder = new PacketDecoder();
+    let records = 0;
+    await forEachRecord(source, (record) => {
+      decoder.decode(record);
+      records++;
+    });
+    await source.close();
+    return { records, details: { warnings: source.warnings.length, decoder: decoder.stats.toJSON() } };
+  },
+};
+
+function parseSettings(argv: string[]): BenchSettings {
+  const settings: BenchSettings = {
+    packets: 2_000_000,
+    conversations: 100_000,
+    seed: 1,
+    repeat: 3,
+    modes: MODES.filter((mode) => mode.byDefault).map((mode) => mode.name),
+    flatness: true,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i];
+    const value = argv[i + 1];
+    const whole = (): number => {
+      const n = Number(value);
+      if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} ${value} is not a whole number >= 1`);
+      i++;
+      return n;
+    };
+    if (name === "--packets") settings.packets = whole();
+    else if (name === "--conversations") settings.conversations = whole();
+    else if (name === "--seed") settings.seed = whole();
+    else if (name === "--repeat") settings.repeat = whole();
+    else if (name === "--no-flatness") settings.flatness = false;
+    else if (name === "--modes") {
+      settings.modes = (value ?? "").split(",").filter(Boolean);
+      for (const mode of settings.modes)
+        if (!MODES.some((known) => known.name === mode))
+          throw new Error(`unknown mode ${mode} (known: ${MODES.map((m) => m.name).join(", ")})`);
+      i++;
+    } else throw new Error(`unknown argument ${name}`);
+  }
+  return settings;
+}
+
+// ------------------------------------------------------------------ the capture
+
+interface CaptureFile {
+  path: string;
+  summary: SynthSummary;
+  generatedSeconds: number | null;
+}
+
+/** The generator's identity: its compiled code, so any change to it regenerates the captures. */
+function generatorFingerprint(): string {
+  return createHash("sha256").update(readFileSync(SYNTH_SCRIPT)).digest("hex").slice(0, 16);
+}
+
+async function ensureCapture(options: SynthOptions): Promise<CaptureFile> {
+  mkdirSync(OUT_DIR, { recursive: true });
+  const stem = `synth-${options.packets}p-${options.conversations}c-seed${options.seed}`;
+  const path = join(OUT_DIR, `${stem}.pcap`);
+  const sidecar = join(OUT_DIR, `${stem}.json`);
+  const wanted = { options, generator: generatorFingerprint() };
+  if (existsSync(path) && existsSync(sidecar)) {
+    try {
+      const recorded = JSON.parse(readFileSync(sidecar, "utf8")) as typeof wanted & { summary: SynthSummary };
+      if (
+        JSON.stringify({ options: recorded.options, generator: recorded.generator }) ===
+          JSON.stringify(wanted) &&
+        statSync(path).size === recorded.summary.fileBytes
+      )
+        return { path, summary: recorded.summary, generatedSeconds: null };
+    } catch {
+      // An unreadable record of the parameters just means generating again.
+    }
+  }
+  process.stderr.write(`bench: generating ${relative(ROOT, path)} (${options.packets} packets) …\n`);
+  rmSync(sidecar, { force: true });
+  const started = process.hrtime.bigint();
+  const summary = await writeSyntheticCapture(createWriteStream(path), options);
+  const generatedSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  writeFileSync(sidecar, JSON.stringify({ ...wanted, summary }, null, 2) + "\n");
+  return { path, summary, generatedSeconds };
+}
+
+// ------------------------------------------------------------------ running modes
+
+/** Reads the file once so that the first mode timed does not pay for the disk and the others not. */
+function warmPageCache(path: string): void {
+  const buffer = Buffer.allocUnsafe(4 << 20);
+  const fd = openSync(path, "r");
+  try {
+    while (readSync(fd, buffer, 0, buffer.length, null) > 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function runProcess(
+  program: string,
+  args: string[],
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(program, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+    child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+    const timer = setTimeout(() => child.kill("SIGKILL"), MODE_TIMEOUT_MS);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    });
+  });
+}
+
+function commandExists(program: string): boolean {
+  const paths = (process.env.PATH ?? "").split(":");
+  return program.startsWith("/") ? existsSync(program) : paths.some((dir) => existsSync(join(dir, program)));
+}
+
+async function runModeOnce(mode: ModeSpec, capture: CaptureFile, scratch: string): Promise<RunResult> {
+  if (mode.childLoop) {
+    const result = await runProcess(process.execPath, [THIS_SCRIPT, "--child", mode.childLoop, capture.path]);
+    if (result.code !== 0)
+      throw new Error(
+        `${mode.name} exited with ${result.code ?? result.signal}: ${result.stderr.trim().slice(-2000)}`,
+      );
+    const lastLine = result.stdout.trim().split("\n").pop() ?? "";
+    const report = JSON.parse(lastLine) as {
+      records: number;
+      loopSeconds: number;
+      maxRssKiB: number;
+      details: unknown;
+    };
+    return {
+      seconds: result.seconds,
+      peakRssKiB: report.maxRssKiB,
+      records: report.records,
+      loopSeconds: report.loopSeconds,
+      details: report.details,
+    };
+  }
+  const [program, args] = mode.command!(capture.path);
+  const timeFile = join(scratch, "time.txt");
+  const timed = commandExists(TIME_COMMAND);
+  const result = timed
+    ? await runProcess(TIME_COMMAND, ["-f", "%M", "-o", timeFile, program, ...args])
+    : await runProcess(program, args);
+  if (result.code !== 0)
+    throw new Error(
+      `${mode.name} exited with ${result.code ?? result.signal}: ${result.stderr.trim().slice(-2000)}`,
+    );
+  const peak = timed ? Number(readFileSync(timeFile, "utf8").trim().split("\n").pop()) : NaN;
+  return {
+    seconds: result.seconds,
+    peakRssKiB: Number.isFinite(peak) ? peak : null,
+    records: capture.summary.packets,
+  };
+}
+
+interface ModeReport {
+  mode: string;
+  packets: number;
+  seconds: number;
+  packetsPerSecond: number;
+  peakRssMiB: number | null;
+  /** Our packets/s over tcpdump's (tcpdump itself: 1). */
+  ratioToTcpdump: number | null;
+  runs: number[];
+  loopSeconds?: number;
+  details?: unknown;
+  error?: string;
+}
+
+/** Best time of `repeat` runs; peak memory is the largest seen over the runs. */
+async function measureMode(
+  mode: ModeSpec,
+  capture: CaptureFile,
+  repeat: number,
+  scratch: string,
+): Promise<ModeReport> {
+  const report: ModeReport = {
+    mode: mode.name,
+    packets: capture.summary.packets,
+    seconds: NaN,
+    packetsPerSecond: NaN,
+    peakRssMiB: null,
+    ratioToTcpdump: null,
+    runs: [],
+  };
+  if (mode.command && !commandExists(mode.command(capture.path)[0])) {
+    report.error = "not installed";
+    return report;
+  }
+  let best: RunResult | null = null;
+  for (let run = 0; run < repeat; run++) {
+    let result: RunResult;
+    try {
+      result = await runModeOnce(mode, capture, scratch);
+    } catch (error) {
+      report.error = (error as Error).message;
+      return report;
+    }
+    report.runs.push(result.seconds);
+    if (result.peakRssKiB !== null)
+      report.peakRssMiB = Math.max(report.peakRssMiB ?? 0, result.peakRssKiB / 1024);
+    if (!best || result.seconds < best.seconds) best = result;
+  }
+  report.packets = best!.records;
+  report.seconds = best!.seconds;
+  report.packetsPerSecond = best!.records / best!.seconds;
+  if (best!.loopSeconds !== undefined) report.loopSeconds = best!.loopSeconds;
+  if (best!.details !== undefined) report.details = best!.details;
+  return report;
+}
+
+// ------------------------------------------------------------------ output
+
+function formatTable(reports: ModeReport[]): string {
+  const header = ["mode", "packets", "seconds", "packets/s", "peak RSS MiB", "vs tcpdump"];
+  const rows = reports.map((r) =>
+    r.error
+      ? [r.mode, "-", "-", "-", "-", r.error.split("\n")[0].slice(0, 60)]
+      : [
+          r.mode,
+          r.packets.toLocaleString("en-US"),
+          r.seconds.toFixed(3),
+          Math.round(r.packetsPerSecond).toLocaleString("en-US"),
+          r.peakRssMiB === null ? "n/a" : r.peakRssMiB.toFixed(1),
+          r.ratioToTcpdump === null ? "n/a" : `x${r.ratioToTcpdump.toFixed(2)}`,
+        ],
+  );
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, c) => (c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+      .join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+async function childMain(loopName: string, file: string): Promise<void> {
+  const loop = CHILD_LOOPS[loopName as keyof typeof CHILD_LOOPS];
+  if (!loop) throw new Error(`unknown child loop ${loopName}`);
+  const started = process.hrtime.bigint();
+  const { records, details } = await loop(file);
+  const loopSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  process.stdout.write(
+    JSON.stringify({ records, loopSeconds, maxRssKiB: process.resourceUsage().maxRSS, details }) + "\n",
+  );
+}
+
+async function main(): Promise<number> {
+  const settings = parseSettings(process.argv.slice(2));
+  const benchStarted = process.hrtime.bigint();
+  const loadAtStart = loadavg()[0];
+  const mainOptions: SynthOptions = {
+    packets: settings.packets,
+    conversations: settings.conversations,
+    seed: settings.seed,
+  };
+  const capture = await ensureCapture(mainOptions);
+  warmPageCache(capture.path);
+  const scratch = mkdtempSync(join(tmpdir(), "bench-"));
+  const reports: ModeReport[] = [];
+  let crashed = false;
+  try {
+    for (const name of settings.modes) {
+      const mode = MODES.find((m) => m.name === name)!;
+      process.stderr.write(`bench: ${name} ×${settings.repeat} …\n`);
+      const report = await measureMode(mode, capture, settings.repeat, scratch);
+      if (report.error && report.error !== "not installed") crashed = true;
+      reports.push(report);
+    }
+    const tcpdump = reports.find((r) => r.mode === "tcpdump" && !r.error);
+    for (const r of reports)
+      if (tcpdump && !r.error) r.ratioToTcpdump = r.packetsPerSecond / tcpdump.packetsPerSecond;
+
+    let flatness: Record<string, unknown> | null = null;
+    const decodeMode = MODES.find((m) => m.name === "read+decode")!;
+    const decodeReport = reports.find((r) => r.mode === "read+decode" && !r.error);
+    if (settings.flatness && decodeReport && settings.packets >= 2) {
+      const halfOptions: SynthOptions = {
+        packets: Math.floor(settings.packets / 2),
+        conversations: Math.max(1, Math.floor(settings.conversations / 2)),
+        seed: settings.seed,
+      };
+      const half = await ensureCapture(halfOptions);
+      process.stderr.write(`bench: read+decode on ${halfOptions.packets} packets (memory flatness) …\n`);
+      const halfReport = await measureMode(decodeMode, half, 1, scratch);
+      if (halfReport.error) crashed = true;
+      const small = halfReport.peakRssMiB;
+      const large = decodeReport.peakRssMiB;
+      const flat = small !== null && large !== null && large <= small * 1.15 + 8;
+      flatness = {
+        smallPackets: half.summary.packets,
+        smallPeakRssMiB: small,
+        largePackets: capture.summary.packets,
+        largePeakRssMiB: large,
+        flat,
+      };
+    }
+
+    const decodeVsTcpdump = decodeReport?.ratioToTcpdump ?? null;
+    const budgetMet = decodeVsTcpdump !== null && decodeVsTcpdump >= 1;
+    const totalSeconds = Number(process.hrtime.bigint() - benchStarted) / 1e9;
+
+    console.log(
+      `\ncapture: ${relative(ROOT, capture.path)}: ${capture.summary.packets.toLocaleString("en-US")} packets, ` +
+        `${capture.summary.conversations.toLocaleString("en-US")} conversations, ` +
+        `${(capture.summary.fileBytes / 2 ** 20).toFixed(0)} MiB` +
+        (capture.generatedSeconds !== null
+          ? ` (generated in ${capture.generatedSeconds.toFixed(1)} s)`
+          : " (cached)"),
+    );
+    console.log(
+      `best of ${settings.repeat}, each run a fresh process; seconds are wall time including start-up; ` +
+        `load average at start ${loadAtStart.toFixed(2)} on ${cpus().length} CPUs (other work skews timings)\n`,
+    );
+    console.log(formatTable(reports));
+    if (flatness) {
+      const f = flatness as {
+        smallPackets: number;
+        smallPeakRssMiB: number | null;
+        largePackets: number;
+        largePeakRssMiB: number | null;
+        flat: boolean;
+      };
+      console.log(
+        `\nmemory flatness (read+decode peak RSS): ${f.smallPackets.toLocaleString("en-US")} packets → ` +
+          `${f.smallPeakRssMiB?.toFixed(1) ?? "n/a"} MiB, ${f.largePackets.toLocaleString("en-US")} packets → ` +
+          `${f.largePeakRssMiB?.toFixed(1) ?? "n/a"} MiB: ${f.flat ? "flat" : "NOT flat"}`,
+      );
+    }
+    for (const r of reports)
+      if (!r.error && r.packets !== capture.summary.packets)
+        console.log(
+          `WARNING: ${r.mode} saw ${r.packets} records, the capture holds ${capture.summary.packets}`,
+        );
+    console.log(
+      `\nBUDGET read+decode >= tcpdump: ${decodeVsTcpdump === null ? "not measured" : budgetMet ? "met" : "not met"}` +
+        (decodeVsTcpdump === null ? "" : ` (x${decodeVsTcpdump.toFixed(2)})`),
+    );
+    console.log(`bench took ${totalSeconds.toFixed(1)} s`);
+
+    const json = {
+      date: new Date().toISOString(),
+      node: process.version,
+      cpu: cpus()[0]?.model ?? "unknown",
+      cpuCount: cpus().length,
+      capture: { path: relative(ROOT, capture.path), ...capture.summary },
+      repeat: settings.repeat,
+      modes: reports,
+      flatness,
+      budget: { readDecodeVsTcpdump: decodeVsTcpdump, met: budgetMet },
+      loadAverageAtStart: loadAtStart,
+      totalSeconds,
+    };
+    writeFileSync(join(OUT_DIR, "bench.json"), JSON.stringify(json, null, 2) + "\n");
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return crashed ? 1 : 0;
+}
+
+if (process.argv[2] === "--child") {
+  childMain(process.argv[3], process.argv[4]).catch((error: Error) => {
+    process.stderr.write(`${error.stack ?? error.message}\n`);
+    process.exit(1);
+  });
+} else {
+  main().then(
+    (code) => process.exit(code),
+    (error: Error) => {
+      process.stderr.write(`bench: ${error.message}\n`);
+      process.exit(1);
+    },
+  );
+}
