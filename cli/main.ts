@@ -2,14 +2,19 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { statsCommand } from "./commands/stats.js";
+import { eventsCommand } from "./commands/events.js";
+import { tableCommand } from "./commands/table.js";
 import { reportFailure } from "./errors.js";
+import { protectDashes } from "./options.js";
 
-await yargs(hideBin(process.argv))
+await yargs(protectDashes(hideBin(process.argv)))
   .scriptName("pcap-conntrack")
   .usage(
     "$0 <command> [options]\n\nReplays packet captures through a model of Linux netfilter connection tracking.",
   )
   .command(statsCommand)
+  .command(eventsCommand)
+  .command(tableCommand)
   .demandCommand(1, "Name a command.")
   .strict()
   .help()

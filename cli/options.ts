@@ -1,6 +1,20 @@
 import type { Argv } from "yargs";
 import { UsageError } from "./errors.js";
 
+/**
+ * yargs drops a lone "-" argument (yargs-parser #381), yet "-" names standard input and output. The
+ * entry point swaps it for this token before parsing, and the options that take a path swap it back.
+ */
+export const DASH_TOKEN = "\u0000-";
+
+export function protectDashes(argv: readonly string[]): string[] {
+  return argv.map((argument) => (argument === "-" ? DASH_TOKEN : argument));
+}
+
+function restoreDash(value: string): string {
+  return value === DASH_TOKEN ? "-" : value;
+}
+
 /** Options every command that reads captures shares. */
 export function withCaptureInputs<T>(argv: Argv<T>) {
   return argv
@@ -10,6 +24,7 @@ export function withCaptureInputs<T>(argv: Argv<T>) {
       type: "string",
       array: true,
       demandOption: true,
+      coerce: (files: string[]) => files.map(restoreDash),
     })
     .option("reorder-window", {
       describe:
@@ -21,6 +36,16 @@ export function withCaptureInputs<T>(argv: Argv<T>) {
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m)?$/;
 const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9 };
+
+/** `-o FILE`: where a command writes; "-" or absent is standard output. */
+export function withOutputOption<T>(argv: Argv<T>) {
+  return argv.option("output", {
+    alias: "o",
+    type: "string",
+    describe: "write here instead of standard output",
+    coerce: (path: string | undefined) => (path === undefined ? undefined : restoreDash(path)),
+  });
+}
 
 /** Parses "250ms", "1.5s", "0"; a bare number is seconds. */
 export function parseDurationNs(text: string, option: string): number {

@@ -2,7 +2,7 @@ import type { CommandModule } from "yargs";
 import { collectCaptureStatistics, type CaptureStatistics } from "../../lib/pipeline/capture-stats.js";
 import { expandInputs } from "../../lib/pipeline/inputs.js";
 import { PACKET_CLASS_NAMES } from "../../lib/decode/packet.js";
-import { withCaptureInputs, parseDurationNs } from "../options.js";
+import { withCaptureInputs, withOutputOption, parseDurationNs } from "../options.js";
 import { writeOutput } from "../output.js";
 
 interface StatsArguments {
@@ -17,9 +17,10 @@ export const statsCommand: CommandModule<object, StatsArguments> = {
   describe:
     "Account for every record read: decoded, fragment, non-IP, unsupported link, truncated, malformed",
   builder: (argv) =>
-    withCaptureInputs(argv)
-      .option("format", { choices: ["text", "json"] as const, default: "text" as const })
-      .option("output", { alias: "o", type: "string", describe: "write here instead of standard output" }),
+    withOutputOption(withCaptureInputs(argv)).option("format", {
+      choices: ["text", "json"] as const,
+      default: "text" as const,
+    }),
   handler: async (args) => {
     const files = await expandInputs(args.files);
     const statistics = await collectCaptureStatistics(files, {

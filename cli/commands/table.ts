@@ -1,0 +1,194 @@
+import type { CommandModule } from "yargs";
+import type { Connection } from "../../lib/conntrack/connection.js";
+import { expandInputs } from "../../lib/pipeline/inputs.js";
+import {
+  ChunkedWriter,
+  replayCaptures,
+  type ReplayResult,
+  type TimePoint,
+} from "../../lib/pipeline/replay.js";
+import { formatProcLine } from "../../lib/report/conntrack-text.js";
+import {
+  JsonArrayFormatter,
+  TABLE_CSV_COLUMNS,
+  connectionCsvRow,
+  connectionRecord,
+  conntrackListTrailer,
+  csvRow,
+  formatConntrackListLine,
+  isoTimeNs,
+  type TableView,
+} from "../../lib/report/event-formats.js";
+import { UsageError } from "../errors.js";
+import { parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
+import {
+  OutputTarget,
+  formatReplaySummary,
+  reportWarnings,
+  settingsFromArguments,
+  warnOnStderr,
+  withConntrackSettings,
+} from "./events.js";
+
+export const TABLE_FORMATS = ["proc", "conntrack", "csv", "json"] as const;
+type TableFormat = (typeof TABLE_FORMATS)[number];
+
+interface TableArguments {
+  files: string[];
+  "reorder-window": string;
+  at?: string;
+  format: TableFormat;
+  sysctl?: string;
+  timeout?: string[];
+  hz?: number;
+  summary: boolean;
+  output?: string;
+}
+
+/**
+ * Reads a point in capture time: epoch seconds with an optional fraction ("1764000000.25"), ISO 8601
+ * ("2025-11-24T16:00:00.25Z"; without an offset it is local time, as ISO 8601 says), or "+SECONDS"
+ * counted from the first packet ("+1.5"). Fractions are kept to the nanosecond.
+ */
+export function parseTimePoint(text: string): TimePoint {
+  const trimmed = text.trim();
+  const relative = /^\+(\d+)(?:\.(\d+))?$/.exec(trimmed);
+  if (relative) return { kind: "relative", offsetNs: Number(relative[1]) * 1e9 + fractionNs(relative[2]) };
+  const epoch = /^(\d+)(?:\.(\d+))?$/.exec(trimmed);
+  if (epoch) return { kind: "absolute", tsSec: Number(epoch[1]), tsNsec: fractionNs(epoch[2]) };
+  const iso =
+    /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(
+      trimmed,
+    );
+  if (iso) {
+    const [, year, month, day, hour, minute, second, fraction, zone] = iso;
+    const fields = [
+      Number(year),
+      Number(month) - 1,
+      Number(day),
+      Number(hour),
+      Number(minute),
+      Number(second ?? 0),
+    ];
+    const valid =
+      fields[1] <= 11 &&
+      fields[2] >= 1 &&
+      fields[2] <= 31 &&
+      fields[3] <= 23 &&
+      fields[4] <= 59 &&
+      fields[5] <= 60;
+    if (valid) {
+      let ms: number;
+      if (zone === undefined) {
+        ms = new Date(fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]).getTime();
+      } else {
+        ms = Date.UTC(fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]) - zoneOffsetMs(zone);
+      }
+      return { kind: "absolute", tsSec: Math.floor(ms / 1000), tsNsec: fractionNs(fraction) };
+    }
+  }
+  throw new UsageError(
+    `--at: "${text}" is not a time (examples: 1764000000.5, 2025-11-24T16:00:00.5Z, +2.5 for 2.5 s after the first packet)`,
+  );
+}
+
+function fractionNs(digits: string | undefined): number {
+  if (digits === undefined) return 0;
+  return Number(digits.slice(0, 9).padEnd(9, "0"));
+}
+
+function zoneOffsetMs(zone: string): number {
+  if (zone.toUpperCase() === "Z") return 0;
+  const sign = zone[0] === "-" ? -1 : 1;
+  const digits = zone.slice(1).replace(":", "");
+  return sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || 0)) * 60_000;
+}
+
+export const tableCommand: CommandModule<object, TableArguments> = {
+  command: "table <files..>",
+  describe: "Replay captures through conntrack and print the connection table as it stood at a given time",
+  builder: (argv) =>
+    withOutputOption(withConntrackSettings(withCaptureInputs(argv)))
+      .option("at", {
+        type: "string",
+        describe:
+          "when to look: epoch seconds (1764000000.5), ISO 8601 (2025-11-24T16:00:00.5Z) or +SECONDS after " +
+          "the first packet; default: the last packet",
+      })
+      .option("format", {
+        choices: TABLE_FORMATS,
+        default: "proc" as const,
+        describe: "proc: /proc/net/nf_conntrack lines; conntrack: `conntrack -L` lines; csv; json",
+      })
+      .option("summary", {
+        type: "boolean",
+        default: false,
+        describe: "account for every packet read on standard error: record classes and conntrack verdicts",
+      })
+      .example("$0 table capture.pcap --at +30", "the table 30 s after the first packet")
+      .example("$0 table capture.pcap --format conntrack", "as `conntrack -L` lists it at the end"),
+  handler: async (args) => {
+    const until = args.at === undefined ? undefined : parseTimePoint(args.at);
+    const files = await expandInputs(args.files);
+    const settings = await settingsFromArguments(args, warnOnStderr);
+    const result = await replayCaptures(files, {
+      settings,
+      reorderWindowNs: parseDurationNs(args["reorder-window"], "reorder-window"),
+      until,
+    });
+    reportWarnings(result);
+    const output = new OutputTarget(args.output);
+    const writer = new ChunkedWriter(output.stream);
+    let count: number;
+    try {
+      count = writeTable(result, args.format, (text) => writer.write(text));
+      await writer.finish();
+      await output.commit();
+    } catch (error) {
+      await output.abandon();
+      throw error;
+    }
+    if (args.format === "conntrack") process.stderr.write(`${conntrackListTrailer(count)}\n`);
+    if (result.until === null && result.last === null) warnOnStderr("no packets: the table is empty");
+    if (args.summary) {
+      const at = result.until ?? result.last;
+      if (at) process.stderr.write(`table at ${isoTimeNs(at.tsSec, at.tsNsec)}\n`);
+      process.stderr.write(formatReplaySummary(result));
+    }
+  },
+};
+
+/** Writes the live entries in creation order; returns how many. */
+export function writeTable(result: ReplayResult, format: TableFormat, write: (text: string) => void): number {
+  const engine = result.engine;
+  const view: TableView = {
+    now: engine.now,
+    accounting: engine.settings.acct !== 0,
+    timestamps: engine.settings.timestamp !== 0,
+    hz: engine.settings.hz,
+  };
+  const connections: Connection[] = [...engine.entries()].sort((a, b) => a.id - b.id);
+  switch (format) {
+    case "proc":
+      for (const connection of connections)
+        write(
+          `${formatProcLine(connection, { ...view, use: 2, greTimeout: engine.settings.greTimeout, greTimeoutStream: engine.settings.greTimeoutStream })}\n`,
+        );
+      break;
+    case "conntrack":
+      for (const connection of connections) write(`${formatConntrackListLine(connection, view)}\n`);
+      break;
+    case "csv":
+      write(csvRow(TABLE_CSV_COLUMNS));
+      for (const connection of connections) write(connectionCsvRow(connectionRecord(connection, view)));
+      break;
+    case "json": {
+      const json = new JsonArrayFormatter((connection: Connection) => connectionRecord(connection, view));
+      write(json.header());
+      for (const connection of connections) write(json.format(connection));
+      write(json.footer());
+      break;
+    }
+  }
+  return connections.length;
+}

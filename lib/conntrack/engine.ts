@@ -1,0 +1,969 @@
+/**
+ * The conntrack engine: feeds decoded packets through a model of nf_conntrack_in (lookup from
+ * either direction, protocol trackers, SEEN_REPLY, confirmation) and emits the events
+ * `conntrack -E` would show. Pure: packet timestamps are its only clock, and it does no I/O.
+ *
+ * Time inside the engine is nanoseconds relative to the first second it saw (`epochSec`), exact in
+ * a double for captures up to ~104 days.
+ */
+import {
+  DecodedPacket,
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPPROTO_UDPLITE,
+  IPPROTO_SCTP,
+  IPPROTO_GRE,
+} from "../decode/packet.js";
+import { Connection, DIR_ORIGINAL, DIR_REPLY, Status, Tuple } from "./connection.js";
+import { ConnectionTable, ExpiryHeap } from "./table.js";
+import { ConntrackSettings, makeSettings } from "./settings.js";
+import { EVENT_ASSURED, EVENT_PROTOINFO, TcpHost, TcpResult, TcpTracker } from "./tcp.js";
+import {
+  Expectation,
+  ExpectationTable,
+  ExpectEvent,
+  expectationRemainingSeconds,
+  type ExpectRemovalCause,
+} from "./expectations.js";
+import {
+  HelperVerdict,
+  newHelperStats,
+  type ConntrackHelper,
+  type ExpectRequest,
+  type HelperHost,
+  type HelperStats,
+} from "./helpers/helper.js";
+import { FtpHelper } from "./helpers/ftp.js";
+import { TftpHelper } from "./helpers/tftp.js";
+
+/** What conntrack made of a packet (the ctinfo a ruleset would match on, or why none). */
+export const Verdict = {
+  /** Original direction, no reply seen yet (ctinfo NEW), including the packet that created the entry. */
+  New: 0,
+  /** Part of a connection that has seen a reply, either direction (ESTABLISHED / ESTABLISHED_REPLY). */
+  Established: 1,
+  /** An ICMP error about a tracked connection. */
+  Related: 2,
+  /** Not trackable; `engine.reason` says why. */
+  Invalid: 3,
+  /** Deliberately untracked (ICMPv6 neighbour discovery / MLD, non-IP). */
+  Ignored: 4,
+  /**
+   * Tracked, then dropped by a helper (an FTP command split across segments or malformed, an
+   * expectation the table refused): `engine.reason` says why. Its events wait for the next packet.
+   */
+  Dropped: 5,
+} as const;
+export type PacketVerdict = (typeof Verdict)[keyof typeof Verdict];
+export const VERDICT_NAMES = ["NEW", "ESTABLISHED", "RELATED", "INVALID", "IGNORED", "DROPPED"] as const;
+
+/** Event message bits (`enum ip_conntrack_events`). */
+export const EventBit = {
+  New: 1 << 0,
+  Related: 1 << 1,
+  Destroy: 1 << 2,
+  Reply: 1 << 3,
+  Assured: EVENT_ASSURED,
+  ProtoInfo: EVENT_PROTOINFO,
+  Helper: 1 << 6,
+} as const;
+
+export type ConntrackEventType = "NEW" | "UPDATE" | "DESTROY";
+
+/**
+ * One event message. The engine reuses a single instance: read or copy it inside `onEvent`.
+ * Optional numbers use -1 for "not in the message".
+ */
+export class ConntrackEvent {
+  type: ConntrackEventType = "NEW";
+  tsSec = 0;
+  tsNsec = 0;
+  connection!: Connection;
+  /** Event bits the message carries. */
+  bits = 0;
+  /** TCP state, when the message carries PROTOINFO (always on TCP DESTROY), else -1. */
+  state = -1;
+  /** Remaining seconds (floor), -1 when absent (DESTROY after natural expiry). */
+  timeout = -1;
+  seenReply = false;
+  assured = false;
+  /** Counters, on DESTROY when accounting is on. */
+  hasCounters = false;
+  originalPackets = 0;
+  originalBytes = 0;
+  replyPackets = 0;
+  replyBytes = 0;
+  /** Whole seconds between start and stop, on DESTROY when timestamps are on, else -1. */
+  deltaTime = -1;
+  helper: string | null = null;
+  /** Why a DESTROY happened: "expired", "reset" (RST on an unanswered entry), "reopen". */
+  destroyCause: "" | "expired" | "reset" | "reopen" | "drain" = "";
+}
+
+/** Helpers this engine knows, by name. */
+export const HELPER_NAMES = ["ftp", "tftp"] as const;
+export type HelperName = (typeof HELPER_NAMES)[number];
+
+export interface EngineOptions {
+  /** Timeouts and switches; missing fields take kernel defaults. Keys may be sysctl names. */
+  settings?: Partial<ConntrackSettings> | Record<string, number>;
+  onEvent?: (event: ConntrackEvent) => void;
+  /** Expectation events (`conntrack -E expect`); the engine reuses one instance. */
+  onExpectEvent?: (event: ExpectEvent) => void;
+  /**
+   * Attach helpers as `CT --helper` rules would (default true): a connection whose first packet goes
+   * to one of a helper's ports gets that helper. false: no helpers, hence no expectations.
+   */
+  helpers?: boolean;
+  /**
+   * Ports per helper, replacing that helper's defaults (ftp [21], tftp [69]); an empty list turns the
+   * helper off. Example: `{ ftp: [21, 2121] }`.
+   */
+  helperPorts?: Partial<Record<HelperName, readonly number[]>>;
+  /** nf_conntrack_ftp's `loose` parameter (default false). */
+  ftpLoose?: boolean;
+}
+
+export interface ExpectationStats {
+  created: number;
+  /** Fulfilled by a new connection (which became RELATED). */
+  used: number;
+  expired: number;
+  evicted: number;
+  replaced: number;
+  masterDestroyed: number;
+  /** Registrations refused (clash, table full, same tuple of another class). */
+  refused: number;
+  maxLive: number;
+}
+
+export interface EngineStats {
+  packets: number;
+  /** Packets by verdict, indexed by `Verdict`. */
+  verdicts: number[];
+  /** Invalid and ignored packets by reason. */
+  reasons: Map<string, number>;
+  /** TCP packets let through without any update (table sIG, window IGNORE). */
+  tcpIgnored: number;
+  connectionsCreated: number;
+  connectionsExpired: number;
+  connectionsKilled: number;
+  maxLive: number;
+  events: { NEW: number; UPDATE: number; DESTROY: number };
+  /** Packets whose timestamp was earlier than the engine clock (processed at the clock). */
+  timeWentBack: number;
+  expectations: ExpectationStats;
+  helpers: HelperStats;
+}
+
+const NS = 1e9;
+const GRE_PROTOCOL_PPP = 0x880b;
+
+export const Reason = {
+  notIp: "not an IP packet",
+  noPorts: "transport header too short for a tuple",
+  udpMalformed: "udp: truncated/malformed packet",
+  udpliteCoverage: "udplite: invalid checksum coverage",
+  icmpShort: "icmp: short packet",
+  icmpBadType: "icmp: invalid type",
+  icmpNoEmbedded: "icmp: error without a usable quoted header",
+  icmpNoMatch: "icmp: error for no tracked connection",
+  icmpOuterMismatch: "icmp: outer destination differs from the connection",
+  cannotInvert: "icmp: type without a reply type cannot start a connection",
+  icmpNotNew: "icmp: only requests start a connection",
+  icmpv6Untracked: "icmpv6: neighbour discovery / MLD (untracked)",
+  icmpv6BadRedirect: "icmpv6: redirect with bad source or hop limit",
+  greUnsupported: "gre: version 1 without PPP payload",
+  helperPartial: "helper: command split across segments (dropped)",
+  helperMalformed: "helper: command with an unparsable address or port (dropped)",
+  helperRefused: "helper: expectation refused (dropped)",
+} as const;
+
+export class ConntrackEngine implements TcpHost, HelperHost {
+  readonly settings: ConntrackSettings;
+  readonly stats: EngineStats = {
+    packets: 0,
+    verdicts: [0, 0, 0, 0, 0, 0],
+    reasons: new Map(),
+    tcpIgnored: 0,
+    connectionsCreated: 0,
+    connectionsExpired: 0,
+    connectionsKilled: 0,
+    maxLive: 0,
+    events: { NEW: 0, UPDATE: 0, DESTROY: 0 },
+    timeWentBack: 0,
+    expectations: {
+      created: 0,
+      used: 0,
+      expired: 0,
+      evicted: 0,
+      replaced: 0,
+      masterDestroyed: 0,
+      refused: 0,
+      maxLive: 0,
+    },
+    helpers: newHelperStats(),
+  };
+  /** Reason for the last INVALID or IGNORED verdict. */
+  reason = "";
+  /** Whole second all engine times count from (set by the first packet or advanceTo). */
+  epochSec = -1;
+  /** Engine clock, ns since `epochSec`. */
+  now = 0;
+
+  private readonly table = new ConnectionTable();
+  private readonly heap = new ExpiryHeap();
+  private readonly tcp: TcpTracker;
+  private readonly onEvent: ((event: ConntrackEvent) => void) | null;
+  private readonly event = new ConntrackEvent();
+  private readonly probe = new Tuple();
+  private readonly words = new Uint32Array(4);
+  /** A connection object ready for the next new flow; only confirmed ones are replaced. */
+  private spare = new Connection();
+  private nextId = 1;
+  /** Event bits gathered while processing the current packet. */
+  private pendingBits = 0;
+  private readonly expectationTable: ExpectationTable;
+  private readonly onExpectEvent: ((event: ExpectEvent) => void) | null;
+  private readonly expectEvent = new ExpectEvent();
+  /** Helper by `protocol << 16 | port` of a connection's first packet's destination. */
+  private readonly helperByPort = new Map<number, ConntrackHelper>();
+  /** Helper drop counters as of the last drop, to name the next drop's cause. */
+  private readonly lastHelperDrops = [0, 0, 0];
+
+  constructor(options: EngineOptions = {}) {
+    this.settings = makeSettings(options.settings ?? {});
+    this.tcp = new TcpTracker(this.settings);
+    this.onEvent = options.onEvent ?? null;
+    this.onExpectEvent = options.onExpectEvent ?? null;
+    this.expectationTable = new ExpectationTable(this.settings.expectMax, (expectation, cause, at) =>
+      this.expectationRemoved(expectation, cause, at),
+    );
+    if (options.helpers !== false) {
+      const ports = options.helperPorts ?? {};
+      const helpers: ConntrackHelper[] = [
+        new FtpHelper({ loose: options.ftpLoose ?? false, ports: ports.ftp }),
+        new TftpHelper({ ports: ports.tftp }),
+      ];
+      for (const helper of helpers) {
+        for (const port of helper.defaultPorts) {
+          if (!Number.isInteger(port) || port < 0 || port > 0xffff)
+            throw new Error(`helper ${helper.name}: bad port ${port}`);
+          this.helperByPort.set((helper.protocol << 16) | port, helper);
+        }
+      }
+    }
+  }
+
+  get helperStats(): HelperStats {
+    return this.stats.helpers;
+  }
+
+  /** Live expectations, oldest first. */
+  expectations(): Expectation[] {
+    return this.expectationTable.entries();
+  }
+
+  get liveExpectations(): number {
+    return this.expectationTable.size;
+  }
+
+  get liveConnections(): number {
+    return this.table.size;
+  }
+
+  entries(): Iterable<Connection> {
+    return this.table.connections();
+  }
+
+  /** Runs the clock to the given capture time, destroying everything that expires up to it. */
+  advanceTo(tsSec: number, tsNsec: number): void {
+    if (this.epochSec < 0) this.epochSec = tsSec;
+    const t = (tsSec - this.epochSec) * NS + tsNsec;
+    if (t < this.now) return;
+    this.expireUntil(t);
+    this.now = t;
+  }
+
+  /** End of input: every remaining connection expires, in order, at its own expiry time. */
+  drain(): void {
+    this.expireUntil(Infinity);
+  }
+
+  /** Converts an engine time to capture seconds/nanoseconds. */
+  toCaptureTime(t: number, out: { tsSec: number; tsNsec: number }): void {
+    const sec = Math.floor(t / NS);
+    out.tsSec = this.epochSec + sec;
+    out.tsNsec = Math.round(t - sec * NS);
+  }
+
+  process(packet: DecodedPacket): PacketVerdict {
+    this.stats.packets++;
+    if (this.epochSec < 0) this.epochSec = packet.tsSec;
+    let t = (packet.tsSec - this.epochSec) * NS + packet.tsNsec;
+    if (t < this.now) {
+      this.stats.timeWentBack++;
+      t = this.now;
+    }
+    this.expireUntil(t);
+    this.now = t;
+    const verdict = this.classify(packet);
+    this.stats.verdicts[verdict]++;
+    if (verdict === Verdict.Invalid || verdict === Verdict.Ignored) {
+      this.stats.reasons.set(this.reason, (this.stats.reasons.get(this.reason) ?? 0) + 1);
+    }
+    return verdict;
+  }
+
+  private classify(packet: DecodedPacket): PacketVerdict {
+    if (packet.ipVersion !== 4 && packet.ipVersion !== 6) return this.ignored(Reason.notIp);
+    const protocol = packet.protocol;
+    if (protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6) {
+      const outcome = this.icmpError(packet);
+      if (outcome >= 0) return outcome as PacketVerdict;
+    }
+    this.reason = Reason.noPorts;
+    if (!this.fillProbe(packet)) return this.invalid(this.reason);
+
+    for (;;) {
+      const node = this.table.find(this.probe);
+      let connection: Connection;
+      let direction: number;
+      let confirmed: boolean;
+      if (node !== null) {
+        connection = node.connection;
+        direction = node.direction;
+        confirmed = true;
+      } else {
+        connection = this.spare;
+        direction = DIR_ORIGINAL;
+        confirmed = false;
+        if (!this.prepare(connection)) return this.invalid(Reason.cannotInvert);
+      }
+      const established = direction === DIR_REPLY || connection.seenReply;
+      this.pendingBits = confirmed ? connection.cachedEventBits : 0;
+      connection.cachedEventBits = 0;
+      const result = this.track(connection, direction, packet, confirmed);
+      if (result === TRACK_INVALID) {
+        connection.cachedEventBits = this.pendingBits;
+        return Verdict.Invalid;
+      }
+      if (result === TRACK_REOPEN) {
+        this.destroy(connection, this.now, "reopen");
+        continue;
+      }
+      // An expected connection's packets are RELATED until the other side answers.
+      const verdict: PacketVerdict = established
+        ? Verdict.Established
+        : connection.expected
+          ? Verdict.Related
+          : Verdict.New;
+      if (result === TRACK_KILLED) return verdict;
+      if (direction === DIR_REPLY && !connection.seenReply) {
+        connection.status |= Status.SeenReply;
+        this.pendingBits |= EventBit.Reply;
+      }
+      // Helpers run at the confirm hook, before the entry is confirmed and its events go out.
+      const helper = connection.helperModule;
+      if (
+        helper !== null &&
+        helper.help(connection, direction, established, packet, this) === HelperVerdict.Drop
+      ) {
+        this.reason = this.helperDropReason();
+        if (confirmed) {
+          connection.cachedEventBits = this.pendingBits;
+        } else {
+          // An entry that never gets confirmed takes what its helper expected with it (TFTP).
+          this.expectationTable.removeForMaster(connection, this.now);
+        }
+        return Verdict.Dropped;
+      }
+      if (!confirmed) this.confirm(connection);
+      if (this.pendingBits !== 0)
+        this.emit(connection, this.pendingBits & (EventBit.New | EventBit.Related) ? "NEW" : "UPDATE");
+      return verdict;
+    }
+  }
+
+  /** Runs the protocol tracker. */
+  private track(
+    connection: Connection,
+    direction: number,
+    packet: DecodedPacket,
+    confirmed: boolean,
+  ): number {
+    switch (packet.protocol) {
+      case IPPROTO_TCP: {
+        const tracker = this.tcp;
+        if (!tracker.checkHeader(packet)) return this.trackInvalid(tracker.reason);
+        if (!confirmed) {
+          this.initConnection(connection);
+          if (!tracker.startConnection(connection, packet)) return this.trackInvalid(tracker.reason);
+        }
+        const result = tracker.track(connection, direction, packet, this);
+        switch (result) {
+          case TcpResult.Invalid:
+            return this.trackInvalid(tracker.reason);
+          case TcpResult.Reopen:
+            return TRACK_REOPEN;
+          case TcpResult.Killed:
+            return TRACK_KILLED;
+          case TcpResult.Ignore:
+            this.stats.tcpIgnored++;
+            return TRACK_ACCEPT;
+          default:
+            return TRACK_ACCEPT;
+        }
+      }
+      case IPPROTO_UDP:
+      case IPPROTO_UDPLITE:
+        return this.trackUdp(connection, direction, packet, confirmed);
+      case IPPROTO_ICMP:
+      case IPPROTO_ICMPV6: {
+        if (!confirmed) this.initConnection(connection);
+        if (!confirmed && !isIcmpRequest(packet.protocol, packet.icmpType))
+          return this.trackInvalid(Reason.icmpNotNew);
+        const seconds =
+          packet.protocol === IPPROTO_ICMP ? this.settings.icmpTimeout : this.settings.icmpv6Timeout;
+        this.refreshAccount(connection, direction, packet, seconds);
+        return TRACK_ACCEPT;
+      }
+      case IPPROTO_GRE:
+        if (!confirmed) this.initConnection(connection);
+        // Any packet once a reply was seen makes a GRE flow assured (no two-second rule).
+        if (connection.seenReply) {
+          this.refreshAccount(connection, direction, packet, this.settings.greTimeoutStream);
+          if (!connection.assured) {
+            connection.status |= Status.Assured;
+            this.pendingBits |= EventBit.Assured;
+          }
+        } else {
+          this.refreshAccount(connection, direction, packet, this.settings.greTimeout);
+        }
+        return TRACK_ACCEPT;
+      default:
+        if (!confirmed) this.initConnection(connection);
+        this.refreshAccount(connection, direction, packet, this.settings.genericTimeout);
+        return TRACK_ACCEPT;
+    }
+  }
+
+  private trackUdp(
+    connection: Connection,
+    direction: number,
+    packet: DecodedPacket,
+    confirmed: boolean,
+  ): number {
+    const available = packet.l4Length;
+    const length = packet.udpLength;
+    if (packet.protocol === IPPROTO_UDPLITE) {
+      // UDP-Lite: the length field is the checksum coverage (0 = everything).
+      if (length !== 0 && (length < 8 || length > available))
+        return this.trackInvalid(Reason.udpliteCoverage);
+      if (!confirmed) this.initConnection(connection);
+      if (connection.seenReply) {
+        this.refreshAccount(connection, direction, packet, this.settings.udpTimeoutStream);
+        if (!connection.assured) {
+          connection.status |= Status.Assured;
+          this.pendingBits |= EventBit.Assured;
+        }
+      } else {
+        this.refreshAccount(connection, direction, packet, this.settings.udpTimeout);
+      }
+      return TRACK_ACCEPT;
+    }
+    if (length > available || length < 8) return this.trackInvalid(Reason.udpMalformed);
+    if (!confirmed) {
+      this.initConnection(connection);
+      connection.udpStreamDeadline = this.now + 2 * NS;
+    }
+    const status = connection.status;
+    if ((status & Status.SeenReply) !== 0) {
+      // A flow still talking both ways after its first two seconds is a stream.
+      const stream = this.now > connection.udpStreamDeadline;
+      this.refreshAccount(
+        connection,
+        direction,
+        packet,
+        stream ? this.settings.udpTimeoutStream : this.settings.udpTimeout,
+      );
+      if (stream && (status & Status.Assured) === 0) {
+        connection.status |= Status.Assured;
+        this.pendingBits |= EventBit.Assured;
+      }
+    } else {
+      this.refreshAccount(connection, direction, packet, this.settings.udpTimeout);
+    }
+    return TRACK_ACCEPT;
+  }
+
+  /**
+   * ICMP/ICMPv6 before the lookup: errors are related to the connection they quote (or invalid),
+   * neighbour discovery is untracked. Returns a verdict, or -1 to continue with normal tracking.
+   */
+  private icmpError(packet: DecodedPacket): number {
+    if (!packet.hasPorts) return this.invalid(Reason.icmpShort);
+    const type = packet.icmpType;
+    if (packet.protocol === IPPROTO_ICMP) {
+      if (type > 18) return this.invalid(Reason.icmpBadType);
+      if (type !== 3 && type !== 4 && type !== 5 && type !== 11 && type !== 12) return -1;
+      return this.related(packet);
+    }
+    if ((type >= 130 && type <= 136) || type === 143 || type === 151 || type === 152) {
+      return this.ignored(Reason.icmpv6Untracked);
+    }
+    if (type === 137) {
+      if (packet.icmpCode !== 0) return -1;
+      const linkLocal = packet.src[0] === 0xfe && (packet.src[1] & 0xc0) === 0x80;
+      if (packet.ttl !== 255 || !linkLocal) return this.invalid(Reason.icmpv6BadRedirect);
+      return this.related(packet);
+    }
+    if (type >= 128) return -1;
+    return this.related(packet);
+  }
+
+  /** `nf_conntrack_inet_error`: find the connection the quoted packet belongs to. */
+  private related(packet: DecodedPacket): number {
+    const inner = packet.embedded;
+    if (!inner.present) return this.invalid(Reason.icmpNoEmbedded);
+    const probe = this.probe;
+    // The quoted packet travelled the other way: look up its inverse.
+    probe.family = inner.ipVersion;
+    probe.protocol = inner.protocol;
+    if (inner.ipVersion === 4) {
+      probe.src0 = inner.dstV4 >>> 0;
+      probe.dst0 = inner.srcV4 >>> 0;
+      probe.src1 = probe.src2 = probe.src3 = probe.dst1 = probe.dst2 = probe.dst3 = 0;
+    } else {
+      const w = this.words;
+      wordsOf(inner.dst, w);
+      probe.src0 = w[0];
+      probe.src1 = w[1];
+      probe.src2 = w[2];
+      probe.src3 = w[3];
+      wordsOf(inner.src, w);
+      probe.dst0 = w[0];
+      probe.dst1 = w[1];
+      probe.dst2 = w[2];
+      probe.dst3 = w[3];
+    }
+    if (hasPortTuple(inner.protocol)) {
+      if (!inner.hasPorts) return this.invalid(Reason.icmpNoEmbedded);
+      probe.srcPort = inner.dstPort;
+      probe.dstPort = inner.srcPort;
+    } else if (inner.protocol === IPPROTO_ICMP || inner.protocol === IPPROTO_ICMPV6) {
+      if (!inner.hasPorts) return this.invalid(Reason.icmpNoEmbedded);
+      const replyType = icmpReplyType(inner.protocol, inner.icmpType);
+      if (replyType < 0) return this.invalid(Reason.icmpNoMatch);
+      probe.srcPort = inner.icmpId;
+      probe.dstPort = (replyType << 8) | inner.icmpCode;
+    } else {
+      probe.srcPort = 0;
+      probe.dstPort = 0;
+    }
+    const node = this.table.find(probe);
+    if (node === null) return this.invalid(Reason.icmpNoMatch);
+    let d0: number, d1: number, d2: number, d3: number;
+    if (packet.ipVersion === 4) {
+      d0 = packet.dstV4 >>> 0;
+      d1 = d2 = d3 = 0;
+    } else {
+      const w = this.words;
+      wordsOf(packet.dst, w);
+      d0 = w[0];
+      d1 = w[1];
+      d2 = w[2];
+      d3 = w[3];
+    }
+    if (!node.tuple.sameDestination(packet.ipVersion, d0, d1, d2, d3))
+      return this.invalid(Reason.icmpOuterMismatch);
+    return Verdict.Related;
+  }
+
+  /** Fills the probe tuple from the packet; false when the packet is too short for one. */
+  private fillProbe(packet: DecodedPacket): boolean {
+    const probe = this.probe;
+    probe.family = packet.ipVersion;
+    probe.protocol = packet.protocol;
+    if (packet.ipVersion === 4) {
+      probe.src0 = packet.srcV4 >>> 0;
+      probe.dst0 = packet.dstV4 >>> 0;
+      probe.src1 = probe.src2 = probe.src3 = probe.dst1 = probe.dst2 = probe.dst3 = 0;
+    } else {
+      const w = this.words;
+      wordsOf(packet.src, w);
+      probe.src0 = w[0];
+      probe.src1 = w[1];
+      probe.src2 = w[2];
+      probe.src3 = w[3];
+      wordsOf(packet.dst, w);
+      probe.dst0 = w[0];
+      probe.dst1 = w[1];
+      probe.dst2 = w[2];
+      probe.dst3 = w[3];
+    }
+    const protocol = packet.protocol;
+    if (hasPortTuple(protocol)) {
+      if (!packet.hasPorts) return false;
+      probe.srcPort = packet.srcPort;
+      probe.dstPort = packet.dstPort;
+    } else if (protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6) {
+      if (!packet.hasPorts) return false;
+      probe.srcPort = packet.icmpId;
+      probe.dstPort = (packet.icmpType << 8) | packet.icmpCode;
+    } else if (protocol === IPPROTO_GRE && packet.greVersion === 1) {
+      // PPTP's enhanced GRE: the key's low half is the call id; the source key would come from the
+      // PPTP helper's keymap, which this model does not have (as a kernel without the helper).
+      if (packet.greProtocol !== GRE_PROTOCOL_PPP || !packet.greHasKey) {
+        this.reason = Reason.greUnsupported;
+        return false;
+      }
+      probe.srcPort = 0;
+      probe.dstPort = packet.greKey & 0xffff;
+    } else {
+      probe.srcPort = 0;
+      probe.dstPort = 0;
+    }
+    return true;
+  }
+
+  /** `init_conntrack`: a fresh entry from the probe; false when the tuple cannot be inverted. */
+  private prepare(connection: Connection): boolean {
+    const probe = this.probe;
+    const original = connection.original;
+    const reply = connection.reply;
+    original.copyFrom(probe);
+    reply.family = probe.family;
+    reply.protocol = probe.protocol;
+    reply.src0 = probe.dst0;
+    reply.src1 = probe.dst1;
+    reply.src2 = probe.dst2;
+    reply.src3 = probe.dst3;
+    reply.dst0 = probe.src0;
+    reply.dst1 = probe.src1;
+    reply.dst2 = probe.src2;
+    reply.dst3 = probe.src3;
+    if (probe.protocol === IPPROTO_ICMP || probe.protocol === IPPROTO_ICMPV6) {
+      const replyType = icmpReplyType(probe.protocol, probe.dstPort >>> 8);
+      if (replyType < 0) return false;
+      reply.srcPort = probe.srcPort;
+      reply.dstPort = (replyType << 8) | (probe.dstPort & 0xff);
+    } else {
+      reply.srcPort = probe.dstPort;
+      reply.dstPort = probe.srcPort;
+    }
+    connection.status = 0;
+    connection.dead = false;
+    // A TCP state object left by an earlier invalid first packet is reused by the tracker.
+    if (probe.protocol !== IPPROTO_TCP) connection.tcp = null;
+    connection.originalPackets = connection.originalBytes = 0;
+    connection.replyPackets = connection.replyBytes = 0;
+    connection.expiresAt = this.now;
+    connection.helper = null;
+    connection.helperModule = null;
+    connection.helperState = null;
+    connection.master = null;
+    connection.expectations = null;
+    connection.cachedEventBits = 0;
+    return true;
+  }
+
+  /**
+   * `init_conntrack` after the protocol's own checks: a new entry either fulfils an expectation (it
+   * becomes RELATED to the expectation's master, which is used up at once) or gets the helper its
+   * port's rule names.
+   */
+  private initConnection(connection: Connection): void {
+    const expectation = this.expectationTable.find(connection.original);
+    if (expectation !== null) {
+      connection.status |= Status.Expected;
+      connection.master = expectation.master;
+      this.expectationTable.remove(expectation, "used", this.now);
+      return;
+    }
+    if (this.helperByPort.size === 0) return;
+    const helper = this.helperByPort.get((connection.original.protocol << 16) | connection.original.dstPort);
+    if (helper === undefined) return;
+    connection.helperModule = helper;
+    connection.helper = helper.name;
+  }
+
+  /** HelperHost: `nf_ct_expect_related` for `master`'s helper. */
+  expectRelated(master: Connection, request: ExpectRequest): number {
+    const helper = master.helperModule;
+    if (helper === null) return ExpectErrorShutdown;
+    const outcome = this.expectationTable.register(master, helper.name, helper.policy, request, this.now);
+    if (typeof outcome === "number") {
+      this.stats.expectations.refused++;
+      return outcome;
+    }
+    const stats = this.stats.expectations;
+    stats.created++;
+    if (this.expectationTable.size > stats.maxLive) stats.maxLive = this.expectationTable.size;
+    this.emitExpect(outcome, "NEW", this.now, "");
+    return 0;
+  }
+
+  private expectationRemoved(expectation: Expectation, cause: ExpectRemovalCause, at: number): void {
+    const stats = this.stats.expectations;
+    switch (cause) {
+      case "used":
+        stats.used++;
+        break;
+      case "expired":
+      case "drain":
+        stats.expired++;
+        break;
+      case "evicted":
+        stats.evicted++;
+        break;
+      case "replaced":
+        stats.replaced++;
+        break;
+      case "master-destroyed":
+        stats.masterDestroyed++;
+        break;
+    }
+    this.emitExpect(expectation, "DESTROY", at, cause);
+  }
+
+  private emitExpect(
+    expectation: Expectation,
+    type: "NEW" | "DESTROY",
+    at: number,
+    cause: ExpectRemovalCause | "",
+  ): void {
+    if (this.onExpectEvent === null || this.settings.events === 0) return;
+    const event = this.expectEvent;
+    event.type = type;
+    this.toCaptureTime(at, event);
+    event.expectation = expectation;
+    event.timeout = expectationRemainingSeconds(expectation, at, this.settings.hz);
+    event.cause = cause;
+    this.onExpectEvent(event);
+  }
+
+  private helperDropReason(): string {
+    const stats = this.stats.helpers;
+    // The counter the helper just raised names the cause.
+    if (stats.partialDrops !== this.lastHelperDrops[0]) {
+      this.lastHelperDrops[0] = stats.partialDrops;
+      return Reason.helperPartial;
+    }
+    if (stats.malformedDrops !== this.lastHelperDrops[1]) {
+      this.lastHelperDrops[1] = stats.malformedDrops;
+      return Reason.helperMalformed;
+    }
+    this.lastHelperDrops[2] = stats.refusedDrops;
+    return Reason.helperRefused;
+  }
+
+  /** `__nf_conntrack_confirm`: the entry joins the table and the timer starts. */
+  private confirm(connection: Connection): void {
+    connection.id = this.nextId++;
+    connection.startedAt = this.now;
+    this.table.insert(connection);
+    this.heap.push(connection);
+    // An expected connection's confirmation is a RELATED event (printed as [NEW] all the same).
+    this.pendingBits |= connection.master !== null ? EventBit.Related : EventBit.New;
+    this.stats.connectionsCreated++;
+    if (this.table.size > this.stats.maxLive) this.stats.maxLive = this.table.size;
+    this.spare = new Connection();
+  }
+
+  refreshAccount(connection: Connection, direction: number, packet: DecodedPacket, seconds: number): void {
+    this.setTimeout(connection, seconds);
+    this.account(connection, direction, packet);
+  }
+
+  setTimeout(connection: Connection, seconds: number): void {
+    connection.expiresAt = this.now + seconds * NS;
+    if (connection.heapIndex >= 0) this.heap.update(connection);
+  }
+
+  killAccount(connection: Connection, direction: number, packet: DecodedPacket): void {
+    this.account(connection, direction, packet);
+    this.destroy(connection, this.now, "reset");
+  }
+
+  cacheEvent(bits: number): void {
+    this.pendingBits |= bits;
+  }
+
+  private account(connection: Connection, direction: number, packet: DecodedPacket): void {
+    if (direction === DIR_ORIGINAL) {
+      connection.originalPackets++;
+      connection.originalBytes += packet.ipLength;
+    } else {
+      connection.replyPackets++;
+      connection.replyBytes += packet.ipLength;
+    }
+  }
+
+  /** Connections and expectations whose timers run out up to `t`, in time order. */
+  private expireUntil(t: number): void {
+    const expectations = this.expectationTable;
+    for (;;) {
+      const nextExpectation = expectations.nextExpiry();
+      const connection = this.heap.popExpired(nextExpectation < t ? nextExpectation : t);
+      if (connection !== null) {
+        this.destroy(connection, connection.expiresAt, Number.isFinite(t) ? "expired" : "drain");
+        continue;
+      }
+      const expectation = expectations.peekExpired(t);
+      if (expectation === null) return;
+      expectations.remove(expectation, Number.isFinite(t) ? "expired" : "drain", expectation.expiresAt);
+    }
+  }
+
+  /** `nf_ct_delete`: DESTROY event, then the entry leaves the table. */
+  private destroy(connection: Connection, at: number, cause: "expired" | "reset" | "reopen" | "drain"): void {
+    if (connection.dead) return;
+    connection.dead = true;
+    this.heap.remove(connection);
+    this.table.remove(connection);
+    if (cause === "expired" || cause === "drain") this.stats.connectionsExpired++;
+    else this.stats.connectionsKilled++;
+    this.emit(connection, "DESTROY", at, cause);
+    if (connection.expectations !== null) this.expectationTable.removeForMaster(connection, at);
+  }
+
+  private emit(
+    connection: Connection,
+    type: ConntrackEventType,
+    at: number = this.now,
+    cause: ConntrackEvent["destroyCause"] = "",
+  ): void {
+    this.stats.events[type]++;
+    if (this.onEvent === null || this.settings.events === 0) return;
+    const event = this.event;
+    event.type = type;
+    this.toCaptureTime(at, event);
+    event.connection = connection;
+    event.seenReply = connection.seenReply;
+    event.assured = connection.assured;
+    event.helper = connection.helper;
+    event.destroyCause = cause;
+    const remaining = this.remainingSeconds(connection, at);
+    if (type === "DESTROY") {
+      event.bits = EventBit.Destroy;
+      event.state = connection.tcpState;
+      event.timeout = remaining > 0 ? remaining : -1;
+      event.helper = null;
+      event.hasCounters = this.settings.acct !== 0;
+      event.originalPackets = connection.originalPackets;
+      event.originalBytes = connection.originalBytes;
+      event.replyPackets = connection.replyPackets;
+      event.replyBytes = connection.replyBytes;
+      event.deltaTime =
+        this.settings.timestamp !== 0 ? Math.floor(at / NS) - Math.floor(connection.startedAt / NS) : -1;
+    } else {
+      event.bits = this.pendingBits;
+      event.state = this.pendingBits & EventBit.ProtoInfo ? connection.tcpState : -1;
+      event.timeout = remaining > 0 ? remaining : 0;
+      event.hasCounters = false;
+      event.deltaTime = -1;
+    }
+    this.onEvent(event);
+  }
+
+  /**
+   * Whole seconds left as the kernel prints them: it counts in jiffies (HZ ticks), so a timer set
+   * and read within one tick shows the full timeout even when some nanoseconds passed.
+   */
+  remainingSeconds(connection: Connection, at: number = this.now): number {
+    return remainingSeconds(connection.expiresAt, at, this.settings.hz);
+  }
+
+  private trackInvalid(reason: string): number {
+    this.reason = reason;
+    return TRACK_INVALID;
+  }
+
+  private invalid(reason: string): PacketVerdict {
+    this.reason = reason;
+    return Verdict.Invalid;
+  }
+
+  private ignored(reason: string): PacketVerdict {
+    this.reason = reason;
+    return Verdict.Ignored;
+  }
+}
+
+/** Seconds from `at` to `expiresAt` (engine ns) counted in whole kernel ticks, floored. */
+export function remainingSeconds(expiresAt: number, at: number, hz: number): number {
+  const tick = NS / hz;
+  const ticks = Math.floor(expiresAt / tick) - Math.floor(at / tick);
+  return Math.floor(ticks / hz);
+}
+
+/** -ESHUTDOWN: the master has no helper. */
+const ExpectErrorShutdown = 4;
+
+const TRACK_ACCEPT = 0;
+const TRACK_INVALID = 1;
+const TRACK_REOPEN = 2;
+const TRACK_KILLED = 3;
+
+function hasPortTuple(protocol: number): boolean {
+  return (
+    protocol === IPPROTO_TCP ||
+    protocol === IPPROTO_UDP ||
+    protocol === IPPROTO_UDPLITE ||
+    protocol === IPPROTO_SCTP
+  );
+}
+
+/** The reply type of a request/reply pair (`invmap`), -1 when the type has none. */
+export function icmpReplyType(protocol: number, type: number): number {
+  if (protocol === IPPROTO_ICMP) {
+    switch (type) {
+      case 8:
+        return 0;
+      case 0:
+        return 8;
+      case 13:
+        return 14;
+      case 14:
+        return 13;
+      case 15:
+        return 16;
+      case 16:
+        return 15;
+      case 17:
+        return 18;
+      case 18:
+        return 17;
+      default:
+        return -1;
+    }
+  }
+  switch (type) {
+    case 128:
+      return 129;
+    case 129:
+      return 128;
+    case 139:
+      return 140;
+    case 140:
+      return 139;
+    default:
+      return -1;
+  }
+}
+
+function isIcmpRequest(protocol: number, type: number): boolean {
+  return protocol === IPPROTO_ICMP
+    ? type === 8 || type === 13 || type === 15 || type === 17
+    : type === 128 || type === 139;
+}
+
+function wordsOf(bytes: Uint8Array, out: Uint32Array): void {
+  out[0] = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
+  out[1] = ((bytes[4] << 24) | (bytes[5] << 16) | (bytes[6] << 8) | bytes[7]) >>> 0;
+  out[2] = ((bytes[8] << 24) | (bytes[9] << 16) | (bytes[10] << 8) | bytes[11]) >>> 0;
+  out[3] = ((bytes[12] << 24) | (bytes[13] << 16) | (bytes[14] << 8) | bytes[15]) >>> 0;
+}

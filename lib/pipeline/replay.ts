@@ -1,0 +1,221 @@
+/**
+ * The pipeline the `events` and `table` commands share: captures → decoder → conntrack engine →
+ * an event sink. Records are read one at a time through the readers' reused structures; the only
+ * awaits per record happen when the sink's consumer is slower than the replay (backpressure).
+ */
+import type { Writable } from "node:stream";
+import type { CaptureRecord, CaptureWarning } from "../capture/source.js";
+import { PacketDecoder, type DecoderOptions } from "../decode/decoder.js";
+import { PacketClass } from "../decode/packet.js";
+import { ConntrackEngine, type ConntrackEvent } from "../conntrack/engine.js";
+import type { ConntrackSettings } from "../conntrack/settings.js";
+import { PacketAccounting } from "./accounting.js";
+import { openInputs, type InputOptions } from "./inputs.js";
+
+/** A capture time, absolute or counted from the first packet. */
+export type TimePoint =
+  { kind: "absolute"; tsSec: number; tsNsec: number } | { kind: "relative"; offsetNs: number };
+
+export interface ReplayOptions extends InputOptions {
+  /** Timeouts and switches (settings fields or sysctl names); missing ones take kernel defaults. */
+  settings?: Partial<ConntrackSettings> | Record<string, number>;
+  decoder?: DecoderOptions;
+  /** Receives every event; the event object is reused, read or copy it inside the call. */
+  onEvent?: (event: ConntrackEvent) => void;
+  /**
+   * Asked after every record: a promise to wait for before reading on (the sink's buffer is full),
+   * or null to go on at once.
+   */
+  backpressure?: () => Promise<void> | null;
+  /** Stop reading after this capture time and run the engine clock up to it. */
+  until?: TimePoint;
+  /** After the input, let every remaining entry expire at its own time (DESTROY events). */
+  drain?: boolean;
+}
+
+export interface ReplayResult {
+  engine: ConntrackEngine;
+  decoder: PacketDecoder;
+  accounting: PacketAccounting;
+  /** Input names in command-line order (after directory expansion). */
+  inputNames: string[];
+  /** Every reader warning (damaged or truncated input), in input order. */
+  warnings: CaptureWarning[];
+  /** Records read and handed to the decoder. */
+  records: number;
+  /** Decoded packets handed to the engine. */
+  tracked: number;
+  /** Capture time of the first and last record read, null before any. */
+  first: { tsSec: number; tsNsec: number } | null;
+  last: { tsSec: number; tsNsec: number } | null;
+  /** Whether `until` cut the input short. */
+  stoppedEarly: boolean;
+  /** The resolved `until` (absolute), null when not asked for or no packet resolved a relative one. */
+  until: { tsSec: number; tsNsec: number } | null;
+}
+
+const NS = 1e9;
+
+export async function replayCaptures(
+  files: readonly string[],
+  options: ReplayOptions = {},
+): Promise<ReplayResult> {
+  const engine = new ConntrackEngine({ settings: options.settings, onEvent: options.onEvent });
+  const decoder = new PacketDecoder(options.decoder);
+  const { inputs, source } = await openInputs(files, options);
+  const accounting = new PacketAccounting(inputs.length);
+  const backpressure = options.backpressure ?? null;
+  const untilOption = options.until ?? null;
+  let stopSec = Infinity;
+  let stopNsec = 0;
+  if (untilOption !== null && untilOption.kind === "absolute") {
+    stopSec = untilOption.tsSec;
+    stopNsec = untilOption.tsNsec;
+  }
+  let records = 0;
+  let tracked = 0;
+  let firstSec = -1;
+  let firstNsec = 0;
+  let lastSec = -1;
+  let lastNsec = 0;
+  let stoppedEarly = false;
+
+  const handle = (record: CaptureRecord): void => {
+    records++;
+    const packetClass = decoder.decode(record);
+    accounting.count(record.inputIndex, packetClass, decoder.packet.reason);
+    if (packetClass === PacketClass.Decoded) {
+      tracked++;
+      engine.process(decoder.packet);
+    }
+  };
+
+  try {
+    let more = true;
+    reading: for (;;) {
+      while (source.next()) {
+        const record = source.record;
+        if (firstSec < 0) {
+          firstSec = record.tsSec;
+          firstNsec = record.tsNsec;
+          if (untilOption !== null && untilOption.kind === "relative") {
+            const stop = splitNs(firstSec, firstNsec + untilOption.offsetNs);
+            stopSec = stop.tsSec;
+            stopNsec = stop.tsNsec;
+          }
+        }
+        if (record.tsSec > stopSec || (record.tsSec === stopSec && record.tsNsec > stopNsec)) {
+          stoppedEarly = true;
+          break reading;
+        }
+        lastSec = record.tsSec;
+        lastNsec = record.tsNsec;
+        handle(record);
+        if (backpressure !== null) {
+          const wait = backpressure();
+          if (wait !== null) await wait;
+        }
+      }
+      if (!more) break;
+      more = await source.fill();
+    }
+  } finally {
+    await source.close();
+    await Promise.all(inputs.map((input) => input.close()));
+  }
+  decoder.finish();
+  if (Number.isFinite(stopSec)) engine.advanceTo(stopSec, stopNsec);
+  if (options.drain) engine.drain();
+  return {
+    engine,
+    decoder,
+    accounting,
+    inputNames: inputs.map((input) => input.name),
+    warnings: inputs.flatMap((input) => input.warnings),
+    records,
+    tracked,
+    first: firstSec < 0 ? null : { tsSec: firstSec, tsNsec: firstNsec },
+    last: lastSec < 0 ? null : { tsSec: lastSec, tsNsec: lastNsec },
+    stoppedEarly,
+    until: Number.isFinite(stopSec) ? { tsSec: stopSec, tsNsec: stopNsec } : null,
+  };
+}
+
+/** Normalises seconds + nanoseconds (nanoseconds may be negative or exceed a second). */
+export function splitNs(tsSec: number, tsNsec: number): { tsSec: number; tsNsec: number } {
+  const carry = Math.floor(tsNsec / NS);
+  return { tsSec: tsSec + carry, tsNsec: Math.round(tsNsec - carry * NS) };
+}
+
+/**
+ * Collects text into chunks and writes them to a stream, honouring its backpressure: `pending()`
+ * gives the promise to wait for while the stream's buffer is over its high-water mark.
+ */
+export class ChunkedWriter {
+  private buffered = "";
+  private waiting: Promise<void> | null = null;
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly stream: Writable,
+    private readonly chunkChars = 64 * 1024,
+  ) {
+    stream.on("error", (error: Error) => {
+      this.failure = error;
+    });
+  }
+
+  write(text: string): void {
+    this.buffered += text;
+    if (this.buffered.length >= this.chunkChars) this.flush();
+  }
+
+  /** Null when writing may go on, else a promise that settles when the stream drained (or failed). */
+  pending(): Promise<void> | null {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    return this.waiting;
+  }
+
+  /** Hands everything buffered to the stream and waits until the stream has taken it. */
+  async finish(): Promise<void> {
+    this.flush();
+    if (this.waiting !== null) await this.waiting;
+    await new Promise<void>((resolve, reject) =>
+      this.stream.write("", (error) => (error ? reject(error) : resolve())),
+    );
+    if (this.failure !== null) throw this.failure;
+  }
+
+  private flush(): void {
+    if (this.buffered === "") return;
+    const text = this.buffered;
+    this.buffered = "";
+    if (!this.stream.write(text) && this.waiting === null) {
+      this.waiting = new Promise<void>((resolve) => {
+        const settle = (): void => {
+          this.stream.off("drain", settle);
+          this.stream.off("error", settle);
+          this.stream.off("close", settle);
+          this.waiting = null;
+          resolve();
+        };
+        this.stream.on("drain", settle);
+        this.stream.on("error", settle);
+        this.stream.on("close", settle);
+      });
+    }
+  }
+}
+
+/**
+ * One capture file through a new engine, drained unless `drain` is false (the helper tests use this).
+ * `tracked` counts the packets the engine saw.
+ */
+export async function runEngineOverCapture(
+  path: string,
+  options: { settings?: ReplayOptions["settings"]; onEvent?: ReplayOptions["onEvent"] } = {},
+  drain = true,
+): Promise<{ engine: ConntrackEngine; decoder: PacketDecoder; tracked: number }> {
+  const result = await replayCaptures([path], { ...options, drain });
+  return { engine: result.engine, decoder: result.decoder, tracked: result.tracked };
+}

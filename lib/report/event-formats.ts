@@ -1,0 +1,343 @@
+/**
+ * Machine-readable forms of conntrack events and table entries (CSV, JSON array, NDJSON), and the
+ * `conntrack -L` line. Field names follow the conntrack tools' own words (src, dst, sport, dport,
+ * type, code, id, srckey, dstkey, packets, bytes, delta-time) so the columns explain themselves.
+ */
+import { stringify } from "csv-stringify/sync";
+import {
+  IPPROTO_GRE,
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_SCTP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPPROTO_UDPLITE,
+} from "../decode/packet.js";
+import { formatIpv4, formatIpv6 } from "../conntrack/address.js";
+import { TCP_STATE_NAMES, type Connection, type Tuple } from "../conntrack/connection.js";
+import { ConntrackEvent, remainingSeconds } from "../conntrack/engine.js";
+import { formatConntrackEvent } from "./conntrack-text.js";
+
+export const EVENT_FORMATS = ["text", "csv", "json", "ndjson"] as const;
+export type EventFormat = (typeof EVENT_FORMATS)[number];
+
+/** A tuple as conntrack prints it; only the fields its protocol has are present. */
+export interface TupleRecord {
+  src: string;
+  dst: string;
+  sport?: number;
+  dport?: number;
+  type?: number;
+  code?: number;
+  id?: number;
+  srckey?: string;
+  dstkey?: string;
+}
+
+/** What an event and a table entry share. Absent values are null so every record has every key. */
+export interface ConnectionRecord {
+  protocol: string;
+  protocolNumber: number;
+  /** Remaining seconds; null when the message had none (DESTROY after natural expiry). */
+  timeout: number | null;
+  /** TCP state name when the message carried it. */
+  state: string | null;
+  original: TupleRecord;
+  reply: TupleRecord;
+  /** "UNREPLIED", "ASSURED" as printed. */
+  flags: string[];
+  originalPackets: number | null;
+  originalBytes: number | null;
+  replyPackets: number | null;
+  replyBytes: number | null;
+  deltaTime: number | null;
+  helper: string | null;
+  /** The engine's sequential connection id (1 = first connection created). */
+  id: number;
+}
+
+export interface EventRecord extends ConnectionRecord {
+  /** ISO 8601 UTC with nanoseconds. */
+  time: string;
+  /** Seconds since the epoch with microseconds, as `conntrack -E -o timestamp` prints them. */
+  epoch: number;
+  type: "NEW" | "UPDATE" | "DESTROY";
+  /** DESTROY only: expired, reset (RST on an unanswered entry), reopen (SYN reusing the tuple), drain. */
+  cause: string | null;
+}
+
+/** libnetfilter_conntrack's names; anything else prints as "unknown". */
+const PROTOCOL_NAMES: Record<number, string> = {
+  [IPPROTO_TCP]: "tcp",
+  [IPPROTO_UDP]: "udp",
+  [IPPROTO_UDPLITE]: "udplite",
+  [IPPROTO_ICMP]: "icmp",
+  [IPPROTO_ICMPV6]: "icmpv6",
+  [IPPROTO_SCTP]: "sctp",
+  [IPPROTO_GRE]: "gre",
+  33: "dccp",
+};
+
+export function protocolName(protocol: number): string {
+  return PROTOCOL_NAMES[protocol] ?? "unknown";
+}
+
+export function tupleRecord(tuple: Tuple): TupleRecord {
+  const record: TupleRecord =
+    tuple.family === 4
+      ? { src: formatIpv4(tuple.src0), dst: formatIpv4(tuple.dst0) }
+      : {
+          src: formatIpv6(tuple.src0, tuple.src1, tuple.src2, tuple.src3),
+          dst: formatIpv6(tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3),
+        };
+  switch (tuple.protocol) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+    case IPPROTO_UDPLITE:
+    case IPPROTO_SCTP:
+      record.sport = tuple.srcPort;
+      record.dport = tuple.dstPort;
+      break;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      record.type = tuple.icmpType;
+      record.code = tuple.icmpCode;
+      record.id = tuple.icmpId;
+      break;
+    case IPPROTO_GRE:
+      record.srckey = `0x${tuple.srcPort.toString(16)}`;
+      record.dstkey = `0x${tuple.dstPort.toString(16)}`;
+      break;
+  }
+  return record;
+}
+
+function flagsOf(seenReply: boolean, assured: boolean): string[] {
+  const flags: string[] = [];
+  if (!seenReply) flags.push("UNREPLIED");
+  if (assured) flags.push("ASSURED");
+  return flags;
+}
+
+/** An event as a plain object (a copy: the engine reuses its event). */
+export function eventRecord(event: ConntrackEvent): EventRecord {
+  const connection = event.connection;
+  const usec = Math.floor(event.tsNsec / 1000);
+  return {
+    time: isoTimeNs(event.tsSec, event.tsNsec),
+    epoch: Number(`${event.tsSec}.${String(usec).padStart(6, "0")}`),
+    type: event.type,
+    protocol: protocolName(connection.protocol),
+    protocolNumber: connection.protocol,
+    timeout: event.timeout >= 0 ? event.timeout : null,
+    state: event.state >= 0 ? TCP_STATE_NAMES[event.state] : null,
+    original: tupleRecord(connection.original),
+    reply: tupleRecord(connection.reply),
+    flags: flagsOf(event.seenReply, event.assured),
+    originalPackets: event.hasCounters ? event.originalPackets : null,
+    originalBytes: event.hasCounters ? event.originalBytes : null,
+    replyPackets: event.hasCounters ? event.replyPackets : null,
+    replyBytes: event.hasCounters ? event.replyBytes : null,
+    deltaTime: event.deltaTime >= 0 ? event.deltaTime : null,
+    helper: event.helper,
+    id: connection.id,
+    cause: event.type === "DESTROY" && event.destroyCause !== "" ? event.destroyCause : null,
+  };
+}
+
+export interface TableView {
+  /** Engine-relative now (ns) the table is read at. */
+  now: number;
+  /** nf_conntrack_acct was on: entries carry counters. */
+  accounting: boolean;
+  /** nf_conntrack_timestamp was on: entries carry delta-time. */
+  timestamps: boolean;
+  /** Kernel tick rate (CONFIG_HZ). */
+  hz: number;
+}
+
+/** A live table entry as a plain object, as `conntrack -L` would report it at `view.now`. */
+export function connectionRecord(connection: Connection, view: TableView): ConnectionRecord {
+  return {
+    protocol: protocolName(connection.protocol),
+    protocolNumber: connection.protocol,
+    timeout: Math.max(0, remainingSeconds(connection.expiresAt, view.now, view.hz)),
+    state: connection.tcp !== null ? TCP_STATE_NAMES[connection.tcp.state] : null,
+    original: tupleRecord(connection.original),
+    reply: tupleRecord(connection.reply),
+    flags: flagsOf(connection.seenReply, connection.assured),
+    originalPackets: view.accounting ? connection.originalPackets : null,
+    originalBytes: view.accounting ? connection.originalBytes : null,
+    replyPackets: view.accounting ? connection.replyPackets : null,
+    replyBytes: view.accounting ? connection.replyBytes : null,
+    deltaTime: view.timestamps ? listDeltaTime(connection, view.now) : null,
+    helper: connection.helper,
+    id: connection.id,
+  };
+}
+
+/**
+ * libnetfilter_conntrack's delta-time for a live entry: the difference of whole seconds of now and
+ * of the start (engine times count from a whole second, so flooring them is flooring epoch times).
+ */
+function listDeltaTime(connection: Connection, now: number): number {
+  const delta = Math.floor(now / 1e9) - Math.floor(connection.startedAt / 1e9);
+  return delta > 0 ? delta : 0;
+}
+
+/**
+ * One `conntrack -L` line (conntrack-tools 1.4.7): the event layout without header, then `mark=0`
+ * (dumps always carry the mark), delta-time, helper and `use=1`.
+ */
+export function formatConntrackListLine(connection: Connection, view: TableView): string {
+  const event = listEvent;
+  event.type = "UPDATE";
+  event.connection = connection;
+  event.timeout = Math.max(0, remainingSeconds(connection.expiresAt, view.now, view.hz));
+  event.state = connection.tcpState;
+  event.seenReply = connection.seenReply;
+  event.assured = connection.assured;
+  event.hasCounters = view.accounting;
+  event.originalPackets = connection.originalPackets;
+  event.originalBytes = connection.originalBytes;
+  event.replyPackets = connection.replyPackets;
+  event.replyBytes = connection.replyBytes;
+  event.deltaTime = -1;
+  event.helper = null;
+  // The event layout starts with the `%9s ` header; a listing has none.
+  let line = `${formatConntrackEvent(event, { timestamp: false }).slice(EVENT_HEADER_WIDTH)} mark=0 `;
+  if (view.timestamps) line += `delta-time=${listDeltaTime(connection, view.now)} `;
+  if (connection.helper !== null) line += `helper=${connection.helper} `;
+  return `${line}use=1`;
+}
+
+const EVENT_HEADER_WIDTH = 10;
+const listEvent = new ConntrackEvent();
+
+/** The trailer `conntrack -L` prints on standard error. */
+export function conntrackListTrailer(count: number): string {
+  return `conntrack v1.4.7 (conntrack-tools): ${count} flow entries have been shown.`;
+}
+
+// ------------------------------------------------------------------ CSV
+
+const TUPLE_COLUMNS = ["src", "dst", "sport", "dport", "type", "code", "id", "srckey", "dstkey"] as const;
+
+const CONNECTION_COLUMNS = [
+  "protocol",
+  "protocol_number",
+  "timeout",
+  "state",
+  ...TUPLE_COLUMNS.map((name) => `orig_${name}`),
+  ...TUPLE_COLUMNS.map((name) => `reply_${name}`),
+  "flags",
+  "orig_packets",
+  "orig_bytes",
+  "reply_packets",
+  "reply_bytes",
+  "delta_time",
+  "helper",
+  "connection_id",
+];
+
+export const EVENT_CSV_COLUMNS = ["time", "epoch", "type", ...CONNECTION_COLUMNS, "cause"];
+export const TABLE_CSV_COLUMNS = CONNECTION_COLUMNS;
+
+type Cell = string | number | null | undefined;
+
+function connectionCells(record: ConnectionRecord): Cell[] {
+  const cells: Cell[] = [record.protocol, record.protocolNumber, record.timeout, record.state];
+  for (const name of TUPLE_COLUMNS) cells.push(record.original[name]);
+  for (const name of TUPLE_COLUMNS) cells.push(record.reply[name]);
+  cells.push(
+    record.flags.join(" "),
+    record.originalPackets,
+    record.originalBytes,
+    record.replyPackets,
+    record.replyBytes,
+    record.deltaTime,
+    record.helper,
+    record.id,
+  );
+  return cells;
+}
+
+/** Epoch seconds printed as conntrack does (six decimals), not as a float might round them. */
+function epochText(record: EventRecord): string {
+  return record.epoch.toFixed(6);
+}
+
+export function csvRow(cells: readonly Cell[]): string {
+  return stringify([cells.map((cell) => (cell === null || cell === undefined ? "" : cell))]);
+}
+
+export function eventCsvRow(record: EventRecord): string {
+  return csvRow([record.time, epochText(record), record.type, ...connectionCells(record), record.cause]);
+}
+
+export function connectionCsvRow(record: ConnectionRecord): string {
+  return csvRow(connectionCells(record));
+}
+
+// ------------------------------------------------------------------ streaming formatters
+
+/** Turns a stream of events into text pieces: a header, one piece per event, a footer. */
+export interface EventFormatter {
+  header(): string;
+  format(event: ConntrackEvent): string;
+  footer(): string;
+}
+
+export interface EventFormatterOptions {
+  /** Text format: prefix `[sec.usec]\t` as `conntrack -E -o timestamp` (default true). */
+  timestamp?: boolean;
+}
+
+export function createEventFormatter(
+  format: EventFormat,
+  options: EventFormatterOptions = {},
+): EventFormatter {
+  switch (format) {
+    case "text":
+      return {
+        header: () => "",
+        format: (event) => `${formatConntrackEvent(event, { timestamp: options.timestamp !== false })}\n`,
+        footer: () => "",
+      };
+    case "csv":
+      return {
+        header: () => csvRow(EVENT_CSV_COLUMNS),
+        format: (event) => eventCsvRow(eventRecord(event)),
+        footer: () => "",
+      };
+    case "ndjson":
+      return {
+        header: () => "",
+        format: (event) => `${JSON.stringify(eventRecord(event))}\n`,
+        footer: () => "",
+      };
+    case "json":
+      return new JsonArrayFormatter((event: ConntrackEvent) => eventRecord(event));
+  }
+}
+
+/** A JSON array written one element at a time, so the whole output is never held in memory. */
+export class JsonArrayFormatter<T> {
+  private count = 0;
+  constructor(private readonly toRecord: (item: T) => unknown) {}
+  header(): string {
+    return "[";
+  }
+  format(item: T): string {
+    return `${this.count++ === 0 ? "\n" : ",\n"}${JSON.stringify(this.toRecord(item))}`;
+  }
+  footer(): string {
+    return this.count === 0 ? "]\n" : "\n]\n";
+  }
+}
+
+/** ISO 8601 UTC with nanoseconds. */
+export function isoTimeNs(tsSec: number, tsNsec: number): string {
+  const base = new Date(tsSec * 1000).toISOString().slice(0, 19);
+  return `${base}.${String(tsNsec).padStart(9, "0")}Z`;
+}

@@ -1,0 +1,263 @@
+/** The real CLI (node dist/cli/main.js events …) on a committed kernel sample. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { EVENT_CSV_COLUMNS } from "../../lib/report/event-formats.js";
+import { sysctlName } from "../../cli/commands/events.js";
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const CLI = join(ROOT, "dist/cli/main.js");
+const SAMPLE = join(ROOT, "samples/tcp-client-close");
+const PCAP = join(SAMPLE, "inside.pcap");
+const SYSCTL = join(SAMPLE, "sysctl.txt");
+const haveSample = existsSync(PCAP);
+const skip = !haveSample && "samples/tcp-client-close is not committed";
+
+function run(args: string[], input?: Buffer) {
+  const result = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8", maxBuffer: 1 << 26 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The kernel's recorded lines without the `[sec.usec]\t` prefix. */
+function kernelLines(): string[] {
+  return readFileSync(join(SAMPLE, "conntrack-events.txt"), "utf8")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => line.slice(line.indexOf("\t") + 1));
+}
+
+/** RFC 4180 reader, enough to prove the CSV is well formed. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") {
+      row.push(cell);
+      cell = "";
+    } else if (c === "\n") {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = "";
+    } else if (c !== "\r") cell += c;
+  }
+  assert.equal(cell + row.join(""), "", "the CSV ends with a newline");
+  return rows;
+}
+
+test("events: text equals the kernel's lines for a recorded TCP connection", { skip }, () => {
+  const plain = run(["events", PCAP, "--sysctl", SYSCTL, "--drain", "--no-timestamp"]);
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.equal(plain.stderr, "");
+  assert.deepEqual(plain.stdout.split("\n").slice(0, -1), kernelLines());
+
+  const stamped = run(["events", PCAP, "--sysctl", SYSCTL, "--drain"]);
+  const lines = stamped.stdout.split("\n");
+  assert.equal(
+    lines[0],
+    "[1795616634.945542]\t    [NEW] tcp      6 5 SYN_SENT src=10.1.2.3 dst=203.0.113.47 sport=59854 dport=8000 " +
+      "[UNREPLIED] src=203.0.113.47 dst=10.1.2.3 sport=8000 dport=59854",
+  );
+  // TIME_WAIT at the last packet (…56.007147) plus its 2 s timeout.
+  assert.match(lines[6], /^\[1795616638\.007147\]\t\[DESTROY\] tcp {6}6 TIME_WAIT .* delta-time=4$/);
+});
+
+test("events: without --drain the live entries are counted on stderr", { skip }, () => {
+  const result = run(["events", PCAP, "--sysctl", SYSCTL]);
+  assert.equal(result.status, 0);
+  assert.equal(result.stdout.split("\n").length - 1, 6, "no DESTROY");
+  assert.equal(
+    result.stderr,
+    "pcap-conntrack: 1 connection still live at 2026-11-25T14:23:56.007147000Z (last packet); --drain expires them\n",
+  );
+});
+
+test("events: - reads the capture from standard input", { skip }, () => {
+  const fromFile = run(["events", PCAP, "--sysctl", SYSCTL, "--drain"]);
+  const fromStdin = run(["events", "-", "--sysctl", SYSCTL, "--drain"], readFileSync(PCAP));
+  assert.equal(fromStdin.status, 0, fromStdin.stderr);
+  assert.equal(fromStdin.stdout, fromFile.stdout);
+  assert.ok(fromStdin.stdout.length > 0);
+});
+
+test("events: --format csv parses back to one row per event", { skip }, () => {
+  const result = run(["events", PCAP, "--sysctl", SYSCTL, "--drain", "--format", "csv"]);
+  assert.equal(result.status, 0, result.stderr);
+  const rows = parseCsv(result.stdout);
+  assert.deepEqual(rows[0], EVENT_CSV_COLUMNS);
+  assert.equal(rows.length, 1 + 7);
+  const records = rows.slice(1).map((row) => Object.fromEntries(rows[0].map((name, i) => [name, row[i]])));
+  assert.deepEqual(
+    records.map((r) => `${r.type} ${r.state} ${r.timeout} ${r.flags}`),
+    [
+      "NEW SYN_SENT 5 UNREPLIED",
+      "UPDATE SYN_RECV 4 ",
+      "UPDATE ESTABLISHED 30 ASSURED",
+      "UPDATE FIN_WAIT 6 ASSURED",
+      "UPDATE LAST_ACK 3 ASSURED",
+      "UPDATE TIME_WAIT 2 ASSURED",
+      "DESTROY TIME_WAIT  ASSURED",
+    ],
+  );
+  const destroy = records[6];
+  assert.equal(destroy.time, "2026-11-25T14:23:58.007147000Z");
+  assert.equal(destroy.epoch, "1795616638.007147");
+  assert.deepEqual(
+    [destroy.orig_src, destroy.orig_sport, destroy.reply_src, destroy.reply_dport, destroy.orig_type],
+    ["10.1.2.3", "59854", "203.0.113.47", "59854", ""],
+  );
+  assert.deepEqual(
+    [
+      destroy.orig_packets,
+      destroy.orig_bytes,
+      destroy.reply_packets,
+      destroy.reply_bytes,
+      destroy.delta_time,
+    ],
+    ["10", "550", "8", "446", "4"],
+  );
+  assert.equal(destroy.connection_id, "1");
+  assert.equal(destroy.cause, "drain");
+});
+
+test("events: json is one array, ndjson one object per line, with the same records", { skip }, () => {
+  const json = run(["events", PCAP, "--sysctl", SYSCTL, "--drain", "--format", "json"]);
+  const ndjson = run(["events", PCAP, "--sysctl", SYSCTL, "--drain", "--format", "ndjson"]);
+  const array = JSON.parse(json.stdout) as Record<string, unknown>[];
+  const lines = ndjson.stdout
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.equal(array.length, 7);
+  assert.deepEqual(lines, array);
+  assert.deepEqual(array[0], {
+    time: "2026-11-25T14:23:54.945542000Z",
+    epoch: 1795616634.945542,
+    type: "NEW",
+    protocol: "tcp",
+    protocolNumber: 6,
+    timeout: 5,
+    state: "SYN_SENT",
+    original: { src: "10.1.2.3", dst: "203.0.113.47", sport: 59854, dport: 8000 },
+    reply: { src: "203.0.113.47", dst: "10.1.2.3", sport: 8000, dport: 59854 },
+    flags: ["UNREPLIED"],
+    originalPackets: null,
+    originalBytes: null,
+    replyPackets: null,
+    replyBytes: null,
+    deltaTime: null,
+    helper: null,
+    id: 1,
+    cause: null,
+  });
+});
+
+test("events: --summary accounts for every record and every tracked packet", { skip }, () => {
+  const result = run(["events", PCAP, "--sysctl", SYSCTL, "--drain", "--summary"]);
+  assert.equal(result.status, 0);
+  const value = (label: string) => {
+    const match = new RegExp(`^ +${label} +(\\d+)$`, "m").exec(result.stderr);
+    assert.ok(match, `summary has ${label}:\n${result.stderr}`);
+    return Number(match[1]);
+  };
+  assert.equal(value("records"), 20);
+  assert.equal(value("decoded"), 18);
+  assert.equal(value("non-ip"), 2);
+  assert.equal(value("packets tracked \\(decoded\\)"), 18);
+  assert.equal(value("new"), 1);
+  assert.equal(value("established"), 17);
+  assert.equal(value("invalid"), 0);
+  assert.match(result.stderr, /events +NEW 1, UPDATE 5, DESTROY 1$/m);
+});
+
+test("events: settings from --timeout override --sysctl and show in the timeouts", { skip }, () => {
+  const result = run([
+    "events",
+    PCAP,
+    "--sysctl",
+    SYSCTL,
+    "--timeout",
+    "nf_conntrack_tcp_timeout_established=99",
+    "--timeout",
+    "net.netfilter.nf_conntrack_tcp_timeout_syn_sent=7",
+    "--no-timestamp",
+  ]);
+  assert.equal(result.status, 0, result.stderr);
+  const lines = result.stdout.split("\n");
+  assert.match(lines[0], /^ {4}\[NEW\] tcp {6}6 7 SYN_SENT /);
+  assert.match(lines[2], /^ \[UPDATE\] tcp {6}6 99 ESTABLISHED /);
+});
+
+test("events: an unknown name in the sysctl file is a warning on stderr", { skip }, () => {
+  const directory = mkdtempSync(join(tmpdir(), "pcc-cli-"));
+  try {
+    const file = join(directory, "sysctl.txt");
+    writeFileSync(file, `${readFileSync(SYSCTL, "utf8")}net.netfilter.nf_conntrack_frobnicate = 1\n`);
+    const result = run(["events", PCAP, "--sysctl", file, "--drain"]);
+    assert.equal(result.status, 0);
+    assert.equal(
+      result.stderr,
+      `pcap-conntrack: warning: ${file}: unknown conntrack setting net.netfilter.nf_conntrack_frobnicate (ignored)\n`,
+    );
+  } finally {
+    rmSync(directory, { recursive: true });
+  }
+});
+
+test("events: bad input ends with exit code 2 and one line naming the file", { skip }, () => {
+  const missing = run(["events", "/nonexistent/capture.pcap"]);
+  assert.equal(missing.status, 2);
+  assert.equal(missing.stdout, "");
+  assert.equal(missing.stderr, "pcap-conntrack: /nonexistent/capture.pcap: no such file or directory\n");
+
+  const notACapture = run(["events", SYSCTL]);
+  assert.equal(notACapture.status, 2);
+  assert.equal(notACapture.stderr.split("\n").length, 2, notACapture.stderr);
+  assert.ok(notACapture.stderr.startsWith(`pcap-conntrack: ${SYSCTL}: not a pcap or pcapng file`));
+
+  const missingSysctl = run(["events", PCAP, "--sysctl", "/nonexistent/sysctl.txt"]);
+  assert.equal(missingSysctl.status, 2);
+  assert.equal(missingSysctl.stderr, "pcap-conntrack: /nonexistent/sysctl.txt: no such file or directory\n");
+
+  const badTimeout = run(["events", PCAP, "--timeout", "tcp_timeout_established"]);
+  assert.equal(badTimeout.status, 2);
+  assert.equal(
+    badTimeout.stderr,
+    'pcap-conntrack: --timeout: "tcp_timeout_established" is not NAME=SECONDS\n',
+  );
+});
+
+test("a lone - is standard input among files and standard output after -o", { skip }, () => {
+  const bytes = readFileSync(PCAP);
+  const result = run(["stats", "--format", "json", PCAP, "-", "-o", "-"], bytes);
+  assert.equal(result.status, 0, result.stderr);
+  const statistics = JSON.parse(result.stdout);
+  assert.deepEqual(
+    statistics.inputs.map((input: { file: string }) => input.file),
+    [PCAP, "<stdin>"],
+  );
+  assert.equal(statistics.inputs[0].records, statistics.inputs[1].records);
+  assert.equal(statistics.records, 2 * statistics.inputs[0].records);
+});
+
+test("sysctl names are accepted with or without their prefixes", () => {
+  const full = "net.netfilter.nf_conntrack_udp_timeout";
+  assert.equal(sysctlName(full), full);
+  assert.equal(sysctlName("nf_conntrack_udp_timeout"), full);
+  assert.equal(sysctlName("udp_timeout"), full);
+  assert.equal(sysctlName("udp_timeout_forever"), null);
+});
