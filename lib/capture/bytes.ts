@@ -1,3 +1,4 @@
+import { emptyCaptureRecord } from "./source.js";
 /**
  * The byte layer under the capture readers: one working buffer per input, refilled in place.
  *
@@ -199,19 +200,7 @@ export const MAX_WARNINGS_KEPT = 1000;
  * the refill step that turns "input ended inside a record" into a warning.
  */
 export abstract class BufferedCaptureReader implements CaptureSource {
-  readonly record: CaptureRecord = {
-    data: Buffer.alloc(0),
-    offset: 0,
-    caplen: 0,
-    origlen: 0,
-    tsSec: 0,
-    tsNsec: 0,
-    linkType: 0,
-    interfaceId: 0,
-    inputIndex: 0,
-    recordNumber: 0,
-    fileOffset: 0,
-  };
+  readonly record: CaptureRecord = emptyCaptureRecord();
   readonly interfaces: CaptureInterface[] = [];
   readonly warnings: CaptureWarning[] = [];
   outOfOrder = 0;

@@ -1,3 +1,5 @@
+import { emptyCaptureRecord } from "./source.js";
+import { IndexHeap } from "./index-heap.js";
 /**
  * k-way merge of several capture sources by timestamp.
  *
@@ -24,26 +26,13 @@ import type {
 
 export class MergedSource implements CaptureSource {
   readonly name: string;
-  readonly record: CaptureRecord = {
-    data: Buffer.alloc(0),
-    offset: 0,
-    caplen: 0,
-    origlen: 0,
-    tsSec: 0,
-    tsNsec: 0,
-    linkType: 0,
-    interfaceId: 0,
-    inputIndex: 0,
-    recordNumber: 0,
-    fileOffset: 0,
-  };
+  readonly record: CaptureRecord = emptyCaptureRecord();
   readonly interfaces: CaptureInterface[] = [];
   private readonly originInput: number[] = [];
   private readonly originId: number[] = [];
   /** Per input: its interface id → merged id. */
   private readonly interfaceMaps: number[][];
-  private readonly heap: Int32Array;
-  private heapSize = 0;
+  private readonly heap: IndexHeap;
   /** Inputs that need `fill()` before they can offer a head. */
   private readonly waiting: Int32Array;
   private waitingCount: number;
@@ -53,7 +42,7 @@ export class MergedSource implements CaptureSource {
   constructor(private readonly sources: CaptureSource[]) {
     this.name = sources.map((source) => source.name).join(" + ");
     this.interfaceMaps = sources.map(() => []);
-    this.heap = new Int32Array(sources.length);
+    this.heap = new IndexHeap(sources.length, (a, b) => this.before(a, b));
     this.waiting = new Int32Array(sources.length);
     for (let index = 0; index < sources.length; index++) this.waiting[index] = index;
     this.waitingCount = sources.length;
@@ -87,14 +76,14 @@ export class MergedSource implements CaptureSource {
     if (owner >= 0) {
       this.owner = -1;
       if (this.sources[owner].next()) {
-        this.siftDown(0);
+        this.heap.topChanged();
       } else {
-        this.removeTop();
+        this.heap.pop();
         this.waiting[this.waitingCount++] = owner;
       }
     }
-    if (this.waitingCount > 0 || this.heapSize === 0) return false;
-    const chosen = this.heap[0];
+    if (this.waitingCount > 0 || this.heap.size === 0) return false;
+    const chosen = this.heap.top;
     const from = this.sources[chosen].record;
     const record = this.record;
     record.data = from.data;
@@ -119,9 +108,9 @@ export class MergedSource implements CaptureSource {
     if (this.owner >= 0) {
       const owner = this.owner;
       this.owner = -1;
-      if (this.sources[owner].next()) this.siftDown(0);
+      if (this.sources[owner].next()) this.heap.topChanged();
       else {
-        this.removeTop();
+        this.heap.pop();
         this.waiting[this.waitingCount++] = owner;
       }
     }
@@ -136,10 +125,10 @@ export class MergedSource implements CaptureSource {
         hasHead = source.next();
         if (!more) break;
       }
-      if (hasHead) this.insert(index);
+      if (hasHead) this.heap.push(index);
     }
     for (let index = 0; index < this.sources.length; index++) this.takeInInterfaces(index);
-    return this.heapSize > 0;
+    return this.heap.size > 0;
   }
 
   async close(): Promise<void> {
@@ -164,42 +153,6 @@ export class MergedSource implements CaptureSource {
     if (ra.tsSec !== rb.tsSec) return ra.tsSec < rb.tsSec;
     if (ra.tsNsec !== rb.tsNsec) return ra.tsNsec < rb.tsNsec;
     return a < b;
-  }
-
-  private insert(inputIndex: number): void {
-    const heap = this.heap;
-    let at = this.heapSize++;
-    while (at > 0) {
-      const parent = (at - 1) >> 1;
-      if (!this.before(inputIndex, heap[parent])) break;
-      heap[at] = heap[parent];
-      at = parent;
-    }
-    heap[at] = inputIndex;
-  }
-
-  private removeTop(): void {
-    const last = this.heap[--this.heapSize];
-    if (this.heapSize > 0) {
-      this.heap[0] = last;
-      this.siftDown(0);
-    }
-  }
-
-  private siftDown(from: number): void {
-    const heap = this.heap;
-    const size = this.heapSize;
-    const moving = heap[from];
-    let at = from;
-    for (;;) {
-      let child = 2 * at + 1;
-      if (child >= size) break;
-      if (child + 1 < size && this.before(heap[child + 1], heap[child])) child++;
-      if (!this.before(heap[child], moving)) break;
-      heap[at] = heap[child];
-      at = child;
-    }
-    heap[at] = moving;
   }
 }
 

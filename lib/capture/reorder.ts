@@ -1,3 +1,5 @@
+import { emptyCaptureRecord } from "./source.js";
+import { IndexHeap } from "./index-heap.js";
 /**
  * Puts records that arrive a little late back into timestamp order.
  *
@@ -25,19 +27,7 @@ export interface ReorderOptions {
 const NANOS_PER_SECOND = 1_000_000_000;
 
 export class ReorderedSource implements CaptureSource {
-  readonly record: CaptureRecord = {
-    data: Buffer.alloc(0),
-    offset: 0,
-    caplen: 0,
-    origlen: 0,
-    tsSec: 0,
-    tsNsec: 0,
-    linkType: 0,
-    interfaceId: 0,
-    inputIndex: 0,
-    recordNumber: 0,
-    fileOffset: 0,
-  };
+  readonly record: CaptureRecord = emptyCaptureRecord();
   /** Records that arrived after a newer one and were released in timestamp order. */
   reordered = 0;
   /** Records older than one already released: passed on out of order. */
@@ -72,8 +62,7 @@ export class ReorderedSource implements CaptureSource {
   private readonly arrivalReleased: Uint8Array;
   private arrivalsFront = 0;
   private arrivalsCount = 0;
-  private readonly heap: Int32Array;
-  private heapSize = 0;
+  private readonly heap: IndexHeap;
   // Arena ring: bytes live from `arenaTail` to `arenaHead`, wrapped past the end when `arenaWrapped`.
   private arenaHead = 0;
   private arenaTail = 0;
@@ -115,7 +104,7 @@ export class ReorderedSource implements CaptureSource {
     this.freeCount = slots;
     this.arrivalOffset = new Float64Array(2 * slots);
     this.arrivalReleased = new Uint8Array(2 * slots);
-    this.heap = new Int32Array(slots);
+    this.heap = new IndexHeap(slots, (a, b) => this.slotBefore(a, b));
   }
 
   get name(): string {
@@ -143,10 +132,10 @@ export class ReorderedSource implements CaptureSource {
       this.deliveredSlot = -1;
     }
     for (;;) {
-      if (this.heapSize > 0 && this.windowPassed(this.heap[0])) return this.deliverTop();
+      if (this.heap.size > 0 && this.windowPassed(this.heap.top)) return this.deliverTop();
       if (!this.upstreamPending) {
         if (!this.source.next()) {
-          if (this.upstreamEnded && this.heapSize > 0) return this.deliverTop();
+          if (this.upstreamEnded && this.heap.size > 0) return this.deliverTop();
           return false;
         }
         const incoming = this.source.record;
@@ -164,7 +153,7 @@ export class ReorderedSource implements CaptureSource {
       }
       const incoming = this.source.record;
       if (!this.store(incoming)) {
-        if (this.heapSize > 0) {
+        if (this.heap.size > 0) {
           this.releasedEarly++;
           return this.deliverTop();
         }
@@ -185,7 +174,7 @@ export class ReorderedSource implements CaptureSource {
     if (this.upstreamEnded) return false;
     const more = await this.source.fill();
     if (!more) this.upstreamEnded = true;
-    return more || this.heapSize > 0;
+    return more || this.heap.size > 0;
   }
 
   async close(): Promise<void> {
@@ -219,8 +208,8 @@ export class ReorderedSource implements CaptureSource {
   }
 
   private deliverTop(): boolean {
-    const slot = this.heap[0];
-    this.heapRemoveTop();
+    const slot = this.heap.top;
+    this.heap.pop();
     const record = this.record;
     record.data = this.arena;
     record.offset = this.slotOffset[slot];
@@ -271,7 +260,7 @@ export class ReorderedSource implements CaptureSource {
     this.arrivalOffset[entry] = at;
     this.arrivalReleased[entry] = 0;
     this.slotArrivalEntry[slot] = entry;
-    this.heapInsert(slot);
+    this.heap.push(slot);
     return true;
   }
 
@@ -300,35 +289,6 @@ export class ReorderedSource implements CaptureSource {
     if (this.slotSec[a] !== this.slotSec[b]) return this.slotSec[a] < this.slotSec[b];
     if (this.slotNsec[a] !== this.slotNsec[b]) return this.slotNsec[a] < this.slotNsec[b];
     return this.slotArrival[a] < this.slotArrival[b];
-  }
-
-  private heapInsert(slot: number): void {
-    const heap = this.heap;
-    let at = this.heapSize++;
-    while (at > 0) {
-      const parent = (at - 1) >> 1;
-      if (!this.slotBefore(slot, heap[parent])) break;
-      heap[at] = heap[parent];
-      at = parent;
-    }
-    heap[at] = slot;
-  }
-
-  private heapRemoveTop(): void {
-    const heap = this.heap;
-    const size = --this.heapSize;
-    if (size === 0) return;
-    const moving = heap[size];
-    let at = 0;
-    for (;;) {
-      let child = 2 * at + 1;
-      if (child >= size) break;
-      if (child + 1 < size && this.slotBefore(heap[child + 1], heap[child])) child++;
-      if (!this.slotBefore(heap[child], moving)) break;
-      heap[at] = heap[child];
-      at = child;
-    }
-    heap[at] = moving;
   }
 }
 

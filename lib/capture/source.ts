@@ -32,6 +32,23 @@ export interface CaptureRecord {
   fileOffset: number;
 }
 
+/** A zeroed record for a source to reuse. */
+export function emptyCaptureRecord(): CaptureRecord {
+  return {
+    data: Buffer.alloc(0),
+    offset: 0,
+    caplen: 0,
+    origlen: 0,
+    tsSec: 0,
+    tsNsec: 0,
+    linkType: 0,
+    interfaceId: 0,
+    inputIndex: 0,
+    recordNumber: 0,
+    fileOffset: 0,
+  };
+}
+
 /** pcapng interface statistics (ISB); absent fields were not in the block. */
 export interface InterfaceStatistics {
   tsSec: number;

@@ -25,12 +25,34 @@ export function formatIpv4(address: number): string {
   return `${address >>> 24}.${(address >>> 16) & 0xff}.${(address >>> 8) & 0xff}.${address & 0xff}`;
 }
 
-/** RFC 5952 text form of the IPv6 address in bytes[0..16): lowercase, longest zero run (2+ groups) as "::". */
+/** Text form of the IPv6 address in bytes[0..16), as glibc's inet_ntop writes it (see formatIpv6Words). */
 export function formatIpv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
+  return formatIpv6Words(
+    readUint32(bytes, 0),
+    readUint32(bytes, 4),
+    readUint32(bytes, 8),
+    readUint32(bytes, 12),
+  );
+}
+
+/**
+ * Compressed IPv6 as glibc's inet_ntop writes it (what the conntrack tools print): the first longest
+ * run of two or more zero groups becomes "::", hex without leading zeros, and the IPv4-compatible
+ * (::a.b.c.d) and IPv4-mapped (::ffff:a.b.c.d) forms end in a dotted quad.
+ */
+export function formatIpv6Words(w0: number, w1: number, w2: number, w3: number): string {
+  const groups = [
+    w0 >>> 16,
+    w0 & 0xffff,
+    w1 >>> 16,
+    w1 & 0xffff,
+    w2 >>> 16,
+    w2 & 0xffff,
+    w3 >>> 16,
+    w3 & 0xffff,
+  ];
   let bestStart = -1;
-  let bestLength = 1;
+  let bestLength = 0;
   for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
@@ -44,17 +66,29 @@ export function formatIpv6(bytes: Uint8Array): string {
     }
     i = j;
   }
-  // IPv4-mapped addresses keep their familiar dotted tail, as inet_ntop prints them.
-  if (bestStart === 0 && bestLength === 5 && groups[5] === 0xffff) {
-    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  if (bestLength < 2) bestStart = -1;
+  let text = "";
+  for (let i = 0; i < 8; i++) {
+    if (bestStart >= 0 && i >= bestStart && i < bestStart + bestLength) {
+      if (i === bestStart) text += ":";
+      continue;
+    }
+    if (i !== 0) text += ":";
+    if (i === 6 && bestStart === 0 && (bestLength === 6 || (bestLength === 5 && groups[5] === 0xffff))) {
+      text += formatIpv4(w3);
+      break;
+    }
+    text += groups[i].toString(16);
   }
-  const hex = (from: number, to: number) =>
-    groups
-      .slice(from, to)
-      .map((g) => g.toString(16))
-      .join(":");
-  if (bestStart < 0) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
+  if (bestStart >= 0 && bestStart + bestLength === 8) text += ":";
+  return text;
+}
+
+/** The kernel's %pI6: eight groups of four hex digits (what /proc/net/nf_conntrack shows). */
+export function formatIpv6Full(w0: number, w1: number, w2: number, w3: number): string {
+  const hex = (word: number) =>
+    `${(word >>> 16).toString(16).padStart(4, "0")}:${(word & 0xffff).toString(16).padStart(4, "0")}`;
+  return `${hex(w0)}:${hex(w1)}:${hex(w2)}:${hex(w3)}`;
 }
 
 /** Text form of an address of the given IP version (4: first 4 bytes, 6: all 16). */

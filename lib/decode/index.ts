@@ -16,7 +16,7 @@ export {
   onesComplementSum,
   foldSum,
 } from "./checksum.js";
-export { formatIpv4, formatIpv6, formatAddress, readUint32, copyAddress, addressesEqual } from "./address.js";
+export * from "./address.js";
 export {
   LINKTYPE_NULL,
   LINKTYPE_ETHERNET,
