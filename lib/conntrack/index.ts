@@ -3,8 +3,6 @@ export * from "./connection.js";
 export * from "./table.js";
 export * from "./tcp.js";
 export * from "./engine.js";
-export * from "./address.js";
-export * from "./replay.js";
 export * from "./expectations.js";
 export * from "./helpers/helper.js";
 export * from "./helpers/ftp.js";
