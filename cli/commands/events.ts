@@ -1,29 +1,35 @@
-import { createWriteStream } from "node:fs";
-import { readFile, rename, unlink } from "node:fs/promises";
-import type { Writable } from "node:stream";
+import { readFile } from "node:fs/promises";
 import type { Argv, CommandModule } from "yargs";
 import { PACKET_CLASS_NAMES } from "../../lib/decode/packet.js";
-import { VERDICT_NAMES } from "../../lib/conntrack/engine.js";
+import { HELPER_NAMES, VERDICT_NAMES, type HelperName } from "../../lib/conntrack/engine.js";
 import { DEFAULT_SETTINGS, SYSCTL_NAMES, parseSysctl } from "../../lib/conntrack/settings.js";
 import { expandInputs } from "../../lib/pipeline/inputs.js";
-import { ChunkedWriter, replayCaptures, type ReplayResult } from "../../lib/pipeline/replay.js";
+import {
+  ChunkedWriter,
+  DEFAULT_HELPER_PORTS,
+  helperPortsAdding,
+  replayCaptures,
+  type ReplayOptions,
+  type ReplayResult,
+} from "../../lib/pipeline/replay.js";
 import {
   EVENT_FORMATS,
   createEventFormatter,
+  createExpectEventFormatter,
   isoTimeNs,
   type EventFormat,
 } from "../../lib/report/event-formats.js";
 import { UsageError } from "../errors.js";
-import { parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
+import { OutputTarget } from "../output.js";
+import { DASH_TOKEN, parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
 
-interface EventsArguments {
+interface EventsArguments extends SettingsArguments {
   files: string[];
   "reorder-window": string;
   format: EventFormat;
   timestamp: boolean;
-  sysctl?: string;
-  timeout?: string[];
-  hz?: number;
+  expect: boolean;
+  "expect-output"?: string;
   drain: boolean;
   summary: boolean;
   output?: string;
@@ -47,6 +53,26 @@ export function withConntrackSettings<T>(argv: Argv<T>) {
     .option("hz", {
       type: "number",
       describe: `kernel tick rate (CONFIG_HZ) printed timeouts are counted in (default ${DEFAULT_SETTINGS.hz})`,
+    })
+    .option("helper", {
+      type: "string",
+      array: true,
+      nargs: 1,
+      describe:
+        "attach a helper on one more port, NAME=PORT[,PORT…] (as a `CT --helper` rule would; defaults " +
+        `${HELPER_NAMES.map((name) => `${name} on ${DEFAULT_HELPER_PORTS[name].join(",")}`).join(", ")}` +
+        "); repeatable, e.g. --helper ftp=2121 --helper tftp=1069",
+    })
+    .option("helpers", {
+      type: "boolean",
+      default: true,
+      describe: "attach helpers at all (--no-helpers: no helper, no expectations, no RELATED connections)",
+    })
+    .option("ftp-loose", {
+      type: "boolean",
+      default: false,
+      describe:
+        "as nf_conntrack_ftp loose=1: expect data connections to an address other than the announcer's",
     });
 }
 
@@ -54,6 +80,34 @@ export interface SettingsArguments {
   sysctl?: string;
   timeout?: string[];
   hz?: number;
+  helper?: string[];
+  helpers?: boolean;
+  "ftp-loose"?: boolean;
+}
+
+/** The helper options of `withConntrackSettings`, as the engine takes them; bad values are a UsageError. */
+export function helperOptionsFromArguments(
+  args: SettingsArguments,
+): Pick<ReplayOptions, "helpers" | "helperPorts" | "ftpLoose"> {
+  const added: Partial<Record<HelperName, number[]>> = {};
+  for (const assignment of args.helper ?? []) {
+    const match = /^\s*([\w-]+)\s*=\s*(\S.*?)\s*$/.exec(assignment);
+    if (!match) throw new UsageError(`--helper: "${assignment}" is not NAME=PORT (e.g. ftp=2121)`);
+    const name = match[1].toLowerCase();
+    if (!(HELPER_NAMES as readonly string[]).includes(name))
+      throw new UsageError(`--helper: unknown helper "${match[1]}" (known: ${HELPER_NAMES.join(", ")})`);
+    const ports = (added[name as HelperName] ??= []);
+    for (const text of match[2].split(",")) {
+      const port = /^\s*\d{1,5}\s*$/.test(text) ? Number(text) : NaN;
+      if (!(port >= 1 && port <= 0xffff))
+        throw new UsageError(`--helper: "${text.trim()}" in "${assignment}" is not a port (1-65535)`);
+      ports.push(port);
+    }
+  }
+  const helpers = args.helpers !== false;
+  if (!helpers && Object.keys(added).length > 0)
+    throw new UsageError("--helper and --no-helpers contradict each other");
+  return { helpers, helperPorts: helperPortsAdding(added), ftpLoose: args["ftp-loose"] === true };
 }
 
 /**
@@ -108,44 +162,6 @@ export function warnOnStderr(message: string): void {
   process.stderr.write(`pcap-conntrack: warning: ${message}\n`);
 }
 
-/**
- * Where a command's streamed output goes: standard output, or a file written under a temporary
- * name and renamed once complete so an interrupted run leaves no half file.
- */
-export class OutputTarget {
-  readonly stream: Writable;
-  private readonly temporary: string | null;
-
-  constructor(private readonly path: string | undefined) {
-    if (path === undefined || path === "-") {
-      this.stream = process.stdout;
-      this.temporary = null;
-      // A reader that stops early (`| head`) is not an error: stop quietly.
-      process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-        if (error.code === "EPIPE") process.exit(0);
-      });
-    } else {
-      this.temporary = `${path}.partial-${process.pid}`;
-      this.stream = createWriteStream(this.temporary);
-    }
-  }
-
-  async commit(): Promise<void> {
-    if (this.temporary === null) return;
-    await new Promise<void>((resolve, reject) => {
-      this.stream.once("error", reject);
-      this.stream.end(resolve);
-    });
-    await rename(this.temporary, this.path!);
-  }
-
-  async abandon(): Promise<void> {
-    if (this.temporary === null) return;
-    this.stream.destroy();
-    await unlink(this.temporary).catch(() => undefined);
-  }
-}
-
 export const eventsCommand: CommandModule<object, EventsArguments> = {
   command: "events <files..>",
   describe: "Replay captures through conntrack and print its events as `conntrack -E -o timestamp` would",
@@ -156,6 +172,20 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
         type: "boolean",
         default: true,
         describe: "prefix text lines with [sec.usec] (--no-timestamp: plain `conntrack -E` lines)",
+      })
+      .option("expect", {
+        type: "boolean",
+        default: false,
+        describe:
+          "print expectation events instead (as `conntrack -E expect -o timestamp`: NEW when a helper " +
+          "announces a connection, DESTROY when it is used or expires)",
+      })
+      .option("expect-output", {
+        type: "string",
+        describe:
+          "also write expectation events (same --format) to this file while connection events go to the " +
+          "main output: one run gives both listeners' streams",
+        coerce: (path: string | undefined) => (path === DASH_TOKEN ? "-" : path),
       })
       .option("drain", {
         type: "boolean",
@@ -168,28 +198,62 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
         describe: "account for every packet on standard error: record classes and conntrack verdicts",
       })
       .example("$0 events capture.pcap --sysctl sysctl.txt", "events under the router's settings")
-      .example("tcpdump -U -w - | $0 events -", "live events from a running capture"),
+      .example("tcpdump -U -w - | $0 events -", "live events from a running capture")
+      .example(
+        "$0 events ftp.pcap --expect-output expect.txt",
+        "connection and expectation events in one run",
+      )
+      .example("$0 events ftp.pcap --helper ftp=2121 --expect", "expectations of an FTP server on port 2121"),
   handler: async (args) => {
+    const expectPath = args["expect-output"];
+    if (args.expect && expectPath !== undefined)
+      throw new UsageError(
+        "--expect-output: with --expect the expectation events go to the main output (-o)",
+      );
+    if (expectPath === "-" && (args.output === undefined || args.output === "-"))
+      throw new UsageError(
+        "--expect-output: standard output already carries the connection events (use -o FILE)",
+      );
     const files = await expandInputs(args.files);
     const settings = await settingsFromArguments(args, warnOnStderr);
-    const formatter = createEventFormatter(args.format, { timestamp: args.timestamp });
+    const helperOptions = helperOptionsFromArguments(args);
+    const reorderWindowNs = parseDurationNs(args["reorder-window"], "reorder-window");
+    const formatOptions = { timestamp: args.timestamp };
     const output = new OutputTarget(args.output);
     const writer = new ChunkedWriter(output.stream);
+    const expectOutput = expectPath === undefined ? null : new OutputTarget(expectPath);
+    const expectWriter = expectOutput === null ? null : new ChunkedWriter(expectOutput.stream);
+    const events = args.expect ? null : createEventFormatter(args.format, formatOptions);
+    const expectations =
+      args.expect || expectWriter !== null ? createExpectEventFormatter(args.format, formatOptions) : null;
+    const expectTarget = args.expect ? writer : expectWriter;
     let result: ReplayResult;
     try {
-      writer.write(formatter.header());
+      writer.write((events ?? expectations!).header());
+      if (expectWriter !== null) expectWriter.write(expectations!.header());
       result = await replayCaptures(files, {
         settings,
-        reorderWindowNs: parseDurationNs(args["reorder-window"], "reorder-window"),
+        ...helperOptions,
+        reorderWindowNs,
         drain: args.drain,
-        onEvent: (event) => writer.write(formatter.format(event)),
-        backpressure: () => writer.pending(),
+        onEvent: events === null ? undefined : (event) => writer.write(events.format(event)),
+        onExpectEvent:
+          expectations === null || expectTarget === null
+            ? undefined
+            : (event) => expectTarget.write(expectations.format(event)),
+        backpressure: () => writer.pending() ?? expectWriter?.pending() ?? null,
       });
-      writer.write(formatter.footer());
+      writer.write((events ?? expectations!).footer());
       await writer.finish();
+      if (expectWriter !== null) {
+        expectWriter.write(expectations!.footer());
+        await expectWriter.finish();
+      }
       await output.commit();
+      await expectOutput?.commit();
     } catch (error) {
       await output.abandon();
+      await expectOutput?.abandon();
       throw error;
     }
     reportWarnings(result);
@@ -208,8 +272,10 @@ export function reportWarnings(result: ReplayResult): void {
 
 export function liveSummary(result: ReplayResult): string {
   const live = result.engine.liveConnections;
+  const expecting = result.engine.liveExpectations;
   const at = result.last ? ` at ${isoTimeNs(result.last.tsSec, result.last.tsNsec)} (last packet)` : "";
-  return `${live} connection${live === 1 ? "" : "s"} still live${at}; --drain expires them`;
+  const alsoExpected = expecting > 0 ? ` and ${expecting} expectation${expecting === 1 ? "" : "s"}` : "";
+  return `${live} connection${live === 1 ? "" : "s"}${alsoExpected} still live${at}; --drain expires them`;
 }
 
 /** Every record in exactly one class, every decoded packet in exactly one verdict. */
@@ -233,5 +299,24 @@ export function formatReplaySummary(result: ReplayResult): string {
   row("  still live", result.engine.liveConnections);
   row("  most live at once", stats.maxLive);
   row("events", `NEW ${stats.events.NEW}, UPDATE ${stats.events.UPDATE}, DESTROY ${stats.events.DESTROY}`);
+  const expected = stats.expectations;
+  row("expectations created", expected.created);
+  row("  used (RELATED connections)", expected.used);
+  row("  expired", expected.expired);
+  row("  evicted (max_expected)", expected.evicted);
+  row("  replaced", expected.replaced);
+  row("  removed with their master", expected.masterDestroyed);
+  row("  still live", result.engine.liveExpectations);
+  row("  refused", expected.refused);
+  row("expectation events", `NEW ${result.expectEvents.NEW}, DESTROY ${result.expectEvents.DESTROY}`);
+  const helpers = stats.helpers;
+  row("helper packets", helpers.packets);
+  row("  commands parsed", helpers.commands);
+  row("  out of sequence (not read)", helpers.outOfSequence);
+  row("  split commands (dropped)", helpers.partialDrops);
+  row("  malformed commands (dropped)", helpers.malformedDrops);
+  row("  address differs (no expectation)", helpers.addressMismatch);
+  row("  expectation refused (dropped)", helpers.refusedDrops);
+  row("  payload not captured (snaplen)", helpers.payloadNotCaptured);
   return `${lines.join("\n")}\n`;
 }

@@ -8,39 +8,47 @@ import {
   type TimePoint,
 } from "../../lib/pipeline/replay.js";
 import { formatProcLine } from "../../lib/report/conntrack-text.js";
+import { formatExpectProcLine } from "../../lib/report/expect-text.js";
+import type { Expectation } from "../../lib/conntrack/expectations.js";
 import {
+  EXPECT_TABLE_CSV_COLUMNS,
   JsonArrayFormatter,
   TABLE_CSV_COLUMNS,
   connectionCsvRow,
   connectionRecord,
+  conntrackExpectListTrailer,
   conntrackListTrailer,
   csvRow,
+  expectationCsvRow,
+  expectationRecord,
+  expectationTimeout,
   formatConntrackListLine,
+  formatExpectListLine,
   isoTimeNs,
   type TableView,
 } from "../../lib/report/event-formats.js";
 import { UsageError } from "../errors.js";
+import { OutputTarget } from "../output.js";
 import { parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
 import {
-  OutputTarget,
   formatReplaySummary,
+  helperOptionsFromArguments,
   reportWarnings,
   settingsFromArguments,
   warnOnStderr,
   withConntrackSettings,
+  type SettingsArguments,
 } from "./events.js";
 
 export const TABLE_FORMATS = ["proc", "conntrack", "csv", "json"] as const;
 type TableFormat = (typeof TABLE_FORMATS)[number];
 
-interface TableArguments {
+interface TableArguments extends SettingsArguments {
   files: string[];
   "reorder-window": string;
   at?: string;
   format: TableFormat;
-  sysctl?: string;
-  timeout?: string[];
-  hz?: number;
+  expect: boolean;
   summary: boolean;
   output?: string;
 }
@@ -118,7 +126,14 @@ export const tableCommand: CommandModule<object, TableArguments> = {
       .option("format", {
         choices: TABLE_FORMATS,
         default: "proc" as const,
-        describe: "proc: /proc/net/nf_conntrack lines; conntrack: `conntrack -L` lines; csv; json",
+        describe:
+          "proc: /proc/net/nf_conntrack lines; conntrack: `conntrack -L` lines; csv; json " +
+          "(with --expect: /proc/net/nf_conntrack_expect and `conntrack -L expect` lines)",
+      })
+      .option("expect", {
+        type: "boolean",
+        default: false,
+        describe: "print the expectation table instead of the connection table",
       })
       .option("summary", {
         type: "boolean",
@@ -126,13 +141,19 @@ export const tableCommand: CommandModule<object, TableArguments> = {
         describe: "account for every packet read on standard error: record classes and conntrack verdicts",
       })
       .example("$0 table capture.pcap --at +30", "the table 30 s after the first packet")
-      .example("$0 table capture.pcap --format conntrack", "as `conntrack -L` lists it at the end"),
+      .example("$0 table capture.pcap --format conntrack", "as `conntrack -L` lists it at the end")
+      .example(
+        "$0 table ftp.pcap --expect --at +2",
+        "/proc/net/nf_conntrack_expect 2 s after the first packet",
+      ),
   handler: async (args) => {
     const until = args.at === undefined ? undefined : parseTimePoint(args.at);
     const files = await expandInputs(args.files);
     const settings = await settingsFromArguments(args, warnOnStderr);
+    const helperOptions = helperOptionsFromArguments(args);
     const result = await replayCaptures(files, {
       settings,
+      ...helperOptions,
       reorderWindowNs: parseDurationNs(args["reorder-window"], "reorder-window"),
       until,
     });
@@ -141,14 +162,20 @@ export const tableCommand: CommandModule<object, TableArguments> = {
     const writer = new ChunkedWriter(output.stream);
     let count: number;
     try {
-      count = writeTable(result, args.format, (text) => writer.write(text));
+      const write = (text: string): void => writer.write(text);
+      count = args.expect
+        ? writeExpectTable(result, args.format, write)
+        : writeTable(result, args.format, write);
       await writer.finish();
       await output.commit();
     } catch (error) {
       await output.abandon();
       throw error;
     }
-    if (args.format === "conntrack") process.stderr.write(`${conntrackListTrailer(count)}\n`);
+    if (args.format === "conntrack")
+      process.stderr.write(
+        `${args.expect ? conntrackExpectListTrailer(count) : conntrackListTrailer(count)}\n`,
+      );
     if (result.until === null && result.last === null) warnOnStderr("no packets: the table is empty");
     if (args.summary) {
       const at = result.until ?? result.last;
@@ -158,15 +185,54 @@ export const tableCommand: CommandModule<object, TableArguments> = {
   },
 };
 
-/** Writes the live entries in creation order; returns how many. */
-export function writeTable(result: ReplayResult, format: TableFormat, write: (text: string) => void): number {
+function tableView(result: ReplayResult): TableView {
   const engine = result.engine;
-  const view: TableView = {
+  return {
     now: engine.now,
     accounting: engine.settings.acct !== 0,
     timestamps: engine.settings.timestamp !== 0,
     hz: engine.settings.hz,
   };
+}
+
+/** Writes the live expectations in creation order; returns how many. */
+export function writeExpectTable(
+  result: ReplayResult,
+  format: TableFormat,
+  write: (text: string) => void,
+): number {
+  const view = tableView(result);
+  const expectations = result.engine.expectations();
+  switch (format) {
+    case "proc":
+      for (const expectation of expectations)
+        write(`${formatExpectProcLine(expectation, { now: view.now, hz: view.hz })}\n`);
+      break;
+    case "conntrack":
+      for (const expectation of expectations) write(`${formatExpectListLine(expectation, view)}\n`);
+      break;
+    case "csv":
+      write(csvRow(EXPECT_TABLE_CSV_COLUMNS));
+      for (const expectation of expectations)
+        write(expectationCsvRow(expectationRecord(expectation, expectationTimeout(expectation, view))));
+      break;
+    case "json": {
+      const json = new JsonArrayFormatter((expectation: Expectation) =>
+        expectationRecord(expectation, expectationTimeout(expectation, view)),
+      );
+      write(json.header());
+      for (const expectation of expectations) write(json.format(expectation));
+      write(json.footer());
+      break;
+    }
+  }
+  return expectations.length;
+}
+
+/** Writes the live entries in creation order; returns how many. */
+export function writeTable(result: ReplayResult, format: TableFormat, write: (text: string) => void): number {
+  const engine = result.engine;
+  const view = tableView(result);
   const connections: Connection[] = [...engine.entries()].sort((a, b) => a.id - b.id);
   switch (format) {
     case "proc":

@@ -7,7 +7,16 @@ import type { Writable } from "node:stream";
 import type { CaptureRecord, CaptureWarning } from "../capture/source.js";
 import { PacketDecoder, type DecoderOptions } from "../decode/decoder.js";
 import { PacketClass } from "../decode/packet.js";
-import { ConntrackEngine, type ConntrackEvent } from "../conntrack/engine.js";
+import {
+  ConntrackEngine,
+  HELPER_NAMES,
+  type ConntrackEvent,
+  type EngineOptions,
+  type HelperName,
+} from "../conntrack/engine.js";
+import type { ExpectEvent } from "../conntrack/expectations.js";
+import { FtpHelper } from "../conntrack/helpers/ftp.js";
+import { TftpHelper } from "../conntrack/helpers/tftp.js";
 import type { ConntrackSettings } from "../conntrack/settings.js";
 import { PacketAccounting } from "./accounting.js";
 import { openInputs, type InputOptions } from "./inputs.js";
@@ -16,12 +25,34 @@ import { openInputs, type InputOptions } from "./inputs.js";
 export type TimePoint =
   { kind: "absolute"; tsSec: number; tsNsec: number } | { kind: "relative"; offsetNs: number };
 
-export interface ReplayOptions extends InputOptions {
+/** Ports each helper is attached on when nothing else is asked (the helpers' own defaults). */
+export const DEFAULT_HELPER_PORTS: Readonly<Record<HelperName, readonly number[]>> = {
+  ftp: new FtpHelper().defaultPorts,
+  tftp: new TftpHelper().defaultPorts,
+};
+
+/**
+ * The engine's `helperPorts` for "the defaults plus these": the engine replaces a helper's defaults
+ * with whatever list it is given, while `--helper ftp=2121` means port 2121 as well as 21.
+ */
+export function helperPortsAdding(
+  extra: Partial<Record<HelperName, readonly number[]>>,
+): Record<HelperName, number[]> {
+  const ports = {} as Record<HelperName, number[]>;
+  for (const name of HELPER_NAMES)
+    ports[name] = [...new Set([...DEFAULT_HELPER_PORTS[name], ...(extra[name] ?? [])])];
+  return ports;
+}
+
+export interface ReplayOptions
+  extends InputOptions, Pick<EngineOptions, "helpers" | "helperPorts" | "ftpLoose"> {
   /** Timeouts and switches (settings fields or sysctl names); missing ones take kernel defaults. */
   settings?: Partial<ConntrackSettings> | Record<string, number>;
   decoder?: DecoderOptions;
   /** Receives every event; the event object is reused, read or copy it inside the call. */
   onEvent?: (event: ConntrackEvent) => void;
+  /** Receives every expectation event (`conntrack -E expect`); the object is reused likewise. */
+  onExpectEvent?: (event: ExpectEvent) => void;
   /**
    * Asked after every record: a promise to wait for before reading on (the sink's buffer is full),
    * or null to go on at once.
@@ -45,6 +76,9 @@ export interface ReplayResult {
   records: number;
   /** Decoded packets handed to the engine. */
   tracked: number;
+  /** Connection and expectation events delivered (none when nf_conntrack_events is 0). */
+  events: number;
+  expectEvents: { NEW: number; DESTROY: number };
   /** Capture time of the first and last record read, null before any. */
   first: { tsSec: number; tsNsec: number } | null;
   last: { tsSec: number; tsNsec: number } | null;
@@ -60,7 +94,24 @@ export async function replayCaptures(
   files: readonly string[],
   options: ReplayOptions = {},
 ): Promise<ReplayResult> {
-  const engine = new ConntrackEngine({ settings: options.settings, onEvent: options.onEvent });
+  const onEvent = options.onEvent ?? null;
+  const onExpectEvent = options.onExpectEvent ?? null;
+  let events = 0;
+  const expectEvents = { NEW: 0, DESTROY: 0 };
+  const engine = new ConntrackEngine({
+    settings: options.settings,
+    helpers: options.helpers,
+    helperPorts: options.helperPorts,
+    ftpLoose: options.ftpLoose,
+    onEvent: (event) => {
+      events++;
+      if (onEvent !== null) onEvent(event);
+    },
+    onExpectEvent: (event) => {
+      expectEvents[event.type]++;
+      if (onExpectEvent !== null) onExpectEvent(event);
+    },
+  });
   const decoder = new PacketDecoder(options.decoder);
   const { inputs, source } = await openInputs(files, options);
   const accounting = new PacketAccounting(inputs.length);
@@ -134,6 +185,8 @@ export async function replayCaptures(
     warnings: inputs.flatMap((input) => input.warnings),
     records,
     tracked,
+    events,
+    expectEvents,
     first: firstSec < 0 ? null : { tsSec: firstSec, tsNsec: firstNsec },
     last: lastSec < 0 ? null : { tsSec: lastSec, tsNsec: lastNsec },
     stoppedEarly,

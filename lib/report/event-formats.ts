@@ -16,7 +16,16 @@ import {
 import { formatIpv4, formatIpv6 } from "../conntrack/address.js";
 import { TCP_STATE_NAMES, type Connection, type Tuple } from "../conntrack/connection.js";
 import { ConntrackEvent, remainingSeconds } from "../conntrack/engine.js";
+import {
+  EXPECT_INACTIVE,
+  EXPECT_PERMANENT,
+  EXPECT_USERSPACE,
+  ExpectEvent,
+  expectationRemainingSeconds,
+  type Expectation,
+} from "../conntrack/expectations.js";
 import { formatConntrackEvent } from "./conntrack-text.js";
+import { formatExpectEvent } from "./expect-text.js";
 
 export const EVENT_FORMATS = ["text", "csv", "json", "ndjson"] as const;
 export type EventFormat = (typeof EVENT_FORMATS)[number];
@@ -51,9 +60,12 @@ export interface ConnectionRecord {
   replyPackets: number | null;
   replyBytes: number | null;
   deltaTime: number | null;
+  /** The helper attached to the connection (in every record, not only where `conntrack -E` prints it). */
   helper: string | null;
   /** The engine's sequential connection id (1 = first connection created). */
   id: number;
+  /** For a RELATED connection (it fulfilled an expectation): the id of its master, else null. */
+  masterId: number | null;
 }
 
 export interface EventRecord extends ConnectionRecord {
@@ -119,13 +131,17 @@ function flagsOf(seenReply: boolean, assured: boolean): string[] {
   return flags;
 }
 
+/** Epoch seconds cut to microseconds, as `-o timestamp` prints them. */
+function epochOf(tsSec: number, tsNsec: number): number {
+  return Number(`${tsSec}.${String(Math.floor(tsNsec / 1000)).padStart(6, "0")}`);
+}
+
 /** An event as a plain object (a copy: the engine reuses its event). */
 export function eventRecord(event: ConntrackEvent): EventRecord {
   const connection = event.connection;
-  const usec = Math.floor(event.tsNsec / 1000);
   return {
     time: isoTimeNs(event.tsSec, event.tsNsec),
-    epoch: Number(`${event.tsSec}.${String(usec).padStart(6, "0")}`),
+    epoch: epochOf(event.tsSec, event.tsNsec),
     type: event.type,
     protocol: protocolName(connection.protocol),
     protocolNumber: connection.protocol,
@@ -139,8 +155,9 @@ export function eventRecord(event: ConntrackEvent): EventRecord {
     replyPackets: event.hasCounters ? event.replyPackets : null,
     replyBytes: event.hasCounters ? event.replyBytes : null,
     deltaTime: event.deltaTime >= 0 ? event.deltaTime : null,
-    helper: event.helper,
+    helper: connection.helper,
     id: connection.id,
+    masterId: masterIdOf(connection),
     cause: event.type === "DESTROY" && event.destroyCause !== "" ? event.destroyCause : null,
   };
 }
@@ -173,7 +190,13 @@ export function connectionRecord(connection: Connection, view: TableView): Conne
     deltaTime: view.timestamps ? listDeltaTime(connection, view.now) : null,
     helper: connection.helper,
     id: connection.id,
+    masterId: masterIdOf(connection),
   };
+}
+
+function masterIdOf(connection: Connection): number | null {
+  const masterId = connection.masterId;
+  return masterId > 0 ? masterId : null;
 }
 
 /**
@@ -219,6 +242,125 @@ export function conntrackListTrailer(count: number): string {
   return `conntrack v1.4.7 (conntrack-tools): ${count} flow entries have been shown.`;
 }
 
+// ------------------------------------------------------------------ expectations
+
+/** An expectation as a plain object: what `conntrack -L expect` shows, plus the master's id. */
+export interface ExpectationRecord {
+  /** Remaining whole seconds of its timer. */
+  timeout: number;
+  protocol: string;
+  protocolNumber: number;
+  /** The expected connection's original tuple; a wildcard part holds 0 (see `mask`). */
+  tuple: TupleRecord;
+  /** Which parts of `tuple` must match: all ones exact, 0 any (as `mask-src=`, `mask-dst=` print it). */
+  mask: TupleRecord;
+  /** The master connection's original tuple (`master-src=` …). */
+  master: TupleRecord;
+  /**
+   * The master's connection id; null while the master is not confirmed yet (TFTP: the request that
+   * creates the master announces the reply, and the engine numbers a connection when it confirms it).
+   */
+  masterId: number | null;
+  class: number;
+  helper: string | null;
+  /** PERMANENT, INACTIVE, USERSPACE as printed (FTP and TFTP set none). */
+  flags: string[];
+  /** The engine's sequential expectation id (1 = first expectation created). */
+  id: number;
+}
+
+export interface ExpectEventRecord extends ExpectationRecord {
+  /** ISO 8601 UTC with nanoseconds. */
+  time: string;
+  /** Seconds since the epoch with microseconds. */
+  epoch: number;
+  type: "NEW" | "DESTROY";
+  /** DESTROY only: used (a connection fulfilled it), expired, evicted, replaced, master-destroyed, drain. */
+  cause: string | null;
+}
+
+const MASK_ONES = { 4: "255.255.255.255", 6: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" } as const;
+const MASK_ZERO = { 4: "0.0.0.0", 6: "::" } as const;
+
+function maskRecord(expectation: Expectation): TupleRecord {
+  const family = expectation.tuple.family === 4 ? 4 : 6;
+  const record: TupleRecord = {
+    src: expectation.srcAddressExact ? MASK_ONES[family] : MASK_ZERO[family],
+    dst: MASK_ONES[family],
+  };
+  const protocol = expectation.tuple.protocol;
+  if (
+    protocol === IPPROTO_TCP ||
+    protocol === IPPROTO_UDP ||
+    protocol === IPPROTO_UDPLITE ||
+    protocol === IPPROTO_SCTP
+  ) {
+    record.sport = expectation.srcPortExact ? 0xffff : 0;
+    record.dport = 0xffff;
+  }
+  return record;
+}
+
+function expectFlags(flags: number): string[] {
+  const names: string[] = [];
+  if (flags & EXPECT_PERMANENT) names.push("PERMANENT");
+  if (flags & EXPECT_INACTIVE) names.push("INACTIVE");
+  if (flags & EXPECT_USERSPACE) names.push("USERSPACE");
+  return names;
+}
+
+/** A live expectation as a plain object, `timeout` being its remaining whole seconds. */
+export function expectationRecord(expectation: Expectation, timeout: number): ExpectationRecord {
+  return {
+    timeout,
+    protocol: protocolName(expectation.tuple.protocol),
+    protocolNumber: expectation.tuple.protocol,
+    tuple: tupleRecord(expectation.tuple),
+    mask: maskRecord(expectation),
+    master: tupleRecord(expectation.master.original),
+    masterId: expectation.master.id > 0 ? expectation.master.id : null,
+    class: expectation.expectClass,
+    helper: expectation.helper === "" ? null : expectation.helper,
+    flags: expectFlags(expectation.flags),
+    id: expectation.id,
+  };
+}
+
+/** An expectation event as a plain object (a copy: the engine reuses its event). */
+export function expectEventRecord(event: ExpectEvent): ExpectEventRecord {
+  return {
+    time: isoTimeNs(event.tsSec, event.tsNsec),
+    epoch: epochOf(event.tsSec, event.tsNsec),
+    type: event.type,
+    ...expectationRecord(event.expectation, event.timeout),
+    cause: event.type === "DESTROY" && event.cause !== "" ? event.cause : null,
+  };
+}
+
+/** The remaining seconds of a live expectation as the table shows it at `view.now`. */
+export function expectationTimeout(expectation: Expectation, view: TableView): number {
+  return expectationRemainingSeconds(expectation, view.now, view.hz);
+}
+
+/**
+ * One `conntrack -L expect` line (conntrack-tools 1.4.7, checked on this kernel): the event layout
+ * without its `%9s ` header and without a timestamp.
+ */
+export function formatExpectListLine(expectation: Expectation, view: TableView): string {
+  const event = listExpectEvent;
+  event.type = "NEW";
+  event.expectation = expectation;
+  event.timeout = expectationTimeout(expectation, view);
+  return formatExpectEvent(event, { timestamp: false }).slice(EVENT_HEADER_WIDTH);
+}
+
+const listExpectEvent = new ExpectEvent();
+
+/** The trailer `conntrack -L expect` prints on standard error. */
+export function conntrackExpectListTrailer(count: number): string {
+  return `conntrack v1.4.7 (conntrack-tools): ${count} expectations have been shown.`;
+}
+
 // ------------------------------------------------------------------ CSV
 
 const TUPLE_COLUMNS = ["src", "dst", "sport", "dport", "type", "code", "id", "srckey", "dstkey"] as const;
@@ -238,10 +380,37 @@ const CONNECTION_COLUMNS = [
   "delta_time",
   "helper",
   "connection_id",
+  "master_connection_id",
 ];
 
 export const EVENT_CSV_COLUMNS = ["time", "epoch", "type", ...CONNECTION_COLUMNS, "cause"];
 export const TABLE_CSV_COLUMNS = CONNECTION_COLUMNS;
+
+const EXPECTATION_COLUMNS = [
+  "timeout",
+  "protocol",
+  "protocol_number",
+  "src",
+  "dst",
+  "sport",
+  "dport",
+  "mask_src",
+  "mask_dst",
+  "mask_sport",
+  "mask_dport",
+  "master_src",
+  "master_dst",
+  "master_sport",
+  "master_dport",
+  "master_connection_id",
+  "class",
+  "helper",
+  "flags",
+  "expectation_id",
+];
+
+export const EXPECT_EVENT_CSV_COLUMNS = ["time", "epoch", "type", ...EXPECTATION_COLUMNS, "cause"];
+export const EXPECT_TABLE_CSV_COLUMNS = EXPECTATION_COLUMNS;
 
 type Cell = string | number | null | undefined;
 
@@ -258,6 +427,7 @@ function connectionCells(record: ConnectionRecord): Cell[] {
     record.deltaTime,
     record.helper,
     record.id,
+    record.masterId,
   );
   return cells;
 }
@@ -279,14 +449,56 @@ export function connectionCsvRow(record: ConnectionRecord): string {
   return csvRow(connectionCells(record));
 }
 
+function expectationCells(record: ExpectationRecord): Cell[] {
+  const { tuple, mask, master } = record;
+  return [
+    record.timeout,
+    record.protocol,
+    record.protocolNumber,
+    tuple.src,
+    tuple.dst,
+    tuple.sport,
+    tuple.dport,
+    mask.src,
+    mask.dst,
+    mask.sport,
+    mask.dport,
+    master.src,
+    master.dst,
+    master.sport,
+    master.dport,
+    record.masterId,
+    record.class,
+    record.helper,
+    record.flags.join(" "),
+    record.id,
+  ];
+}
+
+export function expectEventCsvRow(record: ExpectEventRecord): string {
+  return csvRow([
+    record.time,
+    record.epoch.toFixed(6),
+    record.type,
+    ...expectationCells(record),
+    record.cause,
+  ]);
+}
+
+export function expectationCsvRow(record: ExpectationRecord): string {
+  return csvRow(expectationCells(record));
+}
+
 // ------------------------------------------------------------------ streaming formatters
 
-/** Turns a stream of events into text pieces: a header, one piece per event, a footer. */
-export interface EventFormatter {
+/** Turns a stream of items into text pieces: a header, one piece per item, a footer. */
+export interface StreamFormatter<T> {
   header(): string;
-  format(event: ConntrackEvent): string;
+  format(item: T): string;
   footer(): string;
 }
+
+export type EventFormatter = StreamFormatter<ConntrackEvent>;
 
 export interface EventFormatterOptions {
   /** Text format: prefix `[sec.usec]\t` as `conntrack -E -o timestamp` (default true). */
@@ -318,6 +530,38 @@ export function createEventFormatter(
       };
     case "json":
       return new JsonArrayFormatter((event: ConntrackEvent) => eventRecord(event));
+  }
+}
+
+/**
+ * Expectation events in the same formats: text as `conntrack -E expect [-o timestamp]` prints them
+ * (with that tool's own space-padded timestamp), or records with the master's id.
+ */
+export function createExpectEventFormatter(
+  format: EventFormat,
+  options: EventFormatterOptions = {},
+): StreamFormatter<ExpectEvent> {
+  switch (format) {
+    case "text":
+      return {
+        header: () => "",
+        format: (event) => `${formatExpectEvent(event, { timestamp: options.timestamp !== false })}\n`,
+        footer: () => "",
+      };
+    case "csv":
+      return {
+        header: () => csvRow(EXPECT_EVENT_CSV_COLUMNS),
+        format: (event) => expectEventCsvRow(expectEventRecord(event)),
+        footer: () => "",
+      };
+    case "ndjson":
+      return {
+        header: () => "",
+        format: (event) => `${JSON.stringify(expectEventRecord(event))}\n`,
+        footer: () => "",
+      };
+    case "json":
+      return new JsonArrayFormatter((event: ExpectEvent) => expectEventRecord(event));
   }
 }
 

@@ -1,8 +1,18 @@
 /** The real CLI (node dist/cli/main.js events …) on a committed kernel sample. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  createReadStream,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -162,6 +172,7 @@ test("events: json is one array, ndjson one object per line, with the same recor
     deltaTime: null,
     helper: null,
     id: 1,
+    masterId: null,
     cause: null,
   });
 });
@@ -261,3 +272,59 @@ test("sysctl names are accepted with or without their prefixes", () => {
   assert.equal(sysctlName("udp_timeout"), full);
   assert.equal(sysctlName("udp_timeout_forever"), null);
 });
+
+test(
+  "events -o: a device, a FIFO or a symbolic link is written in place, never replaced",
+  { skip },
+  async () => {
+    const directory = mkdtempSync(join(tmpdir(), "pcc-cli-"));
+    try {
+      const expected = run(["events", PCAP, "--sysctl", SYSCTL, "--drain"]).stdout;
+
+      // A symbolic link keeps pointing at its target, which gets the output.
+      const target = join(directory, "target.txt");
+      const link = join(directory, "link.txt");
+      writeFileSync(target, "old\n");
+      symlinkSync(target, link);
+      assert.equal(run(["events", PCAP, "--sysctl", SYSCTL, "--drain", "-o", link]).status, 0);
+      assert.ok(lstatSync(link).isSymbolicLink());
+      assert.equal(readFileSync(target, "utf8"), expected);
+
+      // A FIFO stays a FIFO; its reader gets the output.
+      const fifo = join(directory, "fifo");
+      assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+      const child = spawn(process.execPath, [CLI, "events", PCAP, "--sysctl", SYSCTL, "--drain", "-o", fifo]);
+      const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+      const chunks: Buffer[] = [];
+      for await (const chunk of createReadStream(fifo)) chunks.push(chunk as Buffer);
+      assert.equal(await exited, 0);
+      assert.equal(Buffer.concat(chunks).toString("utf8"), expected);
+      assert.ok(lstatSync(fifo).isFIFO());
+
+      // A character device (a private null device: /dev/null itself is not risked) stays a device.
+      const device = join(directory, "null");
+      if (spawnSync("mknod", ["-m", "666", device, "c", "1", "3"]).status === 0) {
+        const written = run([
+          "events",
+          PCAP,
+          "--sysctl",
+          SYSCTL,
+          "--drain",
+          "--expect-output",
+          device,
+          "-o",
+          device,
+        ]);
+        assert.equal(written.status, 0, written.stderr);
+        assert.ok(lstatSync(device).isCharacterDevice());
+      }
+      assert.deepEqual(
+        readdirSync(directory).filter((name) => name.includes(".partial-")),
+        [],
+        "no temporary file left behind",
+      );
+    } finally {
+      rmSync(directory, { recursive: true });
+    }
+  },
+);

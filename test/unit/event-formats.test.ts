@@ -131,6 +131,7 @@ test("an event record copies every field, absent ones as null", () => {
     deltaTime: 5,
     helper: null,
     id: 7,
+    masterId: null,
     cause: "expired",
   });
 });
@@ -150,7 +151,7 @@ test("formatters: text, csv with header, ndjson, json array", () => {
   assert.equal(
     csv.format(event),
     "2025-11-24T16:00:00.004567891Z,1764000000.004567,DESTROY,tcp,6,,TIME_WAIT," +
-      "127.0.0.1,127.0.0.1,55102,5555,,,,,,127.0.0.1,127.0.0.1,5555,55102,,,,,,ASSURED,3,165,2,112,5,,7,expired\n",
+      "127.0.0.1,127.0.0.1,55102,5555,,,,,,127.0.0.1,127.0.0.1,5555,55102,,,,,,ASSURED,3,165,2,112,5,,7,,expired\n",
   );
   assert.equal(csv.footer(), "");
 

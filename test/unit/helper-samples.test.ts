@@ -6,12 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { openCapture } from "../../lib/capture/open.js";
-import { forEachRecord } from "../../lib/capture/source.js";
-import { PacketDecoder } from "../../lib/decode/decoder.js";
-import { PacketClass } from "../../lib/decode/packet.js";
-import { ConntrackEngine } from "../../lib/conntrack/engine.js";
 import { parseSysctl } from "../../lib/conntrack/settings.js";
+import { replayCaptures } from "../../lib/pipeline/replay.js";
 import { formatConntrackEvent } from "../../lib/report/conntrack-text.js";
 import { formatExpectEvent } from "../../lib/report/expect-text.js";
 
@@ -31,8 +27,9 @@ async function replay(sample: string, capture: string) {
   const expectLines: string[] = [];
   /** [id, master id, original destination port] of every connection, in creation order. */
   const created: [number, number, number][] = [];
-  const engine = new ConntrackEngine({
+  const { engine } = await replayCaptures([new URL(capture, folder).pathname], {
     settings: overrides,
+    drain: true,
     onEvent: (event) => {
       connectionLines.push(formatConntrackEvent(event, { timestamp: false }));
       const c = event.connection;
@@ -40,16 +37,6 @@ async function replay(sample: string, capture: string) {
     },
     onExpectEvent: (event) => expectLines.push(formatExpectEvent(event, { timestamp: false })),
   });
-  const decoder = new PacketDecoder();
-  const source = await openCapture(new URL(capture, folder).pathname);
-  try {
-    await forEachRecord(source, (record) => {
-      if (decoder.decode(record) === PacketClass.Decoded) engine.process(decoder.packet);
-    });
-  } finally {
-    await source.close();
-  }
-  engine.drain();
   return {
     engine,
     connectionLines,
