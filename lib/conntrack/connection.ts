@@ -200,9 +200,11 @@ export class TcpConnectionState {
   }
 }
 
-/** Hash-chain link: each connection sits in the table twice, once per tuple. */
+/** One of a connection's two table entries: each connection sits in the table twice, once per tuple. */
 export class TupleNode {
+  /** Unused: the table keeps its chains in typed arrays (kept for compatibility). */
   next: TupleNode | null = null;
+  /** The tuple's hash, set when the connection joins the table. */
   hash = 0;
   constructor(
     readonly connection: Connection,
@@ -221,7 +223,9 @@ export class Connection {
   status = 0;
   /** Capture time of expiry, in engine-relative nanoseconds (see ConntrackEngine). */
   expiresAt = 0;
-  /** Position in the expiry heap, -1 when not in it. */
+  /** Slot in the connection table while in it (indexes the table's and heap's arrays), else -1. */
+  tableSlot = -1;
+  /** >= 0 while the connection is in the expiry heap, -1 when not in it. */
   heapIndex = -1;
   /** Key the heap holds for this connection (may be earlier than expiresAt: lazily raised). */
   heapKey = 0;

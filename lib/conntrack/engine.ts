@@ -17,9 +17,9 @@ import {
   IPPROTO_GRE,
 } from "../decode/packet.js";
 import { Connection, DIR_ORIGINAL, DIR_REPLY, Status, Tuple } from "./connection.js";
-import { ConnectionTable, ExpiryHeap } from "./table.js";
+import { ConnectionTable, ExpiryHeap, foreignBucket } from "./table.js";
 import { ConntrackSettings, makeSettings } from "./settings.js";
-import { EVENT_ASSURED, EVENT_PROTOINFO, TcpHost, TcpResult, TcpTracker } from "./tcp.js";
+import { EVENT_ASSURED, EVENT_PROTOINFO, TcpHost, TcpResult, TcpTracker, tcpCanEarlyDrop } from "./tcp.js";
 import {
   Expectation,
   ExpectationTable,
@@ -51,8 +51,9 @@ export const Verdict = {
   /** Deliberately untracked (ICMPv6 neighbour discovery / MLD, non-IP). */
   Ignored: 4,
   /**
-   * Tracked, then dropped by a helper (an FTP command split across segments or malformed, an
-   * expectation the table refused): `engine.reason` says why. Its events wait for the next packet.
+   * Dropped: by a helper (an FTP command split across segments or malformed, an expectation the
+   * table refused; its events wait for the next packet), or because the table was full and
+   * `early_drop` found nothing to evict (no entry made). `engine.reason` says why.
    */
   Dropped: 5,
 } as const;
@@ -71,6 +72,7 @@ export const EventBit = {
 } as const;
 
 export type ConntrackEventType = "NEW" | "UPDATE" | "DESTROY";
+export type DestroyCause = "expired" | "reset" | "reopen" | "drain" | "early-drop";
 
 /**
  * One event message. The engine reuses a single instance: read or copy it inside `onEvent`.
@@ -98,8 +100,11 @@ export class ConntrackEvent {
   /** Whole seconds between start and stop, on DESTROY when timestamps are on, else -1. */
   deltaTime = -1;
   helper: string | null = null;
-  /** Why a DESTROY happened: "expired", "reset" (RST on an unanswered entry), "reopen". */
-  destroyCause: "" | "expired" | "reset" | "reopen" | "drain" = "";
+  /**
+   * Why a DESTROY happened: "expired", "reset" (RST on an unanswered entry), "reopen", "drain",
+   * "early-drop" (evicted to make room in a full table, by `early_drop` or the GC's early-drop mode).
+   */
+  destroyCause: "" | DestroyCause = "";
 }
 
 /** Helpers this engine knows, by name. */
@@ -124,6 +129,14 @@ export interface EngineOptions {
   helperPorts?: Partial<Record<HelperName, readonly number[]>>;
   /** nf_conntrack_ftp's `loose` parameter (default false). */
   ftpLoose?: boolean;
+  /**
+   * The GC worker's early-drop mode: after a packet was dropped because the table was full, the
+   * kernel's next GC pass evicts entries that are not ASSURED (or are TCP in a closing state) while
+   * the table holds 95 % of `nf_conntrack_max` or more. The pass runs on the GC's own schedule, which
+   * this model does not reproduce: give the delay in seconds after the drop to run it then. Default:
+   * no such pass.
+   */
+  gcEarlyDropDelaySeconds?: number | null;
 }
 
 export interface ExpectationStats {
@@ -149,7 +162,14 @@ export interface EngineStats {
   tcpIgnored: number;
   connectionsCreated: number;
   connectionsExpired: number;
+  /** Destroyed before expiry (RST, re-open, early drop). */
   connectionsKilled: number;
+  /** Entries `early_drop` evicted to make room for a new one (the kernel's `early_drop` stat). */
+  earlyDrops: number;
+  /** Entries the GC's early-drop mode evicted. */
+  gcEarlyDrops: number;
+  /** Packets dropped because the table was full and nothing could be evicted. */
+  tableFullDrops: number;
   maxLive: number;
   events: { NEW: number; UPDATE: number; DESTROY: number };
   /** Packets whose timestamp was earlier than the engine clock (processed at the clock). */
@@ -179,7 +199,11 @@ export const Reason = {
   helperPartial: "helper: command split across segments (dropped)",
   helperMalformed: "helper: command with an unparsable address or port (dropped)",
   helperRefused: "helper: expectation refused (dropped)",
+  tableFull: "table full: nf_conntrack_max reached and no entry to evict (dropped)",
 } as const;
+
+/** Hash buckets `early_drop` looks at, from the new tuple's (NF_CT_EVICTION_RANGE). */
+export const EARLY_DROP_BUCKETS = 8;
 
 export class ConntrackEngine implements TcpHost, HelperHost {
   readonly settings: ConntrackSettings;
@@ -191,6 +215,9 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     connectionsCreated: 0,
     connectionsExpired: 0,
     connectionsKilled: 0,
+    earlyDrops: 0,
+    gcEarlyDrops: 0,
+    tableFullDrops: 0,
     maxLive: 0,
     events: { NEW: 0, UPDATE: 0, DESTROY: 0 },
     timeWentBack: 0,
@@ -219,6 +246,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   private readonly onEvent: ((event: ConntrackEvent) => void) | null;
   private readonly event = new ConntrackEvent();
   private readonly probe = new Tuple();
+  /** `probe.hash()` of the last lookup. */
+  private probeHash = 0;
   private readonly words = new Uint32Array(4);
   /** A connection object ready for the next new flow; only confirmed ones are replaced. */
   private spare = new Connection();
@@ -232,12 +261,28 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   private readonly helperByPort = new Map<number, ConntrackHelper>();
   /** Helper drop counters as of the last drop, to name the next drop's cause. */
   private readonly lastHelperDrops = [0, 0, 0];
+  private readonly gcEarlyDropDelay: number;
+  /** Engine time of the pending GC early-drop pass, Infinity when none. */
+  private gcEarlyDropAt = Infinity;
+  /** `early_drop`'s visitor and its count (kept as fields: no closure per call). */
+  private earlyDropCount = 0;
+  private readonly earlyDropVisit = (connection: Connection): boolean => {
+    if (!connection.assured && !connection.dead) {
+      this.destroy(connection, this.now, "early-drop");
+      this.earlyDropCount++;
+    }
+    return true;
+  };
 
   constructor(options: EngineOptions = {}) {
     this.settings = makeSettings(options.settings ?? {});
     this.tcp = new TcpTracker(this.settings);
     this.onEvent = options.onEvent ?? null;
     this.onExpectEvent = options.onExpectEvent ?? null;
+    const gcDelay = options.gcEarlyDropDelaySeconds ?? null;
+    if (gcDelay !== null && !(Number.isFinite(gcDelay) && gcDelay >= 0))
+      throw new Error(`gcEarlyDropDelaySeconds: bad value ${gcDelay}`);
+    this.gcEarlyDropDelay = gcDelay === null ? -1 : gcDelay * NS;
     this.expectationTable = new ExpectationTable(this.settings.expectMax, (expectation, cause, at) =>
       this.expectationRemoved(expectation, cause, at),
     );
@@ -311,7 +356,11 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     this.now = t;
     const verdict = this.classify(packet);
     this.stats.verdicts[verdict]++;
-    if (verdict === Verdict.Invalid || verdict === Verdict.Ignored) {
+    if (
+      verdict === Verdict.Invalid ||
+      verdict === Verdict.Ignored ||
+      (verdict === Verdict.Dropped && this.reason === Reason.tableFull)
+    ) {
       this.stats.reasons.set(this.reason, (this.stats.reasons.get(this.reason) ?? 0) + 1);
     }
     return verdict;
@@ -326,21 +375,33 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     }
     this.reason = Reason.noPorts;
     if (!this.fillProbe(packet)) return this.invalid(this.reason);
+    const hash = this.probe.hash();
+    this.probeHash = hash;
 
     for (;;) {
-      const node = this.table.find(this.probe);
+      const node = this.table.findNode(this.probe, hash);
       let connection: Connection;
       let direction: number;
       let confirmed: boolean;
-      if (node !== null) {
-        connection = node.connection;
-        direction = node.direction;
+      if (node >= 0) {
+        connection = this.table.connectionOf(node);
+        direction = node & 1;
         confirmed = true;
       } else {
         connection = this.spare;
         direction = DIR_ORIGINAL;
         confirmed = false;
         if (!this.prepare(connection)) return this.invalid(Reason.cannotInvert);
+        // `__nf_conntrack_alloc`: the new entry counts before any protocol check, so even a packet
+        // the tracker will call invalid can evict others first.
+        const max = this.settings.conntrackMax;
+        if (max !== 0 && this.table.size + 1 > max && !this.earlyDrop(hash)) {
+          this.stats.tableFullDrops++;
+          if (this.gcEarlyDropDelay >= 0 && this.gcEarlyDropAt === Infinity)
+            this.gcEarlyDropAt = this.now + this.gcEarlyDropDelay;
+          this.reason = Reason.tableFull;
+          return Verdict.Dropped;
+        }
       }
       const established = direction === DIR_REPLY || connection.seenReply;
       this.pendingBits = confirmed ? connection.cachedEventBits : 0;
@@ -760,11 +821,54 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     return Reason.helperRefused;
   }
 
+  /**
+   * `early_drop`: looks at up to 8 hash buckets from the new tuple's and evicts every entry that is
+   * not ASSURED in the first bucket that has any. The buckets are those of a kernel table of
+   * `nf_conntrack_buckets` buckets indexed by our tuple hash (the kernel's is a seeded jhash, random
+   * per boot, so which entries share a bucket differs, but how many do, and so how likely an eviction
+   * is, matches). True when something was evicted.
+   */
+  private earlyDrop(hash: number): boolean {
+    const bucketCount = Math.max(1, Math.floor(this.settings.buckets));
+    let bucket = foreignBucket(hash, bucketCount);
+    for (let i = 0; i < EARLY_DROP_BUCKETS; i++) {
+      this.earlyDropCount = 0;
+      this.table.visitForeignBucket(bucket, bucketCount, this.earlyDropVisit);
+      if (this.earlyDropCount > 0) {
+        this.stats.earlyDrops += this.earlyDropCount;
+        return true;
+      }
+      bucket = bucket + 1 === bucketCount ? 0 : bucket + 1;
+    }
+    return false;
+  }
+
+  /**
+   * The GC worker's early-drop pass (`gc_worker` with `early_drop` set): in table order, evicts
+   * entries `gc_worker_can_early_drop` allows while the table holds at least 95 % of the maximum.
+   */
+  private gcEarlyDropPass(at: number): void {
+    this.gcEarlyDropAt = Infinity;
+    const max = this.settings.conntrackMax;
+    if (max === 0) return;
+    const threshold = Math.floor(max / 100) * 95;
+    const victims: Connection[] = [];
+    for (const connection of this.table.connections()) {
+      if (!connection.assured || (connection.tcp !== null && tcpCanEarlyDrop(connection.tcp.state)))
+        victims.push(connection);
+    }
+    for (const connection of victims) {
+      if (this.table.size < threshold) break;
+      this.destroy(connection, at, "early-drop");
+      this.stats.gcEarlyDrops++;
+    }
+  }
+
   /** `__nf_conntrack_confirm`: the entry joins the table and the timer starts. */
   private confirm(connection: Connection): void {
     connection.id = this.nextId++;
     connection.startedAt = this.now;
-    this.table.insert(connection);
+    this.table.insert(connection, this.probeHash);
     this.heap.push(connection);
     // An expected connection's confirmation is a RELATED event (printed as [NEW] all the same).
     this.pendingBits |= connection.master !== null ? EventBit.Related : EventBit.New;
@@ -807,9 +911,16 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     const expectations = this.expectationTable;
     for (;;) {
       const nextExpectation = expectations.nextExpiry();
-      const connection = this.heap.popExpired(nextExpectation < t ? nextExpectation : t);
+      const gcAt = this.gcEarlyDropAt;
+      let until = nextExpectation < t ? nextExpectation : t;
+      if (gcAt < until) until = gcAt;
+      const connection = this.heap.popExpired(until);
       if (connection !== null) {
         this.destroy(connection, connection.expiresAt, Number.isFinite(t) ? "expired" : "drain");
+        continue;
+      }
+      if (gcAt !== Infinity && gcAt <= t && gcAt <= nextExpectation) {
+        this.gcEarlyDropPass(gcAt);
         continue;
       }
       const expectation = expectations.peekExpired(t);
@@ -819,7 +930,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   }
 
   /** `nf_ct_delete`: DESTROY event, then the entry leaves the table. */
-  private destroy(connection: Connection, at: number, cause: "expired" | "reset" | "reopen" | "drain"): void {
+  private destroy(connection: Connection, at: number, cause: DestroyCause): void {
     if (connection.dead) return;
     connection.dead = true;
     this.heap.remove(connection);

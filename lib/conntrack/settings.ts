@@ -38,6 +38,13 @@ export interface ConntrackSettings {
   hz: number;
   /** nf_conntrack_expect_max: most live expectations; helpers' registrations beyond it are refused. */
   expectMax: number;
+  /**
+   * nf_conntrack_max: most entries; a new one beyond it first tries `early_drop`, else its packet is
+   * dropped ("table full"). 0: no limit.
+   */
+  conntrackMax: number;
+  /** nf_conntrack_buckets: the kernel's hash size, which bounds how far `early_drop` looks. */
+  buckets: number;
 }
 
 /** Kernel defaults (6.17 source, confirmed live on the 6.18 oracle). */
@@ -69,6 +76,8 @@ export const DEFAULT_SETTINGS: Readonly<ConntrackSettings> = Object.freeze({
   events: 2,
   hz: 250,
   expectMax: 4096,
+  conntrackMax: 262144,
+  buckets: 262144,
 });
 
 /** sysctl name → settings field. */
@@ -99,6 +108,9 @@ export const SYSCTL_NAMES: Readonly<Record<string, keyof ConntrackSettings>> = O
   "net.netfilter.nf_conntrack_checksum": "checksum",
   "net.netfilter.nf_conntrack_events": "events",
   "net.netfilter.nf_conntrack_expect_max": "expectMax",
+  "net.netfilter.nf_conntrack_max": "conntrackMax",
+  "net.nf_conntrack_max": "conntrackMax",
+  "net.netfilter.nf_conntrack_buckets": "buckets",
 });
 
 /**
@@ -106,16 +118,13 @@ export const SYSCTL_NAMES: Readonly<Record<string, keyof ConntrackSettings>> = O
  * logging): accepted silently so a full `sysctl -a` dump reports only the truly unknown.
  */
 const KNOWN_UNMODELLED = new Set([
-  "net.netfilter.nf_conntrack_buckets",
   "net.netfilter.nf_conntrack_count",
-  "net.netfilter.nf_conntrack_max",
   "net.netfilter.nf_conntrack_helper",
   "net.netfilter.nf_conntrack_log_invalid",
   "net.netfilter.nf_conntrack_frag6_high_thresh",
   "net.netfilter.nf_conntrack_frag6_low_thresh",
   "net.netfilter.nf_conntrack_frag6_timeout",
   "net.netfilter.nf_hooks_lwtunnel",
-  "net.nf_conntrack_max",
 ]);
 
 export interface SysctlParseResult {

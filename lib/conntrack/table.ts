@@ -2,124 +2,309 @@
  * The connection table (a chained hash over both tuples of every connection, so a packet finds its
  * connection from either direction) and the expiry heap (a binary min-heap on expiry time with lazy
  * raising, so refreshing a timer per packet is a field write).
+ *
+ * Both keep what a lookup or a sift touches in typed arrays indexed by a connection's table slot, so
+ * the per-packet path reads a few contiguous words instead of chasing a chain of objects (the table
+ * holds ~10^5 connections; pointer chasing over them is what used to cost most).
  */
 import { Connection, Tuple, TupleNode } from "./connection.js";
 
 const INITIAL_BUCKETS = 1024;
+const INITIAL_SLOTS = 512;
+
+/**
+ * Words per tuple node in `keys`, padded to 64 bytes so a node's words share one cache line.
+ * Node index = slot * 2 + direction.
+ */
+const NODE_WORDS = 16;
+const W_HASH = 0;
+/** Next node in the bucket's chain, plus one (0 ends the chain). */
+const W_NEXT = 1;
+/** family << 8 | protocol */
+const W_KIND = 2;
+/** srcPort << 16 | dstPort */
+const W_PORTS = 3;
+const W_SRC0 = 4;
+const W_DST0 = 5;
+const W_SRC1 = 6;
+const W_SRC2 = 7;
+const W_SRC3 = 8;
+const W_DST1 = 9;
+const W_DST2 = 10;
+const W_DST3 = 11;
+
+const TWO_POW_32 = 4294967296;
 
 export class ConnectionTable {
-  private buckets: (TupleNode | null)[] = new Array<TupleNode | null>(INITIAL_BUCKETS).fill(null);
-  private mask = INITIAL_BUCKETS - 1;
+  /** First node of each bucket, plus one (0: empty). Buckets are indexed by the hash's high bits. */
+  private heads = new Uint32Array(INITIAL_BUCKETS);
+  /** 32 - log2(bucket count): `hash >>> shift` is the bucket. */
+  private shift = 32 - Math.log2(INITIAL_BUCKETS);
+  private keys = new Uint32Array(INITIAL_SLOTS * 2 * NODE_WORDS);
+  private bySlot: (Connection | null)[] = new Array<Connection | null>(INITIAL_SLOTS).fill(null);
+  private freeSlots = new Int32Array(INITIAL_SLOTS);
+  private freeCount = 0;
+  /** Slots never used yet start here. */
+  private nextFreshSlot = 0;
   /** Connections in the table (each holds two nodes). */
   size = 0;
 
-  /** The node whose tuple equals `probe`, or null. Allocates nothing. */
-  find(probe: Tuple): TupleNode | null {
-    const hash = probe.hash();
-    let node = this.buckets[hash & this.mask];
-    while (node !== null) {
-      if (node.hash === hash && node.tuple.equals(probe)) return node;
-      node = node.next;
-    }
-    return null;
+  get bucketCount(): number {
+    return this.heads.length;
   }
 
-  insert(connection: Connection): void {
-    if ((this.size + 1) * 2 > this.buckets.length) this.grow();
-    this.link(connection.originalNode, connection.original.hash());
-    this.link(connection.replyNode, connection.reply.hash());
+  /** The node whose tuple equals `probe`, or null. Allocates nothing. */
+  find(probe: Tuple): TupleNode | null {
+    const node = this.findNode(probe, probe.hash());
+    if (node < 0) return null;
+    const connection = this.bySlot[node >>> 1]!;
+    return (node & 1) === 0 ? connection.originalNode : connection.replyNode;
+  }
+
+  /**
+   * The index of the node whose tuple equals `probe` (slot * 2 + direction), or -1. `hash` must be
+   * `probe.hash()`.
+   */
+  findNode(probe: Tuple, hash: number): number {
+    const keys = this.keys;
+    const ports = ((probe.srcPort << 16) | probe.dstPort) >>> 0;
+    const src0 = probe.src0;
+    const dst0 = probe.dst0;
+    let link = this.heads[hash >>> this.shift];
+    while (link !== 0) {
+      const node = link - 1;
+      const at = node * NODE_WORDS;
+      if (
+        keys[at + W_HASH] === hash &&
+        keys[at + W_PORTS] === ports &&
+        keys[at + W_SRC0] === src0 &&
+        keys[at + W_DST0] === dst0 &&
+        keys[at + W_KIND] === ((probe.family << 8) | probe.protocol) &&
+        keys[at + W_SRC1] === probe.src1 &&
+        keys[at + W_SRC2] === probe.src2 &&
+        keys[at + W_SRC3] === probe.src3 &&
+        keys[at + W_DST1] === probe.dst1 &&
+        keys[at + W_DST2] === probe.dst2 &&
+        keys[at + W_DST3] === probe.dst3
+      )
+        return node;
+      link = keys[at + W_NEXT];
+    }
+    return -1;
+  }
+
+  /** The connection a node index from `findNode` belongs to. */
+  connectionOf(node: number): Connection {
+    return this.bySlot[node >>> 1]!;
+  }
+
+  /** Adds the connection under both tuples. `originalHash`, when known, must be `original.hash()`. */
+  insert(connection: Connection, originalHash: number = connection.original.hash()): void {
+    if ((this.size + 1) * 2 > this.heads.length) this.grow();
+    const slot = this.takeSlot();
+    connection.tableSlot = slot;
+    this.bySlot[slot] = connection;
+    this.link(slot * 2, connection.original, originalHash);
+    this.link(slot * 2 + 1, connection.reply, connection.reply.hash());
+    connection.originalNode.hash = originalHash;
+    connection.replyNode.hash = this.keys[(slot * 2 + 1) * NODE_WORDS + W_HASH];
     this.size++;
   }
 
   remove(connection: Connection): void {
-    this.unlink(connection.originalNode);
-    this.unlink(connection.replyNode);
+    const slot = connection.tableSlot;
+    if (slot < 0 || this.bySlot[slot] !== connection) return;
+    this.unlink(slot * 2);
+    this.unlink(slot * 2 + 1);
+    this.bySlot[slot] = null;
+    connection.tableSlot = -1;
+    this.freeSlots[this.freeCount++] = slot;
     this.size--;
   }
 
+  /** Every connection, in bucket order (ascending hash of a tuple). */
   *connections(): IterableIterator<Connection> {
-    for (const head of this.buckets) {
-      for (let node = head; node !== null; node = node.next) {
-        if (node.direction === 0) yield node.connection;
+    const keys = this.keys;
+    for (let bucket = 0; bucket < this.heads.length; bucket++) {
+      for (let link = this.heads[bucket]; link !== 0; link = keys[(link - 1) * NODE_WORDS + W_NEXT]) {
+        const node = link - 1;
+        if ((node & 1) === 0) yield this.bySlot[node >>> 1]!;
       }
     }
   }
 
-  private link(node: TupleNode, hash: number): void {
-    node.hash = hash;
-    const index = hash & this.mask;
-    node.next = this.buckets[index];
-    this.buckets[index] = node;
+  /**
+   * Calls `visit` with every connection that has a tuple whose hash falls in bucket `bucket` of a
+   * table of `bucketCount` buckets indexed as the kernel indexes its own (`reciprocal_scale`: the
+   * hash times the bucket count, over 2^32), in chain order. Connections removed by `visit` are fine.
+   * Returns nothing; `visit` returns false to stop early.
+   */
+  visitForeignBucket(bucket: number, bucketCount: number, visit: (connection: Connection) => boolean): void {
+    const keys = this.keys;
+    const ourBuckets = this.heads.length;
+    // The kernel bucket is a contiguous hash range; so is each of ours. Scan ours that overlap it
+    // (one either side for rounding) and keep the nodes whose hash maps to the kernel bucket.
+    const first = Math.max(0, Math.floor((bucket / bucketCount) * ourBuckets) - 1);
+    const last = Math.min(ourBuckets - 1, Math.floor(((bucket + 1) / bucketCount) * ourBuckets) + 1);
+    for (let ours = first; ours <= last; ours++) {
+      let link = this.heads[ours];
+      while (link !== 0) {
+        const node = link - 1;
+        const at = node * NODE_WORDS;
+        // Read the successor first: `visit` may unlink this node.
+        link = keys[at + W_NEXT];
+        if (foreignBucket(keys[at + W_HASH], bucketCount) !== bucket) continue;
+        const connection = this.bySlot[node >>> 1];
+        if (connection !== null && !visit(connection)) return;
+      }
+    }
   }
 
-  private unlink(node: TupleNode): void {
-    const index = node.hash & this.mask;
-    let previous: TupleNode | null = null;
-    for (let current = this.buckets[index]; current !== null; current = current.next) {
-      if (current === node) {
-        if (previous === null) this.buckets[index] = node.next;
-        else previous.next = node.next;
-        node.next = null;
-        return;
+  private takeSlot(): number {
+    if (this.freeCount > 0) return this.freeSlots[--this.freeCount];
+    const slot = this.nextFreshSlot++;
+    if (slot >= this.bySlot.length) this.growSlots();
+    return slot;
+  }
+
+  private growSlots(): void {
+    const slots = this.bySlot.length * 2;
+    const keys = new Uint32Array(slots * 2 * NODE_WORDS);
+    keys.set(this.keys);
+    this.keys = keys;
+    const freeSlots = new Int32Array(slots);
+    freeSlots.set(this.freeSlots);
+    this.freeSlots = freeSlots;
+    const old = this.bySlot.length;
+    this.bySlot.length = slots;
+    this.bySlot.fill(null, old);
+  }
+
+  private link(node: number, tuple: Tuple, hash: number): void {
+    const keys = this.keys;
+    const at = node * NODE_WORDS;
+    keys[at + W_HASH] = hash;
+    keys[at + W_KIND] = (tuple.family << 8) | tuple.protocol;
+    keys[at + W_PORTS] = ((tuple.srcPort << 16) | tuple.dstPort) >>> 0;
+    keys[at + W_SRC0] = tuple.src0;
+    keys[at + W_DST0] = tuple.dst0;
+    keys[at + W_SRC1] = tuple.src1;
+    keys[at + W_SRC2] = tuple.src2;
+    keys[at + W_SRC3] = tuple.src3;
+    keys[at + W_DST1] = tuple.dst1;
+    keys[at + W_DST2] = tuple.dst2;
+    keys[at + W_DST3] = tuple.dst3;
+    const bucket = hash >>> this.shift;
+    keys[at + W_NEXT] = this.heads[bucket];
+    this.heads[bucket] = node + 1;
+  }
+
+  private unlink(node: number): void {
+    const keys = this.keys;
+    const at = node * NODE_WORDS;
+    const bucket = keys[at + W_HASH] >>> this.shift;
+    const target = node + 1;
+    if (this.heads[bucket] === target) {
+      this.heads[bucket] = keys[at + W_NEXT];
+    } else {
+      let link = this.heads[bucket];
+      while (link !== 0) {
+        const linkAt = (link - 1) * NODE_WORDS;
+        const next = keys[linkAt + W_NEXT];
+        if (next === target) {
+          keys[linkAt + W_NEXT] = keys[at + W_NEXT];
+          break;
+        }
+        link = next;
       }
-      previous = current;
     }
+    keys[at + W_NEXT] = 0;
   }
 
   private grow(): void {
-    const old = this.buckets;
-    this.buckets = new Array<TupleNode | null>(old.length * 2).fill(null);
-    this.mask = this.buckets.length - 1;
-    for (const head of old) {
-      let node = head;
-      while (node !== null) {
-        const next = node.next;
-        const index = node.hash & this.mask;
-        node.next = this.buckets[index];
-        this.buckets[index] = node;
-        node = next;
+    const old = this.heads;
+    const keys = this.keys;
+    this.heads = new Uint32Array(old.length * 2);
+    this.shift--;
+    for (let bucket = 0; bucket < old.length; bucket++) {
+      let link = old[bucket];
+      while (link !== 0) {
+        const at = (link - 1) * NODE_WORDS;
+        const next = keys[at + W_NEXT];
+        const index = keys[at + W_HASH] >>> this.shift;
+        keys[at + W_NEXT] = this.heads[index];
+        this.heads[index] = link;
+        link = next;
       }
     }
   }
+}
+
+/** The bucket a hash falls in, in a table of `bucketCount` buckets (the kernel's `reciprocal_scale`). */
+export function foreignBucket(hash: number, bucketCount: number): number {
+  return Math.floor((hash * bucketCount) / TWO_POW_32);
 }
 
 /**
  * Min-heap of connections keyed by `heapKey`. A connection's key may lag behind a later
  * `expiresAt` (refreshes only write the field); `popExpired` re-files such entries. Shortened
  * timeouts must call `update` so the key never runs late.
+ *
+ * Connections must be in a ConnectionTable while in the heap: the heap is indexed by their
+ * `tableSlot`. Keys and ids live in typed arrays so sifting never touches the connection objects.
  */
 export class ExpiryHeap {
-  private items: Connection[] = [];
+  /** Heap order: slots. */
+  private order = new Int32Array(INITIAL_SLOTS);
+  private count = 0;
+  /** By slot: key (expiry the heap files it under), id (tie-break), position in `order`. */
+  private keyOf = new Float64Array(INITIAL_SLOTS);
+  private idOf = new Float64Array(INITIAL_SLOTS);
+  private positionOf = new Int32Array(INITIAL_SLOTS);
+  private bySlot: (Connection | null)[] = new Array<Connection | null>(INITIAL_SLOTS).fill(null);
 
   get size(): number {
-    return this.items.length;
+    return this.count;
   }
 
   push(connection: Connection): void {
+    const slot = connection.tableSlot;
+    if (slot < 0) throw new Error("ExpiryHeap.push: the connection is not in a table");
+    if (slot >= this.bySlot.length) this.growSlots(slot + 1);
+    if (this.count >= this.order.length) {
+      const order = new Int32Array(this.order.length * 2);
+      order.set(this.order);
+      this.order = order;
+    }
     connection.heapKey = connection.expiresAt;
-    connection.heapIndex = this.items.length;
-    this.items.push(connection);
-    this.siftUp(connection.heapIndex);
+    this.keyOf[slot] = connection.expiresAt;
+    this.idOf[slot] = connection.id;
+    this.bySlot[slot] = connection;
+    const index = this.count++;
+    connection.heapIndex = index;
+    this.siftUp(index, slot);
   }
 
   /** Call after `expiresAt` changed: moves the key earlier at once, later only lazily. */
   update(connection: Connection): void {
     if (connection.expiresAt < connection.heapKey) {
+      const slot = connection.tableSlot;
       connection.heapKey = connection.expiresAt;
-      this.siftUp(connection.heapIndex);
+      this.keyOf[slot] = connection.expiresAt;
+      this.siftUp(this.positionOf[slot], slot);
     }
   }
 
   remove(connection: Connection): void {
-    const index = connection.heapIndex;
-    if (index < 0) return;
-    const last = this.items.pop()!;
+    if (connection.heapIndex < 0) return;
+    const slot = connection.tableSlot;
     connection.heapIndex = -1;
-    if (last === connection) return;
-    this.items[index] = last;
-    last.heapIndex = index;
-    this.siftDown(index);
-    this.siftUp(last.heapIndex);
+    this.bySlot[slot] = null;
+    const index = this.positionOf[slot];
+    const lastSlot = this.order[--this.count];
+    if (lastSlot === slot) return;
+    this.siftDown(index, lastSlot);
+    this.siftUp(this.positionOf[lastSlot], lastSlot);
   }
 
   /**
@@ -127,12 +312,14 @@ export class ExpiryHeap {
    * whose key is due but whose real expiry moved later are re-filed on the way.
    */
   popExpired(now: number): Connection | null {
-    while (this.items.length > 0) {
-      const top = this.items[0];
-      if (top.heapKey > now) return null;
+    while (this.count > 0) {
+      const slot = this.order[0];
+      if (this.keyOf[slot] > now) return null;
+      const top = this.bySlot[slot]!;
       if (top.expiresAt > top.heapKey) {
         top.heapKey = top.expiresAt;
-        this.siftDown(0);
+        this.keyOf[slot] = top.expiresAt;
+        this.siftDown(0, slot);
         continue;
       }
       this.remove(top);
@@ -141,41 +328,80 @@ export class ExpiryHeap {
     return null;
   }
 
-  private siftUp(index: number): void {
-    const items = this.items;
-    const item = items[index];
-    while (index > 0) {
-      const parentIndex = (index - 1) >> 1;
-      const parent = items[parentIndex];
-      if (!ExpiryHeap.before(item, parent)) break;
-      items[index] = parent;
-      parent.heapIndex = index;
-      index = parentIndex;
-    }
-    items[index] = item;
-    item.heapIndex = index;
+  /** The earliest key in the heap (may be earlier than that connection's real expiry), or Infinity. */
+  peekKey(): number {
+    return this.count > 0 ? this.keyOf[this.order[0]] : Infinity;
   }
 
-  private siftDown(index: number): void {
-    const items = this.items;
-    const length = items.length;
-    const item = items[index];
+  private growSlots(minimum: number): void {
+    let slots = this.bySlot.length * 2;
+    while (slots < minimum) slots *= 2;
+    const keyOf = new Float64Array(slots);
+    keyOf.set(this.keyOf);
+    this.keyOf = keyOf;
+    const idOf = new Float64Array(slots);
+    idOf.set(this.idOf);
+    this.idOf = idOf;
+    const positionOf = new Int32Array(slots);
+    positionOf.set(this.positionOf);
+    this.positionOf = positionOf;
+    const old = this.bySlot.length;
+    this.bySlot.length = slots;
+    this.bySlot.fill(null, old);
+  }
+
+  /** Places `slot` at `index` or above, moving larger parents down. */
+  private siftUp(index: number, slot: number): void {
+    const order = this.order;
+    const keyOf = this.keyOf;
+    const idOf = this.idOf;
+    const positionOf = this.positionOf;
+    const key = keyOf[slot];
+    const id = idOf[slot];
+    while (index > 0) {
+      const parentIndex = (index - 1) >> 1;
+      const parent = order[parentIndex];
+      const parentKey = keyOf[parent];
+      if (!(key < parentKey || (key === parentKey && id < idOf[parent]))) break;
+      order[index] = parent;
+      positionOf[parent] = index;
+      index = parentIndex;
+    }
+    order[index] = slot;
+    positionOf[slot] = index;
+  }
+
+  /** Places `slot` at `index` or below, moving smaller children up. */
+  private siftDown(index: number, slot: number): void {
+    const order = this.order;
+    const keyOf = this.keyOf;
+    const idOf = this.idOf;
+    const positionOf = this.positionOf;
+    const length = this.count;
+    const key = keyOf[slot];
+    const id = idOf[slot];
     for (;;) {
       const left = 2 * index + 1;
       if (left >= length) break;
+      let child = left;
+      let childSlot = order[left];
+      let childKey = keyOf[childSlot];
       const right = left + 1;
-      const child = right < length && ExpiryHeap.before(items[right], items[left]) ? right : left;
-      if (!ExpiryHeap.before(items[child], item)) break;
-      items[index] = items[child];
-      items[index].heapIndex = index;
+      if (right < length) {
+        const rightSlot = order[right];
+        const rightKey = keyOf[rightSlot];
+        if (rightKey < childKey || (rightKey === childKey && idOf[rightSlot] < idOf[childSlot])) {
+          child = right;
+          childSlot = rightSlot;
+          childKey = rightKey;
+        }
+      }
+      if (!(childKey < key || (childKey === key && idOf[childSlot] < id))) break;
+      order[index] = childSlot;
+      positionOf[childSlot] = index;
       index = child;
     }
-    items[index] = item;
-    item.heapIndex = index;
-  }
-
-  /** Earlier key first; equal keys by connection id so simultaneous expiries come out in creation order. */
-  private static before(a: Connection, b: Connection): boolean {
-    return a.heapKey < b.heapKey || (a.heapKey === b.heapKey && a.id < b.id);
+    order[index] = slot;
+    positionOf[slot] = index;
   }
 }

@@ -318,7 +318,7 @@ export class TcpTracker {
         break;
       case TcpState.Close: {
         if (index !== TcpClass.Rst) break;
-        if (canEarlyDrop(tcp.state)) {
+        if (tcpCanEarlyDrop(tcp.state)) {
           skipWindowCheck = true;
           break;
         }
@@ -598,7 +598,8 @@ const WINDOW_IGNORE = 0;
 const WINDOW_INVALID = 1;
 const WINDOW_ACCEPT = 2;
 
-function canEarlyDrop(state: number): boolean {
+/** `tcp_can_early_drop`: closing states the GC's early-drop mode may evict even when ASSURED. */
+export function tcpCanEarlyDrop(state: number): boolean {
   return (
     state === TcpState.FinWait ||
     state === TcpState.LastAck ||

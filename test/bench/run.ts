@@ -33,6 +33,9 @@ const ROOT = join(HERE, "..", "..", "..");
 const OUT_DIR = join(ROOT, "test", "bench", "out");
 const THIS_SCRIPT = fileURLToPath(import.meta.url);
 const SYNTH_SCRIPT = join(HERE, "synth.js");
+const CLI_SCRIPT = join(ROOT, "dist", "cli", "main.js");
+/** The issue's budget for the conntrack engine alone, packets per second on one core. */
+const ENGINE_BUDGET = 3_000_000;
 const TIME_COMMAND = "/usr/bin/time";
 const MODE_TIMEOUT_MS = 180_000;
 
@@ -70,9 +73,20 @@ interface ModeSpec {
 const MODES: ModeSpec[] = [
   { name: "read", byDefault: true, childLoop: "read" },
   { name: "read+decode", byDefault: true, childLoop: "decode" },
+  { name: "flows", byDefault: true, childLoop: "flows" },
+  {
+    name: "events",
+    byDefault: true,
+    command: (file) => [process.execPath, [CLI_SCRIPT, "events", file, "-o", "/dev/null", "--drain"]],
+  },
   { name: "tcpdump", byDefault: true, command: (file) => ["tcpdump", ["-r", file, "-w", "/dev/null"]] },
+  { name: "argus", byDefault: true, command: (file) => ["argus", ["-r", file, "-w", "/dev/null"]] },
+  {
+    name: "tshark-conv",
+    byDefault: true,
+    command: (file) => ["tshark", ["-q", "-z", "conv,tcp", "-r", file]],
+  },
   { name: "tshark", byDefault: false, command: (file) => ["tshark", ["-r", file, "-w", "/dev/null"]] },
-  { name: "argus", byDefault: false, command: (file) => ["argus", ["-r", file, "-w", "/dev/null"]] },
 ];
 
 /** Loops run inside a child process: each returns the records seen and any details worth keeping. */
@@ -101,6 +115,17 @@ const CHILD_LOOPS = {
     });
     await source.close();
     return { records, details: { warnings: source.warnings.length, decoder: decoder.stats.toJSON() } };
+  },
+  /** The events pipeline without formatting: read, decode, engine, drain; events only counted. */
+  async flows(file: string): Promise<{ records: number; details?: unknown }> {
+    const { replayCaptures } = await import("../../lib/pipeline/replay.js");
+    let events = 0;
+    const result = await replayCaptures([file], { drain: true, onEvent: () => void events++ });
+    const stats = result.engine.stats;
+    return {
+      records: result.records,
+      details: { events, connections: stats.connectionsCreated, maxLive: stats.maxLive },
+    };
   },
 };
 
@@ -268,6 +293,8 @@ interface ModeReport {
   peakRssMiB: number | null;
   /** Our packets/s over tcpdump's (tcpdump itself: 1). */
   ratioToTcpdump: number | null;
+  /** Packets/s over argus's, a flow tracker (argus itself: 1). */
+  ratioToArgus: number | null;
   runs: number[];
   loopSeconds?: number;
   details?: unknown;
@@ -288,6 +315,7 @@ async function measureMode(
     packetsPerSecond: NaN,
     peakRssMiB: null,
     ratioToTcpdump: null,
+    ratioToArgus: null,
     runs: [],
   };
   if (mode.command && !commandExists(mode.command(capture.path)[0])) {
@@ -319,23 +347,25 @@ async function measureMode(
 // ------------------------------------------------------------------ output
 
 function formatTable(reports: ModeReport[]): string {
-  const header = ["mode", "packets", "seconds", "packets/s", "peak RSS MiB", "vs tcpdump"];
+  const header = ["mode", "packets", "seconds", "packets/s", "peak RSS MiB", "vs tcpdump", "vs argus"];
+  const ratio = (value: number | null) => (value === null ? "n/a" : `x${value.toFixed(2)}`);
   const rows = reports.map((r) =>
     r.error
-      ? [r.mode, "-", "-", "-", "-", r.error.split("\n")[0].slice(0, 60)]
+      ? [r.mode, "-", "-", "-", "-", r.error.split("\n")[0].slice(0, 60), ""]
       : [
           r.mode,
           r.packets.toLocaleString("en-US"),
           r.seconds.toFixed(3),
           Math.round(r.packetsPerSecond).toLocaleString("en-US"),
           r.peakRssMiB === null ? "n/a" : r.peakRssMiB.toFixed(1),
-          r.ratioToTcpdump === null ? "n/a" : `x${r.ratioToTcpdump.toFixed(2)}`,
+          ratio(r.ratioToTcpdump),
+          ratio(r.ratioToArgus),
         ],
   );
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
   const line = (cells: string[]) =>
     cells
-      .map((cell, c) => (c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+      .map((cell, c) => (c === 0 || c >= 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
       .join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
@@ -376,6 +406,17 @@ async function main(): Promise<number> {
     const tcpdump = reports.find((r) => r.mode === "tcpdump" && !r.error);
     for (const r of reports)
       if (tcpdump && !r.error) r.ratioToTcpdump = r.packetsPerSecond / tcpdump.packetsPerSecond;
+    const argus = reports.find((r) => r.mode === "argus" && !r.error);
+    for (const r of reports)
+      if (argus && !r.error) r.ratioToArgus = r.packetsPerSecond / argus.packetsPerSecond;
+    // The engine alone: what the flows loop costs beyond the read+decode loop (same process shape).
+    const flowsReport = reports.find((r) => r.mode === "flows" && !r.error);
+    const decodeLoop = reports.find((r) => r.mode === "read+decode" && !r.error);
+    let engineRate: number | null = null;
+    if (flowsReport?.loopSeconds !== undefined && decodeLoop?.loopSeconds !== undefined) {
+      const engineSeconds = flowsReport.loopSeconds - decodeLoop.loopSeconds;
+      if (engineSeconds > 0) engineRate = flowsReport.packets / engineSeconds;
+    }
 
     let flatness: Record<string, unknown> | null = null;
     const decodeMode = MODES.find((m) => m.name === "read+decode")!;
@@ -442,6 +483,12 @@ async function main(): Promise<number> {
       `\nBUDGET read+decode >= tcpdump: ${decodeVsTcpdump === null ? "not measured" : budgetMet ? "met" : "not met"}` +
         (decodeVsTcpdump === null ? "" : ` (x${decodeVsTcpdump.toFixed(2)})`),
     );
+    console.log(
+      `BUDGET engine >= ${(ENGINE_BUDGET / 1e6).toFixed(0)} M packets/s (flows loop minus read+decode loop): ` +
+        (engineRate === null
+          ? "not measured"
+          : `${engineRate >= ENGINE_BUDGET ? "met" : "not met"} (${(engineRate / 1e6).toFixed(2)} M packets/s)`),
+    );
     console.log(`bench took ${totalSeconds.toFixed(1)} s`);
 
     const json = {
@@ -454,6 +501,11 @@ async function main(): Promise<number> {
       modes: reports,
       flatness,
       budget: { readDecodeVsTcpdump: decodeVsTcpdump, met: budgetMet },
+      engineBudget: {
+        packetsPerSecond: engineRate,
+        target: ENGINE_BUDGET,
+        met: engineRate !== null && engineRate >= ENGINE_BUDGET,
+      },
       loadAverageAtStart: loadAtStart,
       totalSeconds,
     };

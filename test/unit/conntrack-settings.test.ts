@@ -26,7 +26,12 @@ test("parseSysctl reads sysctl -a lines with or without spaces, ignores others, 
     "",
   ].join("\n");
   const result = parseSysctl(text);
-  assert.deepEqual(result.overrides, { tcpTimeoutEstablished: 7200, udpTimeout: 15, acct: 1 });
+  assert.deepEqual(result.overrides, {
+    tcpTimeoutEstablished: 7200,
+    udpTimeout: 15,
+    acct: 1,
+    conntrackMax: 262144,
+  });
   assert.deepEqual(result.unknown, ["net.netfilter.nf_conntrack_frobnicate"]);
   assert.deepEqual(result.invalid, [{ line: 8, text: "net.netfilter.nf_conntrack_icmp_timeout = soon" }]);
 });
