@@ -4,6 +4,7 @@ import { hideBin } from "yargs/helpers";
 import { statsCommand } from "./commands/stats.js";
 import { eventsCommand } from "./commands/events.js";
 import { tableCommand } from "./commands/table.js";
+import { reportCommand } from "./commands/report.js";
 import { reportFailure } from "./errors.js";
 import { protectDashes } from "./options.js";
 
@@ -15,6 +16,7 @@ await yargs(protectDashes(hideBin(process.argv)))
   .command(statsCommand)
   .command(eventsCommand)
   .command(tableCommand)
+  .command(reportCommand)
   .demandCommand(1, "Name a command.")
   .strict()
   .help()

@@ -3,6 +3,7 @@
 #
 #   bash samples/record.sh [SCENARIO[:NAT]…]     (no argument: every scenario in DEFAULT_RUNS)
 #   NAT=masquerade bash samples/record.sh ping   (NAT mode for scenarios given without ":NAT")
+#   bash samples/record.sh --out-dir DIR ping    (or OUT_DIR=DIR: record into DIR/<scenario>/ instead)
 #
 # Needs root, a kernel with network namespaces and nf_conntrack (helpers ftp/tftp, nat, ctnetlink), and
 # these Debian packages:  apt-get install iproute2 iptables conntrack tcpdump ethtool python3 procps
@@ -12,10 +13,15 @@
 # REAPER (0, the default: expired entries are deleted by the kernel's own garbage collector, which on 6.18
 # with a near-empty table does so within tens of ms of expiry; 1: also list the router's table every
 # REAPER_INTERVAL s, which deletes expired entries on sight, for hosts whose busy table slows the collector),
-# REAPER_INTERVAL (0.25), KEEP_FAILED (1: keep a failed scenario's working folder for inspection).
+# REAPER_INTERVAL (0.25), KEEP_FAILED (1: keep a failed scenario's working folder for inspection),
+# OUT_DIR (where the scenario folders go; default: this script's folder, i.e. samples/),
+# LISTENER_PRIORITY (auto, the default: the event listeners and captures run under `chrt -f 50` where the
+# kernel allows real-time scheduling, else `nice -n -20`; rt, nice or none force one).
 set -uo pipefail
 
 SAMPLES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OUT_DIR=${OUT_DIR:-$SAMPLES_DIR}
+LISTENER_PRIORITY=${LISTENER_PRIORITY:-auto}
 TRAFFIC="$SAMPLES_DIR/tools/traffic.py"
 PYTHON=${PYTHON:-python3}
 WAIT_MAX=${WAIT_MAX:-90}
@@ -72,7 +78,7 @@ SCENARIOS=(
   "tcp-refused|none|0|TCP SYN to a closed port answered by RST/ACK"
   "tcp-reset-midstream|none|0|TCP echo of two lines, then the client aborts with an RST (SO_LINGER 0)"
   "udp-request-response|none|0|one UDP datagram and its answer"
-  "udp-stream-assured|none|0|ten UDP datagrams 0.4 s apart, each answered: the flow lasts over 2 s and becomes ASSURED"
+  "udp-stream-assured|none|0|ten UDP datagrams 0.45 s apart, each answered: the flow lasts over 2 s and becomes ASSURED"
   "udp-unanswered|none|0|three UDP datagrams 1 s apart, dropped silently by the server"
   "icmp-port-unreachable|none|0|two UDP datagrams 1 s apart to a closed port, each answered by ICMP port unreachable"
   "tcp-midstream-pickup|none|0|TCP echo: after three lines the router's table is flushed and the captures start; four more lines follow, picked up loosely"
@@ -97,6 +103,37 @@ die() {
 }
 
 # ------------------------------------------------------------------ process and namespace bookkeeping
+
+# `conntrack -E -o timestamp` stamps a line when it reads the netlink message, not when the kernel sent it,
+# so a listener waiting for a CPU behind the traffic stamps late (up to 180 ms seen on a busy host). Running
+# the listeners and captures above everything else keeps the stamp close to the packet. Sets PRIORITY
+# (the command prefix) and PRIORITY_NAME (recorded in scenario.json).
+choose_listener_priority() {
+  local wanted=$LISTENER_PRIORITY
+  PRIORITY=()
+  PRIORITY_NAME=none
+  if [ "$wanted" = auto ] || [ "$wanted" = rt ]; then
+    # Containers and RT-group-scheduled cgroups may refuse SCHED_FIFO even to root: probe it.
+    if command -v chrt >/dev/null && chrt -f 50 true 2>/dev/null; then
+      PRIORITY=(chrt -f 50)
+      PRIORITY_NAME="chrt -f 50"
+      return 0
+    fi
+    [ "$wanted" = rt ] && die "LISTENER_PRIORITY=rt but chrt -f 50 is not permitted here"
+  fi
+  if [ "$wanted" = auto ] || [ "$wanted" = nice ]; then
+    if nice -n -20 true 2>/dev/null && [ "$(nice -n -20 nice)" = -20 ]; then
+      PRIORITY=(nice -n -20)
+      PRIORITY_NAME="nice -n -20"
+      return 0
+    fi
+    [ "$wanted" = nice ] && die "LISTENER_PRIORITY=nice but nice -n -20 is not permitted here"
+  fi
+  case "$wanted" in
+    auto | none) ;;
+    *) die "unknown LISTENER_PRIORITY '$wanted' (auto, rt, nice or none)" ;;
+  esac
+}
 
 RUN_ID=$$
 NS_CLIENT="pcc-client-$RUN_ID"
@@ -283,10 +320,11 @@ event_listeners_subscribed() {
 start_captures() { # start_captures WORKDIR
   local work=$1
   # -Z root: Debian's tcpdump otherwise drops to user tcpdump, which may not write the work folder.
-  start_background "$work/tcpdump-inside.log" ip netns exec "$NS_ROUTER" tcpdump -Z root -U -n -i "$ROUTER_IN_IF" -w "$work/inside.pcap"
+  start_background "$work/tcpdump-inside.log" "${PRIORITY[@]}" ip netns exec "$NS_ROUTER" \
+    tcpdump -Z root -U --immediate-mode -n -i "$ROUTER_IN_IF" -w "$work/inside.pcap"
   # The outside capture uses nanosecond timestamps so that both pcap magics are exercised.
-  start_background "$work/tcpdump-outside.log" ip netns exec "$NS_ROUTER" tcpdump -Z root -U -n -i "$ROUTER_OUT_IF" \
-    --time-stamp-precision=nano -w "$work/outside.pcap"
+  start_background "$work/tcpdump-outside.log" "${PRIORITY[@]}" ip netns exec "$NS_ROUTER" \
+    tcpdump -Z root -U --immediate-mode -n -i "$ROUTER_OUT_IF" --time-stamp-precision=nano -w "$work/outside.pcap"
   wait_until 10 "tcpdump on $ROUTER_IN_IF" listening "$work/tcpdump-inside.log" || return 1
   wait_until 10 "tcpdump on $ROUTER_OUT_IF" listening "$work/tcpdump-outside.log" || return 1
 }
@@ -294,10 +332,10 @@ start_captures() { # start_captures WORKDIR
 start_event_listeners() { # start_event_listeners WORKDIR
   local work=$1 before
   before=$(in_router awk '$2 == 12 && $4 != "00000000" { n++ } END { print n + 0 }' /proc/net/netlink)
-  start_background "$work/conntrack-events.log" \
+  start_background "$work/conntrack-events.log" "${PRIORITY[@]}" \
     sh -c 'exec 2>"$1"; exec ip netns exec "$2" stdbuf -oL conntrack -E -o timestamp >"$3"' sh \
     "$work/conntrack-events.stderr" "$NS_ROUTER" "$work/conntrack-events.txt"
-  start_background "$work/expect-events.log" \
+  start_background "$work/expect-events.log" "${PRIORITY[@]}" \
     sh -c 'exec 2>"$1"; exec ip netns exec "$2" stdbuf -oL conntrack -E expect -o timestamp >"$3"' sh \
     "$work/expect-events.stderr" "$NS_ROUTER" "$work/expect-events.txt"
   wait_until 10 "conntrack -E to subscribe" event_listeners_subscribed $((before + 2)) || return 1
@@ -413,6 +451,7 @@ metadata = {
     },
     "timeouts": timeouts,
     "reaper": {"enabled": env["REAPER"] == "1", "intervalSeconds": float(env["REAPER_INTERVAL"])},
+    "listenerPriority": env["PRIORITY_NAME"],
     "captures": {
         "inside.pcap": {"interface": env["ROUTER_IN_IF"], "timestampPrecision": "micro", "packets": count_packets(os.path.join(work, "inside.pcap"))},
         "outside.pcap": {"interface": env["ROUTER_OUT_IF"], "timestampPrecision": "nano", "packets": count_packets(os.path.join(work, "outside.pcap"))},
@@ -538,9 +577,9 @@ record_scenario() { # record_scenario SCENARIO NAT
   HOST_IF=$HOST_IF ROUTER_IN_IF=$ROUTER_IN_IF ROUTER_OUT_IF=$ROUTER_OUT_IF CLIENT_V4=$CLIENT_V4 CLIENT_V6=$CLIENT_V6 \
     ROUTER_IN_V4=$ROUTER_IN_V4 ROUTER_IN_V6=$ROUTER_IN_V6 ROUTER_OUT_V4=$ROUTER_OUT_V4 ROUTER_OUT_V6=$ROUTER_OUT_V6 \
     SERVER_V4=$SERVER_V4 SERVER_V6=$SERVER_V6 REAPER=$REAPER REAPER_INTERVAL=$REAPER_INTERVAL \
-    write_metadata "$work" "$name" "$scenario" "$nat" "$ipv6" "$description" "$started" || return 1
+    PRIORITY_NAME=$PRIORITY_NAME write_metadata "$work" "$name" "$scenario" "$nat" "$ipv6" "$description" "$started" || return 1
 
-  local target="$SAMPLES_DIR/$name"
+  local target="$OUT_DIR/$name"
   rm -rf "$target.tmp"
   mkdir -p "$target.tmp"
   cp "$work"/{inside.pcap,outside.pcap,conntrack-events.txt,expect-events.txt,sysctl.txt,scenario.json} "$target.tmp/"
@@ -552,9 +591,31 @@ record_scenario() { # record_scenario SCENARIO NAT
 }
 
 main() {
+  local runs=() run failed=()
+  while [ "$#" -gt 0 ]; do
+    case "$1" in
+      --out-dir)
+        [ "$#" -ge 2 ] || die "--out-dir needs a folder"
+        OUT_DIR=$2
+        shift 2
+        ;;
+      --out-dir=*)
+        OUT_DIR=${1#--out-dir=}
+        shift
+        ;;
+      -*) die "unknown option $1" ;;
+      *)
+        runs+=("$1")
+        shift
+        ;;
+    esac
+  done
   check_prerequisites
+  choose_listener_priority
+  mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
+  OUT_DIR=$(cd "$OUT_DIR" && pwd)
+  say "listeners and captures run with priority: $PRIORITY_NAME; recordings go to $OUT_DIR"
   WORK_ROOT=$(mktemp -d /tmp/pcc-record.XXXXXX)
-  local runs=("$@") run failed=()
   [ "${#runs[@]}" -gt 0 ] || runs=("${DEFAULT_RUNS[@]}")
   for run in "${runs[@]}"; do
     local scenario=${run%%:*} nat=${NAT:-}

@@ -66,32 +66,86 @@ export const DIR_REPLY = 1;
  * A conntrack tuple. Addresses are four 32-bit words (IPv4 uses word 0 only, the rest 0). For ICMP
  * and ICMPv6 `srcPort` holds the echo id and `dstPort` holds `type << 8 | code`, as the kernel keeps
  * them in the src and dst halves of its tuple; for protocols without ports both are 0.
+ *
+ * The words read and write as unsigned numbers (`src0` …), but are stored as signed 32-bit integers
+ * (`srcWord0` …): V8 keeps those inline, while a field that ever held a number of 2^31 or more
+ * becomes a pointer to a separate heap box, eight such boxes per tuple, two tuples per connection.
  */
 export class Tuple {
   family = 4;
   protocol = 0;
-  src0 = 0;
-  src1 = 0;
-  src2 = 0;
-  src3 = 0;
-  dst0 = 0;
-  dst1 = 0;
-  dst2 = 0;
-  dst3 = 0;
+  /** Address words as signed 32-bit integers (`word | 0`); the table and hash read these. */
+  srcWord0 = 0;
+  srcWord1 = 0;
+  srcWord2 = 0;
+  srcWord3 = 0;
+  dstWord0 = 0;
+  dstWord1 = 0;
+  dstWord2 = 0;
+  dstWord3 = 0;
   srcPort = 0;
   dstPort = 0;
+
+  get src0(): number {
+    return this.srcWord0 >>> 0;
+  }
+  set src0(word: number) {
+    this.srcWord0 = word | 0;
+  }
+  get src1(): number {
+    return this.srcWord1 >>> 0;
+  }
+  set src1(word: number) {
+    this.srcWord1 = word | 0;
+  }
+  get src2(): number {
+    return this.srcWord2 >>> 0;
+  }
+  set src2(word: number) {
+    this.srcWord2 = word | 0;
+  }
+  get src3(): number {
+    return this.srcWord3 >>> 0;
+  }
+  set src3(word: number) {
+    this.srcWord3 = word | 0;
+  }
+  get dst0(): number {
+    return this.dstWord0 >>> 0;
+  }
+  set dst0(word: number) {
+    this.dstWord0 = word | 0;
+  }
+  get dst1(): number {
+    return this.dstWord1 >>> 0;
+  }
+  set dst1(word: number) {
+    this.dstWord1 = word | 0;
+  }
+  get dst2(): number {
+    return this.dstWord2 >>> 0;
+  }
+  set dst2(word: number) {
+    this.dstWord2 = word | 0;
+  }
+  get dst3(): number {
+    return this.dstWord3 >>> 0;
+  }
+  set dst3(word: number) {
+    this.dstWord3 = word | 0;
+  }
 
   copyFrom(other: Tuple): void {
     this.family = other.family;
     this.protocol = other.protocol;
-    this.src0 = other.src0;
-    this.src1 = other.src1;
-    this.src2 = other.src2;
-    this.src3 = other.src3;
-    this.dst0 = other.dst0;
-    this.dst1 = other.dst1;
-    this.dst2 = other.dst2;
-    this.dst3 = other.dst3;
+    this.srcWord0 = other.srcWord0;
+    this.srcWord1 = other.srcWord1;
+    this.srcWord2 = other.srcWord2;
+    this.srcWord3 = other.srcWord3;
+    this.dstWord0 = other.dstWord0;
+    this.dstWord1 = other.dstWord1;
+    this.dstWord2 = other.dstWord2;
+    this.dstWord3 = other.dstWord3;
     this.srcPort = other.srcPort;
     this.dstPort = other.dstPort;
   }
@@ -100,38 +154,42 @@ export class Tuple {
     return (
       this.srcPort === other.srcPort &&
       this.dstPort === other.dstPort &&
-      this.src0 === other.src0 &&
-      this.dst0 === other.dst0 &&
+      this.srcWord0 === other.srcWord0 &&
+      this.dstWord0 === other.dstWord0 &&
       this.protocol === other.protocol &&
       this.family === other.family &&
-      this.src1 === other.src1 &&
-      this.src2 === other.src2 &&
-      this.src3 === other.src3 &&
-      this.dst1 === other.dst1 &&
-      this.dst2 === other.dst2 &&
-      this.dst3 === other.dst3
+      this.srcWord1 === other.srcWord1 &&
+      this.srcWord2 === other.srcWord2 &&
+      this.srcWord3 === other.srcWord3 &&
+      this.dstWord1 === other.dstWord1 &&
+      this.dstWord2 === other.dstWord2 &&
+      this.dstWord3 === other.dstWord3
     );
   }
 
   /** Whether this tuple's destination address equals `other`'s destination address. */
   sameDestination(family: number, d0: number, d1: number, d2: number, d3: number): boolean {
     return (
-      this.family === family && this.dst0 === d0 && this.dst1 === d1 && this.dst2 === d2 && this.dst3 === d3
+      this.family === family &&
+      this.dstWord0 === (d0 | 0) &&
+      this.dstWord1 === (d1 | 0) &&
+      this.dstWord2 === (d2 | 0) &&
+      this.dstWord3 === (d3 | 0)
     );
   }
 
   hash(): number {
-    let h = Math.imul(this.src0 ^ 0x9e3779b9, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 15) ^ this.dst0, 0xc2b2ae35);
+    let h = Math.imul(this.srcWord0 ^ 0x9e3779b9, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 15) ^ this.dstWord0, 0xc2b2ae35);
     h = Math.imul(h ^ (h >>> 13) ^ ((this.srcPort << 16) | this.dstPort), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 16) ^ (this.protocol | (this.family << 8)), 0xc2b2ae35);
     if (this.family === 6) {
-      h = Math.imul(h ^ (h >>> 15) ^ this.src1, 0x85ebca6b);
-      h = Math.imul(h ^ (h >>> 13) ^ this.src2, 0xc2b2ae35);
-      h = Math.imul(h ^ (h >>> 16) ^ this.src3, 0x85ebca6b);
-      h = Math.imul(h ^ (h >>> 15) ^ this.dst1, 0xc2b2ae35);
-      h = Math.imul(h ^ (h >>> 13) ^ this.dst2, 0x85ebca6b);
-      h = Math.imul(h ^ (h >>> 16) ^ this.dst3, 0xc2b2ae35);
+      h = Math.imul(h ^ (h >>> 15) ^ this.srcWord1, 0x85ebca6b);
+      h = Math.imul(h ^ (h >>> 13) ^ this.srcWord2, 0xc2b2ae35);
+      h = Math.imul(h ^ (h >>> 16) ^ this.srcWord3, 0x85ebca6b);
+      h = Math.imul(h ^ (h >>> 15) ^ this.dstWord1, 0xc2b2ae35);
+      h = Math.imul(h ^ (h >>> 13) ^ this.dstWord2, 0x85ebca6b);
+      h = Math.imul(h ^ (h >>> 16) ^ this.dstWord3, 0xc2b2ae35);
     }
     return (h ^ (h >>> 16)) >>> 0;
   }
@@ -150,39 +208,86 @@ export class Tuple {
   }
 }
 
-/** Window-tracking data of one direction (`struct ip_ct_tcp_state`). */
+/**
+ * Window-tracking data of one direction (`struct ip_ct_tcp_state`). The sequence-space fields read
+ * and write as unsigned 32-bit numbers but are stored signed, inline (see `Tuple`).
+ */
 export class TcpDirection {
-  end = 0;
-  maxend = 0;
-  maxwin = 0;
-  maxack = 0;
+  private endWord = 0;
+  private maxendWord = 0;
+  private maxwinWord = 0;
+  private maxackWord = 0;
   scale = 0;
   flags = 0;
 
+  get end(): number {
+    return this.endWord >>> 0;
+  }
+  set end(value: number) {
+    this.endWord = value | 0;
+  }
+  get maxend(): number {
+    return this.maxendWord >>> 0;
+  }
+  set maxend(value: number) {
+    this.maxendWord = value | 0;
+  }
+  get maxwin(): number {
+    return this.maxwinWord >>> 0;
+  }
+  set maxwin(value: number) {
+    this.maxwinWord = value | 0;
+  }
+  get maxack(): number {
+    return this.maxackWord >>> 0;
+  }
+  set maxack(value: number) {
+    this.maxackWord = value | 0;
+  }
+
   reset(): void {
-    this.end = 0;
-    this.maxend = 0;
-    this.maxwin = 0;
-    this.maxack = 0;
+    this.endWord = 0;
+    this.maxendWord = 0;
+    this.maxwinWord = 0;
+    this.maxackWord = 0;
     this.scale = 0;
     this.flags = 0;
   }
 }
 
-/** TCP tracker data (`struct ip_ct_tcp`). */
+/** TCP tracker data (`struct ip_ct_tcp`); sequence numbers stored as in `TcpDirection`. */
 export class TcpConnectionState {
   state: number = TcpState.None;
   readonly seen: [TcpDirection, TcpDirection] = [new TcpDirection(), new TcpDirection()];
   lastDir = 0;
   /** Packet class of the last packet let through (TCP_*_SET), see tcp.ts. */
   lastIndex = 0;
-  lastSeq = 0;
-  lastAck = 0;
-  lastEnd = 0;
+  private lastSeqWord = 0;
+  private lastAckWord = 0;
+  private lastEndWord = 0;
   lastWin = 0;
   lastWscale = 0;
   lastFlags = 0;
   retrans = 0;
+
+  get lastSeq(): number {
+    return this.lastSeqWord >>> 0;
+  }
+  set lastSeq(value: number) {
+    this.lastSeqWord = value | 0;
+  }
+  get lastAck(): number {
+    return this.lastAckWord >>> 0;
+  }
+  set lastAck(value: number) {
+    this.lastAckWord = value | 0;
+  }
+  get lastEnd(): number {
+    return this.lastEndWord >>> 0;
+  }
+  set lastEnd(value: number) {
+    this.lastEndWord = value | 0;
+  }
 
   reset(): void {
     this.state = TcpState.None;
@@ -190,9 +295,9 @@ export class TcpConnectionState {
     this.seen[1].reset();
     this.lastDir = 0;
     this.lastIndex = 0;
-    this.lastSeq = 0;
-    this.lastAck = 0;
-    this.lastEnd = 0;
+    this.lastSeqWord = 0;
+    this.lastAckWord = 0;
+    this.lastEndWord = 0;
     this.lastWin = 0;
     this.lastWscale = 0;
     this.lastFlags = 0;
@@ -200,63 +305,74 @@ export class TcpConnectionState {
   }
 }
 
-/** One of a connection's two table entries: each connection sits in the table twice, once per tuple. */
+/**
+ * One of a connection's two table entries: each connection sits in the table twice, once per tuple.
+ * Made on first use (`Connection.originalNode`): the table keeps its chains in typed arrays.
+ */
 export class TupleNode {
   /** Unused: the table keeps its chains in typed arrays (kept for compatibility). */
   next: TupleNode | null = null;
-  /** The tuple's hash, set when the connection joins the table. */
+  /** The tuple's hash. */
   hash = 0;
   constructor(
     readonly connection: Connection,
     readonly direction: number,
     readonly tuple: Tuple,
-  ) {}
+  ) {
+    this.hash = tuple.hash();
+  }
 }
 
 export class Connection {
-  /** Sequential id, 1 for the first connection an engine creates. */
-  id = 0;
-  readonly original = new Tuple();
-  readonly reply = new Tuple();
-  readonly originalNode: TupleNode;
-  readonly replyNode: TupleNode;
+  // Fields in the order the per-packet path reads them: the first ones share a cache line or two.
   status = 0;
-  /** Capture time of expiry, in engine-relative nanoseconds (see ConntrackEngine). */
-  expiresAt = 0;
-  /** Slot in the connection table while in it (indexes the table's and heap's arrays), else -1. */
-  tableSlot = -1;
+  /** TCP only. */
+  tcp: TcpConnectionState | null = null;
+  /** The attached helper, which sees this connection's packets. */
+  helperModule: ConntrackHelper | null = null;
+  /** Event bits of packets a helper dropped: they go out with the next packet that gets through. */
+  cachedEventBits = 0;
   /** >= 0 while the connection is in the expiry heap, -1 when not in it. */
   heapIndex = -1;
+  /** Capture time of expiry, in engine-relative nanoseconds (see ConntrackEngine). */
+  expiresAt = 0;
   /** Key the heap holds for this connection (may be earlier than expiresAt: lazily raised). */
   heapKey = 0;
-  /** Engine-relative nanoseconds of confirmation (the first packet). */
-  startedAt = 0;
-  /** Set once the connection has been destroyed. */
-  dead = false;
   originalPackets = 0;
   originalBytes = 0;
   replyPackets = 0;
   replyBytes = 0;
-  /** TCP only. */
-  tcp: TcpConnectionState | null = null;
-  /** UDP: end of the first two seconds (engine-relative ns); replies after it make a stream. */
-  udpStreamDeadline = 0;
-  /** Helper name, when one is attached. */
-  helper: string | null = null;
-  /** The attached helper, which sees this connection's packets. */
-  helperModule: ConntrackHelper | null = null;
-  /** The helper's per-connection data (FTP: remembered line ends), created when first needed. */
-  helperState: object | null = null;
   /** For a connection that fulfilled an expectation: the connection whose helper announced it. */
   master: Connection | null = null;
+  /** UDP: end of the first two seconds (engine-relative ns); replies after it make a stream. */
+  udpStreamDeadline = 0;
+  /** Slot in the connection table while in it (indexes the table's and heap's arrays), else -1. */
+  tableSlot = -1;
+  /** Set once the connection has been destroyed. */
+  dead = false;
+  /** Sequential id, 1 for the first connection an engine creates. */
+  id = 0;
+  readonly original = new Tuple();
+  readonly reply = new Tuple();
+  private originalNodeMade: TupleNode | null = null;
+  private replyNodeMade: TupleNode | null = null;
+  /** Engine-relative nanoseconds of confirmation (the first packet). */
+  startedAt = 0;
+  /** Helper name, when one is attached. */
+  helper: string | null = null;
+  /** The helper's per-connection data (FTP: remembered line ends), created when first needed. */
+  helperState: object | null = null;
   /** Live expectations this connection's helper registered, oldest first (null when none). */
   expectations: Expectation[] | null = null;
-  /** Event bits of packets a helper dropped: they go out with the next packet that gets through. */
-  cachedEventBits = 0;
 
-  constructor() {
-    this.originalNode = new TupleNode(this, DIR_ORIGINAL, this.original);
-    this.replyNode = new TupleNode(this, DIR_REPLY, this.reply);
+  get originalNode(): TupleNode {
+    if (this.originalNodeMade === null)
+      this.originalNodeMade = new TupleNode(this, DIR_ORIGINAL, this.original);
+    return this.originalNodeMade;
+  }
+  get replyNode(): TupleNode {
+    if (this.replyNodeMade === null) this.replyNodeMade = new TupleNode(this, DIR_REPLY, this.reply);
+    return this.replyNodeMade;
   }
 
   get protocol(): number {

@@ -594,9 +594,9 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     probe.family = inner.ipVersion;
     probe.protocol = inner.protocol;
     if (inner.ipVersion === 4) {
-      probe.src0 = inner.dstV4 >>> 0;
-      probe.dst0 = inner.srcV4 >>> 0;
-      probe.src1 = probe.src2 = probe.src3 = probe.dst1 = probe.dst2 = probe.dst3 = 0;
+      probe.srcWord0 = inner.dstV4 | 0;
+      probe.dstWord0 = inner.srcV4 | 0;
+      probe.srcWord1 = probe.srcWord2 = probe.srcWord3 = probe.dstWord1 = probe.dstWord2 = probe.dstWord3 = 0;
     } else {
       const w = this.words;
       wordsOf(inner.dst, w);
@@ -649,9 +649,9 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     probe.family = packet.ipVersion;
     probe.protocol = packet.protocol;
     if (packet.ipVersion === 4) {
-      probe.src0 = packet.srcV4 >>> 0;
-      probe.dst0 = packet.dstV4 >>> 0;
-      probe.src1 = probe.src2 = probe.src3 = probe.dst1 = probe.dst2 = probe.dst3 = 0;
+      probe.srcWord0 = packet.srcV4 | 0;
+      probe.dstWord0 = packet.dstV4 | 0;
+      probe.srcWord1 = probe.srcWord2 = probe.srcWord3 = probe.dstWord1 = probe.dstWord2 = probe.dstWord3 = 0;
     } else {
       const w = this.words;
       wordsOf(packet.src, w);
@@ -698,14 +698,14 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     original.copyFrom(probe);
     reply.family = probe.family;
     reply.protocol = probe.protocol;
-    reply.src0 = probe.dst0;
-    reply.src1 = probe.dst1;
-    reply.src2 = probe.dst2;
-    reply.src3 = probe.dst3;
-    reply.dst0 = probe.src0;
-    reply.dst1 = probe.src1;
-    reply.dst2 = probe.src2;
-    reply.dst3 = probe.src3;
+    reply.srcWord0 = probe.dstWord0;
+    reply.srcWord1 = probe.dstWord1;
+    reply.srcWord2 = probe.dstWord2;
+    reply.srcWord3 = probe.dstWord3;
+    reply.dstWord0 = probe.srcWord0;
+    reply.dstWord1 = probe.srcWord1;
+    reply.dstWord2 = probe.srcWord2;
+    reply.dstWord3 = probe.srcWord3;
     if (probe.protocol === IPPROTO_ICMP || probe.protocol === IPPROTO_ICMPV6) {
       const replyType = icmpReplyType(probe.protocol, probe.dstPort >>> 8);
       if (replyType < 0) return false;

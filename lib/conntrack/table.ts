@@ -40,7 +40,7 @@ export class ConnectionTable {
   private heads = new Uint32Array(INITIAL_BUCKETS);
   /** 32 - log2(bucket count): `hash >>> shift` is the bucket. */
   private shift = 32 - Math.log2(INITIAL_BUCKETS);
-  private keys = new Uint32Array(INITIAL_SLOTS * 2 * NODE_WORDS);
+  private keys = new Int32Array(INITIAL_SLOTS * 2 * NODE_WORDS);
   private bySlot: (Connection | null)[] = new Array<Connection | null>(INITIAL_SLOTS).fill(null);
   private freeSlots = new Int32Array(INITIAL_SLOTS);
   private freeCount = 0;
@@ -67,25 +67,26 @@ export class ConnectionTable {
    */
   findNode(probe: Tuple, hash: number): number {
     const keys = this.keys;
-    const ports = ((probe.srcPort << 16) | probe.dstPort) >>> 0;
-    const src0 = probe.src0;
-    const dst0 = probe.dst0;
+    const ports = (probe.srcPort << 16) | probe.dstPort;
+    const src0 = probe.srcWord0;
+    const dst0 = probe.dstWord0;
+    const signedHash = hash | 0;
     let link = this.heads[hash >>> this.shift];
     while (link !== 0) {
       const node = link - 1;
       const at = node * NODE_WORDS;
       if (
-        keys[at + W_HASH] === hash &&
+        keys[at + W_HASH] === signedHash &&
         keys[at + W_PORTS] === ports &&
         keys[at + W_SRC0] === src0 &&
         keys[at + W_DST0] === dst0 &&
         keys[at + W_KIND] === ((probe.family << 8) | probe.protocol) &&
-        keys[at + W_SRC1] === probe.src1 &&
-        keys[at + W_SRC2] === probe.src2 &&
-        keys[at + W_SRC3] === probe.src3 &&
-        keys[at + W_DST1] === probe.dst1 &&
-        keys[at + W_DST2] === probe.dst2 &&
-        keys[at + W_DST3] === probe.dst3
+        keys[at + W_SRC1] === probe.srcWord1 &&
+        keys[at + W_SRC2] === probe.srcWord2 &&
+        keys[at + W_SRC3] === probe.srcWord3 &&
+        keys[at + W_DST1] === probe.dstWord1 &&
+        keys[at + W_DST2] === probe.dstWord2 &&
+        keys[at + W_DST3] === probe.dstWord3
       )
         return node;
       link = keys[at + W_NEXT];
@@ -106,8 +107,6 @@ export class ConnectionTable {
     this.bySlot[slot] = connection;
     this.link(slot * 2, connection.original, originalHash);
     this.link(slot * 2 + 1, connection.reply, connection.reply.hash());
-    connection.originalNode.hash = originalHash;
-    connection.replyNode.hash = this.keys[(slot * 2 + 1) * NODE_WORDS + W_HASH];
     this.size++;
   }
 
@@ -153,7 +152,7 @@ export class ConnectionTable {
         const at = node * NODE_WORDS;
         // Read the successor first: `visit` may unlink this node.
         link = keys[at + W_NEXT];
-        if (foreignBucket(keys[at + W_HASH], bucketCount) !== bucket) continue;
+        if (foreignBucket(keys[at + W_HASH] >>> 0, bucketCount) !== bucket) continue;
         const connection = this.bySlot[node >>> 1];
         if (connection !== null && !visit(connection)) return;
       }
@@ -169,7 +168,7 @@ export class ConnectionTable {
 
   private growSlots(): void {
     const slots = this.bySlot.length * 2;
-    const keys = new Uint32Array(slots * 2 * NODE_WORDS);
+    const keys = new Int32Array(slots * 2 * NODE_WORDS);
     keys.set(this.keys);
     this.keys = keys;
     const freeSlots = new Int32Array(slots);
@@ -185,15 +184,15 @@ export class ConnectionTable {
     const at = node * NODE_WORDS;
     keys[at + W_HASH] = hash;
     keys[at + W_KIND] = (tuple.family << 8) | tuple.protocol;
-    keys[at + W_PORTS] = ((tuple.srcPort << 16) | tuple.dstPort) >>> 0;
-    keys[at + W_SRC0] = tuple.src0;
-    keys[at + W_DST0] = tuple.dst0;
-    keys[at + W_SRC1] = tuple.src1;
-    keys[at + W_SRC2] = tuple.src2;
-    keys[at + W_SRC3] = tuple.src3;
-    keys[at + W_DST1] = tuple.dst1;
-    keys[at + W_DST2] = tuple.dst2;
-    keys[at + W_DST3] = tuple.dst3;
+    keys[at + W_PORTS] = (tuple.srcPort << 16) | tuple.dstPort;
+    keys[at + W_SRC0] = tuple.srcWord0;
+    keys[at + W_DST0] = tuple.dstWord0;
+    keys[at + W_SRC1] = tuple.srcWord1;
+    keys[at + W_SRC2] = tuple.srcWord2;
+    keys[at + W_SRC3] = tuple.srcWord3;
+    keys[at + W_DST1] = tuple.dstWord1;
+    keys[at + W_DST2] = tuple.dstWord2;
+    keys[at + W_DST3] = tuple.dstWord3;
     const bucket = hash >>> this.shift;
     keys[at + W_NEXT] = this.heads[bucket];
     this.heads[bucket] = node + 1;

@@ -438,7 +438,7 @@ export class TcpTracker {
       } else {
         // Mid-stream: take what the packet tells.
         sender.end = end;
-        const scaled = (win * 2 ** sender.scale) >>> 0;
+        const scaled = (win * (1 << sender.scale)) >>> 0;
         sender.maxwin = scaled === 0 ? 1 : scaled;
         sender.maxend = (end + sender.maxwin) >>> 0;
         if (receiver.maxwin === 0) {
@@ -532,7 +532,7 @@ export class TcpTracker {
     syn: boolean,
     hasAck: boolean,
   ): number {
-    if (!syn) win = (win * 2 ** sender.scale) >>> 0;
+    if (!syn) win = (win * (1 << sender.scale)) >>> 0;
     const swin = (win + ((sack - ack) >>> 0)) >>> 0;
     if (sender.maxwin < swin) sender.maxwin = swin;
     if (after(end, sender.end)) {

@@ -6,10 +6,11 @@
 import type { Writable } from "node:stream";
 import type { CaptureRecord, CaptureWarning } from "../capture/source.js";
 import { PacketDecoder, type DecoderOptions } from "../decode/decoder.js";
-import { PacketClass } from "../decode/packet.js";
+import { PacketClass, type DecodedPacket } from "../decode/packet.js";
 import {
   ConntrackEngine,
   HELPER_NAMES,
+  Verdict,
   type ConntrackEvent,
   type EngineOptions,
   type HelperName,
@@ -54,6 +55,21 @@ export interface ReplayOptions
   /** Receives every expectation event (`conntrack -E expect`); the object is reused likewise. */
   onExpectEvent?: (event: ExpectEvent) => void;
   /**
+   * Receives every record after the decoder (and, for decoded packets, the engine) saw it: its class,
+   * the decoder's reused packet, the engine's verdict (`Verdict`, -1 when the record never reached
+   * the engine) and, for INVALID, IGNORED and DROPPED, the engine's reason ("" otherwise). The
+   * engine's events for the packet have been delivered by then. Everything passed is reused.
+   */
+  onPacket?: (
+    record: CaptureRecord,
+    packetClass: PacketClass,
+    packet: DecodedPacket,
+    verdict: number,
+    reason: string,
+  ) => void;
+  /** Called once the inputs are open, with their names in record `inputIndex` order. */
+  onInputs?: (inputNames: readonly string[]) => void;
+  /**
    * Asked after every record: a promise to wait for before reading on (the sink's buffer is full),
    * or null to go on at once.
    */
@@ -96,6 +112,7 @@ export async function replayCaptures(
 ): Promise<ReplayResult> {
   const onEvent = options.onEvent ?? null;
   const onExpectEvent = options.onExpectEvent ?? null;
+  const onPacket = options.onPacket ?? null;
   let events = 0;
   const expectEvents = { NEW: 0, DESTROY: 0 };
   const engine = new ConntrackEngine({
@@ -114,6 +131,7 @@ export async function replayCaptures(
   });
   const decoder = new PacketDecoder(options.decoder);
   const { inputs, source } = await openInputs(files, options);
+  if (options.onInputs) options.onInputs(inputs.map((input) => input.name));
   const accounting = new PacketAccounting(inputs.length);
   const backpressure = options.backpressure ?? null;
   const untilOption = options.until ?? null;
@@ -137,7 +155,14 @@ export async function replayCaptures(
     accounting.count(record.inputIndex, packetClass, decoder.packet.reason);
     if (packetClass === PacketClass.Decoded) {
       tracked++;
-      engine.process(decoder.packet);
+      const verdict = engine.process(decoder.packet);
+      if (onPacket !== null) {
+        const explained =
+          verdict === Verdict.Invalid || verdict === Verdict.Ignored || verdict === Verdict.Dropped;
+        onPacket(record, packetClass, decoder.packet, verdict, explained ? engine.reason : "");
+      }
+    } else if (onPacket !== null) {
+      onPacket(record, packetClass, decoder.packet, -1, "");
     }
   };
 

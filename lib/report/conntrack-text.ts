@@ -3,6 +3,7 @@
  * (conntrack-tools 1.4.7 over libnetfilter_conntrack 1.0.9) and table lines as
  * /proc/net/nf_conntrack (checked against a 6.18 kernel).
  */
+import { Buffer } from "node:buffer";
 import {
   IPPROTO_GRE,
   IPPROTO_ICMP,
@@ -76,27 +77,291 @@ export interface EventTextOptions {
   timestamp?: boolean;
 }
 
+/** The longest line `ConntrackEventTextEncoder.encode` can write (two IPv6 tuples with counters). */
+export const MAX_EVENT_LINE_BYTES = 1024;
+
+const SPACE = 0x20;
+const DIGITS_BASE = 0x30;
+const HEX = "0123456789abcdef";
+
+function asciiBytes(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+/** Bytes of the constant pieces, made once (the encoder copies them instead of building strings). */
+const HEADER_BYTES = {
+  NEW: asciiBytes(`${HEADERS.NEW} `),
+  UPDATE: asciiBytes(`${HEADERS.UPDATE} `),
+  DESTROY: asciiBytes(`${HEADERS.DESTROY} `),
+};
+/** "tcp      6 " … by protocol number: the padded name and the number, each with its space. */
+const PROTOCOL_BYTES: Uint8Array[] = [];
+for (let protocol = 0; protocol < 256; protocol++)
+  PROTOCOL_BYTES.push(
+    asciiBytes(`${padRight(USERSPACE_PROTOCOL_NAMES[protocol] ?? "unknown", 8)} ${protocol} `),
+  );
+const STATE_BYTES = TCP_STATE_NAMES.map((name) => asciiBytes(`${name} `));
+const SRC = asciiBytes("src=");
+const DST = asciiBytes(" dst=");
+const SPORT = asciiBytes(" sport=");
+const DPORT = asciiBytes(" dport=");
+const TYPE = asciiBytes(" type=");
+const CODE = asciiBytes(" code=");
+const ID = asciiBytes(" id=");
+const SRCKEY = asciiBytes(" srckey=0x");
+const DSTKEY = asciiBytes(" dstkey=0x");
+const PACKETS = asciiBytes("packets=");
+const BYTES = asciiBytes(" bytes=");
+const UNREPLIED = asciiBytes("[UNREPLIED] ");
+const ASSURED = asciiBytes("[ASSURED] ");
+const DELTA_TIME = asciiBytes("delta-time=");
+const HELPER = asciiBytes("helper=");
+
+/**
+ * Writes `conntrack -E` lines as bytes into a caller's buffer: the same text as
+ * `formatConntrackEvent` plus a newline, without building strings (an events run writes hundreds of
+ * thousands of lines; composing each from template strings cost more than tracking the packets).
+ */
+export class ConntrackEventTextEncoder {
+  private readonly timestamp: boolean;
+  /** Helper names seen so far, as bytes (helpers are few and their names constant). */
+  private readonly helperBytes = new Map<string, Uint8Array>();
+
+  constructor(options: EventTextOptions = {}) {
+    this.timestamp = options.timestamp !== false;
+  }
+
+  /**
+   * Writes the event's line and its newline at `offset`; returns the offset after them. The buffer
+   * must have `MAX_EVENT_LINE_BYTES` free from `offset`.
+   */
+  encode(event: ConntrackEvent, out: Uint8Array, offset: number): number {
+    const connection = event.connection;
+    let at = offset;
+    if (this.timestamp) {
+      out[at++] = 0x5b; // [
+      at = writePadded(out, at, event.tsSec, 8);
+      out[at++] = 0x2e; // .
+      at = writePadded(out, at, Math.floor(event.tsNsec / 1000), 6);
+      out[at++] = 0x5d; // ]
+      out[at++] = 0x09; // tab
+    }
+    at = copy(out, at, HEADER_BYTES[event.type]);
+    at = copy(out, at, PROTOCOL_BYTES[connection.protocol & 0xff]);
+    if (event.timeout >= 0) {
+      at = writeDecimal(out, at, event.timeout);
+      out[at++] = SPACE;
+    }
+    if (event.state >= 0) at = copy(out, at, STATE_BYTES[event.state]);
+    at = writeTuple(out, at, connection.original);
+    if (event.hasCounters) at = writeCounters(out, at, event.originalPackets, event.originalBytes);
+    if (!event.seenReply) at = copy(out, at, UNREPLIED);
+    at = writeTuple(out, at, connection.reply);
+    if (event.hasCounters) at = writeCounters(out, at, event.replyPackets, event.replyBytes);
+    if (event.assured) at = copy(out, at, ASSURED);
+    if (event.deltaTime >= 0) {
+      at = copy(out, at, DELTA_TIME);
+      at = writeDecimal(out, at, event.deltaTime);
+      out[at++] = SPACE;
+    }
+    if (event.helper !== null) {
+      let name = this.helperBytes.get(event.helper);
+      if (name === undefined) {
+        name = asciiBytes(event.helper);
+        this.helperBytes.set(event.helper, name);
+      }
+      at = copy(out, at, HELPER);
+      at = copy(out, at, name);
+      out[at++] = SPACE;
+    }
+    // As trimEnd: the pieces each end in a space.
+    while (at > offset && (out[at - 1] === SPACE || out[at - 1] === 0x09)) at--;
+    out[at++] = 0x0a;
+    return at;
+  }
+}
+
+function copy(out: Uint8Array, at: number, bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; i++) out[at + i] = bytes[i];
+  return at + bytes.length;
+}
+
+/** A non-negative integer (up to 2^53) in decimal. */
+function writeDecimal(out: Uint8Array, at: number, value: number): number {
+  if (value < 10) {
+    out[at] = DIGITS_BASE + value;
+    return at + 1;
+  }
+  if (value < 0x80000000) {
+    // Small integer arithmetic: the common case (ports, octets, counters, timeouts).
+    let digits = 2;
+    for (let limit = 100; value >= limit && digits < 10; limit *= 10) digits++;
+    let rest = value | 0;
+    for (let i = at + digits - 1; i >= at; i--) {
+      const next = (rest / 10) | 0;
+      out[i] = DIGITS_BASE + rest - next * 10;
+      rest = next;
+    }
+    return at + digits;
+  }
+  let digits = 1;
+  for (let limit = 10; value >= limit && digits < 16; limit *= 10) digits++;
+  let rest = value;
+  for (let i = at + digits - 1; i >= at; i--) {
+    const next = Math.floor(rest / 10);
+    out[i] = DIGITS_BASE + (rest - next * 10);
+    rest = next;
+  }
+  return at + digits;
+}
+
+/** A non-negative integer in decimal, zero-padded to at least `width` digits (as padStart). */
+function writePadded(out: Uint8Array, at: number, value: number, width: number): number {
+  let digits = 1;
+  for (let limit = 10; value >= limit && digits < 16; limit *= 10) digits++;
+  for (let i = digits; i < width; i++) out[at++] = DIGITS_BASE;
+  return writeDecimal(out, at, value);
+}
+
+function writeHex(out: Uint8Array, at: number, value: number): number {
+  let digits = 1;
+  while (digits < 8 && value >>> (4 * digits) !== 0) digits++;
+  for (let i = digits - 1; i >= 0; i--) out[at++] = HEX.charCodeAt((value >>> (4 * i)) & 0xf);
+  return at;
+}
+
+/** Decimal text of 0..255: up to three digit bytes per octet, then its length, four bytes a value. */
+const OCTET_TEXT = new Uint8Array(256 * 4);
+for (let octet = 0; octet < 256; octet++) {
+  const text = String(octet);
+  for (let i = 0; i < text.length; i++) OCTET_TEXT[octet * 4 + i] = text.charCodeAt(i);
+  OCTET_TEXT[octet * 4 + 3] = text.length;
+}
+
+function writeOctet(out: Uint8Array, at: number, octet: number): number {
+  const from = octet * 4;
+  const length = OCTET_TEXT[from + 3];
+  out[at] = OCTET_TEXT[from];
+  if (length > 1) out[at + 1] = OCTET_TEXT[from + 1];
+  if (length > 2) out[at + 2] = OCTET_TEXT[from + 2];
+  return at + length;
+}
+
+function writeIpv4(out: Uint8Array, at: number, word: number): number {
+  at = writeOctet(out, at, word >>> 24);
+  out[at++] = 0x2e;
+  at = writeOctet(out, at, (word >>> 16) & 0xff);
+  out[at++] = 0x2e;
+  at = writeOctet(out, at, (word >>> 8) & 0xff);
+  out[at++] = 0x2e;
+  return writeOctet(out, at, word & 0xff);
+}
+
+/** Group `i` (0..7) of the address words. */
+function group(w0: number, w1: number, w2: number, w3: number, i: number): number {
+  const word = i < 2 ? w0 : i < 4 ? w1 : i < 6 ? w2 : w3;
+  return (i & 1) === 0 ? word >>> 16 : word & 0xffff;
+}
+
+/** Compressed IPv6 exactly as `formatIpv6Words` writes it (glibc's inet_ntop). */
+function writeIpv6(out: Uint8Array, at: number, w0: number, w1: number, w2: number, w3: number): number {
+  let bestStart = -1;
+  let bestLength = 0;
+  for (let i = 0; i < 8;) {
+    if (group(w0, w1, w2, w3, i) !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && group(w0, w1, w2, w3, j) === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  if (bestLength < 2) bestStart = -1;
+  for (let i = 0; i < 8; i++) {
+    if (bestStart >= 0 && i >= bestStart && i < bestStart + bestLength) {
+      if (i === bestStart) out[at++] = 0x3a;
+      continue;
+    }
+    if (i !== 0) out[at++] = 0x3a;
+    if (
+      i === 6 &&
+      bestStart === 0 &&
+      (bestLength === 6 || (bestLength === 5 && group(w0, w1, w2, w3, 5) === 0xffff))
+    ) {
+      return writeIpv4(out, at, w3 >>> 0);
+    }
+    at = writeHex(out, at, group(w0, w1, w2, w3, i));
+  }
+  if (bestStart >= 0 && bestStart + bestLength === 8) out[at++] = 0x3a;
+  return at;
+}
+
+/** As `tupleText(tuple, false)`, ending in a space. */
+function writeTuple(out: Uint8Array, at: number, tuple: Tuple): number {
+  at = copy(out, at, SRC);
+  if (tuple.family === 4) {
+    at = writeIpv4(out, at, tuple.srcWord0 >>> 0);
+    at = copy(out, at, DST);
+    at = writeIpv4(out, at, tuple.dstWord0 >>> 0);
+  } else {
+    at = writeIpv6(out, at, tuple.srcWord0, tuple.srcWord1, tuple.srcWord2, tuple.srcWord3);
+    at = copy(out, at, DST);
+    at = writeIpv6(out, at, tuple.dstWord0, tuple.dstWord1, tuple.dstWord2, tuple.dstWord3);
+  }
+  switch (tuple.protocol) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+    case IPPROTO_UDPLITE:
+    case IPPROTO_SCTP:
+      at = copy(out, at, SPORT);
+      at = writeDecimal(out, at, tuple.srcPort);
+      at = copy(out, at, DPORT);
+      at = writeDecimal(out, at, tuple.dstPort);
+      break;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      at = copy(out, at, TYPE);
+      at = writeDecimal(out, at, tuple.dstPort >>> 8);
+      at = copy(out, at, CODE);
+      at = writeDecimal(out, at, tuple.dstPort & 0xff);
+      at = copy(out, at, ID);
+      at = writeDecimal(out, at, tuple.srcPort);
+      break;
+    case IPPROTO_GRE:
+      at = copy(out, at, SRCKEY);
+      at = writeHex(out, at, tuple.srcPort);
+      at = copy(out, at, DSTKEY);
+      at = writeHex(out, at, tuple.dstPort);
+      break;
+  }
+  out[at++] = SPACE;
+  return at;
+}
+
+function writeCounters(out: Uint8Array, at: number, packets: number, bytes: number): number {
+  at = copy(out, at, PACKETS);
+  at = writeDecimal(out, at, packets);
+  at = copy(out, at, BYTES);
+  at = writeDecimal(out, at, bytes);
+  out[at++] = SPACE;
+  return at;
+}
+
+const eventScratch = Buffer.allocUnsafe(MAX_EVENT_LINE_BYTES);
+const stampedEncoder = new ConntrackEventTextEncoder();
+const unstampedEncoder = new ConntrackEventTextEncoder({ timestamp: false });
+
 /** One `conntrack -E` line, without the newline. */
 export function formatConntrackEvent(event: ConntrackEvent, options: EventTextOptions = {}): string {
-  const connection = event.connection;
-  let line = "";
-  if (options.timestamp !== false) {
-    const usec = Math.floor(event.tsNsec / 1000);
-    line += `[${String(event.tsSec).padStart(8, "0")}.${String(usec).padStart(6, "0")}]\t`;
-  }
-  const protocol = connection.protocol;
-  line += `${HEADERS[event.type]} ${padRight(USERSPACE_PROTOCOL_NAMES[protocol] ?? "unknown", 8)} ${protocol} `;
-  if (event.timeout >= 0) line += `${event.timeout} `;
-  if (event.state >= 0) line += `${TCP_STATE_NAMES[event.state]} `;
-  line += tupleText(connection.original, false);
-  if (event.hasCounters) line += `packets=${event.originalPackets} bytes=${event.originalBytes} `;
-  if (!event.seenReply) line += "[UNREPLIED] ";
-  line += tupleText(connection.reply, false);
-  if (event.hasCounters) line += `packets=${event.replyPackets} bytes=${event.replyBytes} `;
-  if (event.assured) line += "[ASSURED] ";
-  if (event.deltaTime >= 0) line += `delta-time=${event.deltaTime} `;
-  if (event.helper !== null) line += `helper=${event.helper} `;
-  return line.trimEnd();
+  const encoder = options.timestamp === false ? unstampedEncoder : stampedEncoder;
+  const end = encoder.encode(event, eventScratch, 0);
+  return eventScratch.toString("latin1", 0, end - 1);
 }
 
 export interface ProcLineOptions {

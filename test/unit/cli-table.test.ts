@@ -21,9 +21,33 @@ function run(args: string[], input?: Buffer) {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-const TUPLES =
-  "src=10.1.2.3 dst=203.0.113.47 sport=59854 dport=8000 packets=6 bytes=338 " +
-  "src=203.0.113.47 dst=10.1.2.3 sport=8000 dport=59854 packets=5 bytes=286";
+/** The kernel's recorded lines without the `[sec.usec]\t` prefix. */
+function kernelLines(): string[] {
+  return readFileSync(join(SAMPLE, "conntrack-events.txt"), "utf8")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => line.slice(line.indexOf("\t") + 1));
+}
+
+/** The client's port, as the kernel printed it. */
+function clientPort(): number {
+  return Number(/sport=(\d+)/.exec(kernelLines()[0])![1]);
+}
+
+/**
+ * Between the last data segment's ACK (…10.098824) and the client's FIN (…10.299050): by then 8
+ * packets (446 bytes) out, 5 (290) back, as tcpdump lists them; 0.5 s after the SYN (…09.697818).
+ */
+const MID_CONNECTION = "1795619610.2";
+const MID_CONNECTION_ISO = "2026-11-25T15:13:30.2Z";
+
+function tuplesMidConnection(): string {
+  const port = clientPort();
+  return (
+    `src=10.1.2.3 dst=203.0.113.47 sport=${port} dport=8000 packets=8 bytes=446 ` +
+    `src=203.0.113.47 dst=10.1.2.3 sport=8000 dport=${port} packets=5 bytes=290`
+  );
+}
 
 test("--at reads epoch seconds, ISO 8601 and +SECONDS, to the nanosecond", () => {
   assert.deepEqual(parseTimePoint("1764000000.25"), {
@@ -49,69 +73,74 @@ test("--at reads epoch seconds, ISO 8601 and +SECONDS, to the nanosecond", () =>
 });
 
 test("table: /proc/net/nf_conntrack lines at a given time, epoch and ISO alike", { skip }, () => {
-  const expected = `ipv4     2 tcp      6 29 ESTABLISHED ${TUPLES} [ASSURED] mark=0 zone=0 delta-time=0 use=2\n`;
-  const epoch = run(["table", PCAP, "--sysctl", SYSCTL, "--at", "1795616635.5"]);
+  const expected = `ipv4     2 tcp      6 29 ESTABLISHED ${tuplesMidConnection()} [ASSURED] mark=0 zone=0 delta-time=0 use=2\n`;
+  const epoch = run(["table", PCAP, "--sysctl", SYSCTL, "--at", MID_CONNECTION]);
   assert.equal(epoch.status, 0, epoch.stderr);
   assert.equal(epoch.stdout, expected);
   assert.equal(epoch.stderr, "");
-  const iso = run(["table", PCAP, "--sysctl", SYSCTL, "--at", "2026-11-25T14:23:55.5Z"]);
+  const iso = run(["table", PCAP, "--sysctl", SYSCTL, "--at", MID_CONNECTION_ISO]);
   assert.equal(iso.stdout, expected);
 });
 
-test("table: the handshake seen 100 µs after the first packet", { skip }, () => {
-  const result = run(["table", PCAP, "--sysctl", SYSCTL, "--at", "+0.0001"]);
+test("table: the handshake seen 110 µs after the first packet", { skip }, () => {
+  // The first packet is the client's ARP request (…09.697791); the SYN-ACK follows 104 µs after it,
+  // the client's ACK 119 µs after it.
+  const result = run(["table", PCAP, "--sysctl", SYSCTL, "--at", "+0.00011"]);
+  const port = clientPort();
   assert.equal(
     result.stdout,
-    "ipv4     2 tcp      6 4 SYN_RECV src=10.1.2.3 dst=203.0.113.47 sport=59854 dport=8000 packets=1 bytes=60 " +
-      "src=203.0.113.47 dst=10.1.2.3 sport=8000 dport=59854 packets=1 bytes=60 mark=0 zone=0 delta-time=0 use=2\n",
+    `ipv4     2 tcp      6 4 SYN_RECV src=10.1.2.3 dst=203.0.113.47 sport=${port} dport=8000 packets=1 bytes=60 ` +
+      `src=203.0.113.47 dst=10.1.2.3 sport=8000 dport=${port} packets=1 bytes=60 mark=0 zone=0 delta-time=0 use=2\n`,
   );
 });
 
 test("table: --format conntrack lists like conntrack -L, its trailer on stderr", { skip }, () => {
   const atEnd = run(["table", PCAP, "--sysctl", SYSCTL, "--format", "conntrack"]);
   assert.equal(atEnd.status, 0);
-  assert.equal(
-    atEnd.stdout,
-    "tcp      6 2 TIME_WAIT src=10.1.2.3 dst=203.0.113.47 sport=59854 dport=8000 packets=10 bytes=550 " +
-      "src=203.0.113.47 dst=10.1.2.3 sport=8000 dport=59854 packets=8 bytes=446 [ASSURED] mark=0 delta-time=2 use=1\n",
-  );
+  // The tuples and counters the kernel printed when it destroyed the entry; delta-time as conntrack
+  // -L computes it (…10 − …09).
+  const destroy = kernelLines().find((line) => line.startsWith("[DESTROY]"))!;
+  const kernelTuples = /TIME_WAIT (src=.*) \[ASSURED\]/.exec(destroy)![1];
+  assert.equal(atEnd.stdout, `tcp      6 2 TIME_WAIT ${kernelTuples} [ASSURED] mark=0 delta-time=1 use=1\n`);
   assert.equal(atEnd.stderr, "conntrack v1.4.7 (conntrack-tools): 1 flow entries have been shown.\n");
 
-  // TIME_WAIT (2 s) ran out 2 s after the last packet: nothing is left 3.1 s after the first.
-  const later = run(["table", PCAP, "--sysctl", SYSCTL, "--format", "conntrack", "--at", "+3.1"]);
+  // TIME_WAIT (2 s) ran out 2 s after the last packet, 2.605376 s after the first (the ARP request):
+  // nothing is left 2.61 s after the first.
+  const later = run(["table", PCAP, "--sysctl", SYSCTL, "--format", "conntrack", "--at", "+2.61"]);
   assert.equal(later.stdout, "");
   assert.equal(later.stderr, "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown.\n");
 });
 
 test("table: csv and json carry the same entry; - reads standard input", { skip }, () => {
   const csv = run(
-    ["table", "-", "--sysctl", SYSCTL, "--at", "1795616635.5", "--format", "csv"],
+    ["table", "-", "--sysctl", SYSCTL, "--at", MID_CONNECTION, "--format", "csv"],
     readFileSync(PCAP),
   );
   assert.equal(csv.status, 0, csv.stderr);
   const [header, row, end] = csv.stdout.split("\n");
   assert.equal(header, TABLE_CSV_COLUMNS.join(","));
+  const port = clientPort();
   assert.equal(
     row,
-    "tcp,6,29,ESTABLISHED,10.1.2.3,203.0.113.47,59854,8000,,,,,,203.0.113.47,10.1.2.3,8000,59854,,,,,,ASSURED,6,338,5,286,1,,1,",
+    `tcp,6,29,ESTABLISHED,10.1.2.3,203.0.113.47,${port},8000,,,,,,203.0.113.47,10.1.2.3,8000,${port},,,,,,ASSURED,8,446,5,290,1,,1,`,
   );
   // delta-time as conntrack -L computes it (whole seconds of now minus whole seconds of the start,
-  // 35 − 34), where /proc divides the difference (0.55 s → 0).
+  // 10 − 09), where /proc divides the difference (0.5 s → 0).
   assert.equal(end, "");
-  const json = run(["table", PCAP, "--sysctl", SYSCTL, "--at", "1795616635.5", "--format", "json"]);
+  const json = run(["table", PCAP, "--sysctl", SYSCTL, "--at", MID_CONNECTION, "--format", "json"]);
   assert.deepEqual(JSON.parse(json.stdout), [
     {
       protocol: "tcp",
       protocolNumber: 6,
       timeout: 29,
       state: "ESTABLISHED",
-      original: { src: "10.1.2.3", dst: "203.0.113.47", sport: 59854, dport: 8000 },
-      reply: { src: "203.0.113.47", dst: "10.1.2.3", sport: 8000, dport: 59854 },
+      original: { src: "10.1.2.3", dst: "203.0.113.47", sport: port, dport: 8000 },
+      reply: { src: "203.0.113.47", dst: "10.1.2.3", sport: 8000, dport: port },
       flags: ["ASSURED"],
-      originalPackets: 6,
-      originalBytes: 338,
+      originalPackets: 8,
+      originalBytes: 446,
       replyPackets: 5,
-      replyBytes: 286,
+      replyBytes: 290,
       deltaTime: 1,
       helper: null,
       id: 1,

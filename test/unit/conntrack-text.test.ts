@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 import { Connection, Status, TcpConnectionState, TcpState, Tuple } from "../../lib/conntrack/connection.js";
 import { ConntrackEvent } from "../../lib/conntrack/engine.js";
 import { formatIpv4, formatIpv6, formatIpv6Full } from "../../lib/conntrack/address.js";
-import { formatConntrackEvent, formatProcLine } from "../../lib/report/conntrack-text.js";
+import {
+  ConntrackEventTextEncoder,
+  MAX_EVENT_LINE_BYTES,
+  formatConntrackEvent,
+  formatProcLine,
+} from "../../lib/report/conntrack-text.js";
 import { parseAddress } from "./conntrack-fixtures.js";
 
 function setTuple(
@@ -175,4 +180,85 @@ test("address text: inet_ntoa, glibc inet_ntop compression, kernel %pI6", () => 
   assert.equal(v6("::ffff:c000:201")[0], "::ffff:192.0.2.1");
   assert.equal(v6("::c000:201")[0], "::192.0.2.1");
   assert.equal(v6("1:0:0:2:0:0:0:3")[0], "1:0:0:2::3");
+});
+
+test("the byte encoder writes the lines after what the buffer holds, one newline each", () => {
+  const encoder = new ConntrackEventTextEncoder();
+  const out = new Uint8Array(3 + 2 * MAX_EVENT_LINE_BYTES);
+  out.set([0x61, 0x62, 0x63]);
+  const v6 = new Connection();
+  setTuple(v6.original, 17, "::ffff:c000:207", "2001:db8::1:0:0:1", 5353, 53);
+  setTuple(v6.reply, 17, "2001:db8::1:0:0:1", "::ffff:c000:207", 53, 5353);
+  let end = encoder.encode(
+    event(v6, "DESTROY", {
+      tsSec: 17,
+      tsNsec: 999_999_999,
+      hasCounters: true,
+      originalPackets: 1,
+      originalBytes: 2 ** 40 + 3,
+      replyPackets: 0,
+      replyBytes: 0,
+      deltaTime: 0,
+    }),
+    out,
+    3,
+  );
+  const gre = new Connection();
+  setTuple(gre.original, 47, "10.0.0.1", "255.255.255.255", 0, 0);
+  gre.original.srcPort = 0;
+  gre.original.dstPort = 0xbeef;
+  setTuple(gre.reply, 47, "255.255.255.255", "10.0.0.1", 0, 0);
+  gre.reply.srcPort = 0xbeef;
+  end = encoder.encode(event(gre, "NEW", { timeout: 29, seenReply: false, tsSec: 1, tsNsec: 0 }), out, end);
+  assert.equal(
+    new TextDecoder().decode(out.subarray(0, end)),
+    "abc[00000017.999999]\t[DESTROY] udp      17 src=::ffff:192.0.2.7 dst=2001:db8::1:0:0:1 sport=5353 dport=53 " +
+      "packets=1 bytes=1099511627779 src=2001:db8::1:0:0:1 dst=::ffff:192.0.2.7 sport=53 dport=5353 " +
+      "packets=0 bytes=0 delta-time=0\n" +
+      "[00000001.000000]\t    [NEW] gre      47 29 src=10.0.0.1 dst=255.255.255.255 srckey=0x0 dstkey=0xbeef " +
+      "[UNREPLIED] src=255.255.255.255 dst=10.0.0.1 srckey=0xbeef dstkey=0x0\n",
+  );
+});
+
+test("icmp and unknown protocols, without the timestamp, as the string formatter", () => {
+  const icmp = new Connection();
+  setTuple(icmp.original, 1, "192.168.0.1", "8.8.8.8", 0, 0);
+  icmp.original.srcPort = 4660;
+  icmp.original.dstPort = 8 << 8;
+  setTuple(icmp.reply, 1, "8.8.8.8", "192.168.0.1", 0, 0);
+  icmp.reply.srcPort = 4660;
+  icmp.reply.dstPort = 0;
+  const other = new Connection();
+  setTuple(other.original, 132 + 1, "fe80::1", "ff02::1", 0, 0);
+  setTuple(other.reply, 132 + 1, "ff02::1", "fe80::1", 0, 0);
+  assert.equal(
+    formatConntrackEvent(event(icmp, "UPDATE", { timeout: 30 }), { timestamp: false }),
+    " [UPDATE] icmp     1 30 src=192.168.0.1 dst=8.8.8.8 type=8 code=0 id=4660 " +
+      "src=8.8.8.8 dst=192.168.0.1 type=0 code=0 id=4660",
+  );
+  assert.equal(
+    formatConntrackEvent(event(other, "NEW", { timeout: 600, assured: true }), { timestamp: false }),
+    "    [NEW] unknown  133 600 src=fe80::1 dst=ff02::1 src=ff02::1 dst=fe80::1 [ASSURED]",
+  );
+});
+
+test("tuple words and TCP sequence fields read back unsigned whatever was stored", () => {
+  const tuple = new Tuple();
+  tuple.src0 = 0xc0a80001;
+  tuple.dst3 = -1;
+  assert.equal(tuple.src0, 0xc0a80001);
+  assert.equal(tuple.srcWord0, 0xc0a80001 | 0);
+  assert.equal(tuple.dst3, 0xffffffff);
+  const copy = new Tuple();
+  copy.copyFrom(tuple);
+  assert.equal(copy.equals(tuple), true);
+  assert.equal(copy.hash(), tuple.hash());
+  assert.equal(tuple.sameDestination(4, 0, 0, 0, 0xffffffff), true);
+  const tcp = new TcpConnectionState();
+  tcp.seen[1].maxend = 0xfffffff0 + 0x20;
+  tcp.lastAck = 0x80000000;
+  assert.equal(tcp.seen[1].maxend, 0x10);
+  assert.equal(tcp.lastAck, 0x80000000);
+  tcp.reset();
+  assert.equal(tcp.lastAck, 0);
 });

@@ -1,0 +1,131 @@
+import type { CommandModule } from "yargs";
+import { expandInputs } from "../../lib/pipeline/inputs.js";
+import { writeReport } from "../../lib/pipeline/report.js";
+import { UsageError } from "../errors.js";
+import { DASH_TOKEN, parseDurationNs, withCaptureInputs } from "../options.js";
+import { parseTimePoint } from "./table.js";
+import {
+  formatReplaySummary,
+  helperOptionsFromArguments,
+  reportWarnings,
+  settingsFromArguments,
+  warnOnStderr,
+  withConntrackSettings,
+  type SettingsArguments,
+} from "./events.js";
+
+interface ReportArguments extends SettingsArguments {
+  files: string[];
+  "reorder-window": string;
+  output: string;
+  drain: boolean;
+  until?: string;
+  title?: string;
+  "html-max-flows": number;
+  "html-max-orphans": number;
+  "timeline-rows": number;
+  "orphan-memory": number;
+  "community-id-seed": number;
+  summary: boolean;
+}
+
+function positiveInteger(name: string, value: number, minimum = 1): number {
+  if (!Number.isInteger(value) || value < minimum)
+    throw new UsageError(`--${name}: "${value}" is not a whole number of at least ${minimum}`);
+  return value;
+}
+
+export const reportCommand: CommandModule<object, ReportArguments> = {
+  command: "report <files..>",
+  describe:
+    "Replay captures through conntrack and write flow reports to a directory: flows.csv, flows.ndjson, " +
+    "events.csv, orphans.csv, nat.csv, expectations.csv, summary.json and a self-contained index.html",
+  builder: (argv) =>
+    withConntrackSettings(withCaptureInputs(argv))
+      .option("output", {
+        alias: "o",
+        type: "string",
+        demandOption: true,
+        describe: "directory to write the reports into (created if missing; files in it are replaced)",
+        coerce: (path: string) => (path === DASH_TOKEN ? "-" : path),
+      })
+      .option("drain", {
+        type: "boolean",
+        default: false,
+        describe:
+          "after the input, let every remaining connection expire at its own time (flows end in a timeout) " +
+          "instead of listing them as still live",
+      })
+      .option("until", {
+        type: "string",
+        describe: "stop at this capture time (epoch seconds, ISO 8601, or +SECONDS from the first packet)",
+      })
+      .option("title", { type: "string", describe: "title of index.html (default: the inputs' names)" })
+      .option("html-max-flows", {
+        type: "number",
+        default: 2000,
+        describe: "most connections index.html lists (flows.csv has them all)",
+      })
+      .option("html-max-orphans", {
+        type: "number",
+        default: 1000,
+        describe: "most orphaned packets index.html lists (orphans.csv has them all)",
+      })
+      .option("timeline-rows", {
+        type: "number",
+        default: 500,
+        describe: "most connections the timeline draws",
+      })
+      .option("orphan-memory", {
+        type: "number",
+        default: 4096,
+        describe: "ended connections remembered to explain late replies and name the nearest connection",
+      })
+      .option("community-id-seed", { type: "number", default: 0, describe: "Community ID seed (0-65535)" })
+      .option("summary", {
+        type: "boolean",
+        default: false,
+        describe: "also print the packet accounting on standard error",
+      })
+      .example("$0 report capture.pcap -o report/", "all reports of one capture")
+      .example(
+        "$0 report samples/tcp-refused/inside.pcap --sysctl samples/tcp-refused/sysctl.txt --drain -o out/",
+        "under the router's settings, every connection followed to its end",
+      )
+      .epilogue("Exit codes: 0 reports written; 2 bad usage or unreadable input."),
+  handler: async (args) => {
+    if (args.output === "-")
+      throw new UsageError("--output: report writes a directory of files, not standard output");
+    const files = await expandInputs(args.files);
+    const settings = await settingsFromArguments(args, warnOnStderr);
+    const helperOptions = helperOptionsFromArguments(args);
+    const seed = args["community-id-seed"];
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff)
+      throw new UsageError(`--community-id-seed: "${seed}" is not 0-65535`);
+    const result = await writeReport(files, {
+      outputDir: args.output,
+      settings,
+      ...helperOptions,
+      reorderWindowNs: parseDurationNs(args["reorder-window"], "reorder-window"),
+      drain: args.drain,
+      until: args.until === undefined ? undefined : parseTimePoint(args.until),
+      title: args.title,
+      htmlMaxFlows: positiveInteger("html-max-flows", args["html-max-flows"], 0),
+      htmlMaxOrphans: positiveInteger("html-max-orphans", args["html-max-orphans"], 0),
+      timelineRows: positiveInteger("timeline-rows", args["timeline-rows"], 0),
+      orphanMemory: positiveInteger("orphan-memory", args["orphan-memory"]),
+      communityIdSeed: seed,
+      describeOptions: {
+        sysctl: args.sysctl ?? null,
+        timeouts: args.timeout ?? [],
+        helpers: helperOptions.helpers,
+        helperPorts: helperOptions.helperPorts,
+        ftpLoose: helperOptions.ftpLoose,
+        reorderWindow: args["reorder-window"],
+        until: args.until ?? null,
+      },
+    });
+    reportWarnings(result.replay);
+    if (args.summary) process.stderr.write(formatReplaySummary(result.replay));
+  },
+};

@@ -1,0 +1,257 @@
+/**
+ * The `report` command's work as a library call: replays captures once and writes, into one
+ * directory, flows.csv, flows.ndjson, events.csv, orphans.csv, nat.csv, expectations.csv (streamed
+ * as the replay goes, honouring each file's backpressure), then summary.json and index.html.
+ * Each file is written under a temporary name and renamed when complete.
+ */
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Writable } from "node:stream";
+import { ChunkedWriter, replayCaptures, type ReplayOptions, type ReplayResult } from "./replay.js";
+import { createEventFormatter, createExpectEventFormatter, csvRow } from "../report/event-formats.js";
+import { FLOW_CSV_COLUMNS, FlowTracker, flowCsvRow, type FlowRecord } from "../report/flows.js";
+import { ORPHAN_CSV_COLUMNS, OrphanTracker, orphanCsvRow, type OrphanRecord } from "../report/orphans.js";
+import { SummaryBuilder, type ReportSummary } from "../report/summary.js";
+import { renderHtmlReport } from "../report/html.js";
+import { safeCsvCell } from "../report/escape.js";
+
+export const REPORT_FILES = [
+  "flows.csv",
+  "flows.ndjson",
+  "events.csv",
+  "orphans.csv",
+  "nat.csv",
+  "expectations.csv",
+  "summary.json",
+  "index.html",
+] as const;
+
+export interface ReportOptions extends Omit<
+  ReplayOptions,
+  "onEvent" | "onExpectEvent" | "onPacket" | "onInputs" | "backpressure"
+> {
+  /** Directory the reports go to (created if missing). */
+  outputDir: string;
+  /** Page title (default: "pcap-conntrack report: " + the inputs). */
+  title?: string;
+  /** Most flows and orphans index.html carries (default 2000 and 1000), timeline rows (default 500). */
+  htmlMaxFlows?: number;
+  htmlMaxOrphans?: number;
+  timelineRows?: number;
+  /** Ended connections remembered for orphan answers (default 4096). */
+  orphanMemory?: number;
+  /** State changes kept per connection (default 64). */
+  maxHistory?: number;
+  communityIdSeed?: number;
+  topTalkers?: number;
+  /** Shown in summary.json under `options` (the command line's choices). */
+  describeOptions?: Record<string, unknown>;
+  /** Generator line for index.html (default "pcap-conntrack report"). */
+  generator?: string;
+}
+
+export interface ReportResult {
+  replay: ReplayResult;
+  summary: ReportSummary;
+  /** Paths written, in REPORT_FILES order. */
+  files: string[];
+}
+
+/** A report file written under a temporary name, renamed into place by `commit`. */
+class ReportFile {
+  readonly stream: Writable;
+  readonly writer: ChunkedWriter;
+  private readonly temporary: string;
+  constructor(readonly path: string) {
+    this.temporary = `${path}.partial-${process.pid}`;
+    this.stream = createWriteStream(this.temporary);
+    this.writer = new ChunkedWriter(this.stream);
+  }
+  async commit(): Promise<void> {
+    await this.writer.finish();
+    await new Promise<void>((resolve, reject) => {
+      this.stream.once("error", reject);
+      this.stream.end(resolve);
+    });
+    await rename(this.temporary, this.path);
+  }
+  async abandon(): Promise<void> {
+    this.stream.destroy();
+    await unlink(this.temporary).catch(() => undefined);
+  }
+}
+
+export const NAT_CSV_COLUMNS = [
+  "connection_id",
+  "protocol",
+  "nat",
+  "orig_src",
+  "orig_sport",
+  "orig_dst",
+  "orig_dport",
+  "reply_src",
+  "reply_sport",
+  "reply_dst",
+  "reply_dport",
+];
+
+function natCsvRow(record: FlowRecord): string {
+  const { original, reply } = record;
+  return csvRow(
+    [
+      record.id,
+      record.protocol,
+      record.nat,
+      original.src,
+      original.sport,
+      original.dst,
+      original.dport,
+      reply.src,
+      reply.sport,
+      reply.dst,
+      reply.dport,
+    ].map(safeCsvCell),
+  );
+}
+
+export async function writeReport(files: readonly string[], options: ReportOptions): Promise<ReportResult> {
+  const dir = options.outputDir;
+  await mkdir(dir, { recursive: true });
+  const open = (name: string): ReportFile => new ReportFile(join(dir, name));
+  const flowsCsv = open("flows.csv");
+  const flowsJson = open("flows.ndjson");
+  const eventsCsv = open("events.csv");
+  const orphansCsv = open("orphans.csv");
+  const natCsv = open("nat.csv");
+  const expectCsv = open("expectations.csv");
+  const streamed = [flowsCsv, flowsJson, eventsCsv, orphansCsv, natCsv, expectCsv];
+
+  const htmlMaxFlows = options.htmlMaxFlows ?? 2000;
+  const htmlMaxOrphans = options.htmlMaxOrphans ?? 1000;
+  const pageFlows: FlowRecord[] = [];
+  const pageOrphans: OrphanRecord[] = [];
+  const summary = new SummaryBuilder({ topTalkers: options.topTalkers });
+  const eventFormat = createEventFormatter("csv");
+  const expectFormat = createExpectEventFormatter("csv");
+
+  const flows = new FlowTracker({
+    maxHistory: options.maxHistory,
+    communityIdSeed: options.communityIdSeed,
+    onFlow: (record) => {
+      flowsCsv.writer.write(flowCsvRow(record));
+      flowsJson.writer.write(`${JSON.stringify(record)}\n`);
+      if (record.nat !== "none") natCsv.writer.write(natCsvRow(record));
+      summary.addFlow(record);
+      if (pageFlows.length < htmlMaxFlows) pageFlows.push(record);
+    },
+  });
+  const orphans = new OrphanTracker({
+    memory: options.orphanMemory,
+    onOrphan: (record) => {
+      orphansCsv.writer.write(orphanCsvRow(record));
+      if (pageOrphans.length < htmlMaxOrphans) pageOrphans.push(record);
+    },
+  });
+
+  // The flows need every event whatever nf_conntrack_events says; events.csv shows what a listener
+  // would have seen, so it stays empty when the settings turn events off.
+  const {
+    outputDir: _outputDir,
+    title: _title,
+    htmlMaxFlows: _htmlMaxFlows,
+    htmlMaxOrphans: _htmlMaxOrphans,
+    timelineRows: _timelineRows,
+    orphanMemory: _orphanMemory,
+    maxHistory: _maxHistory,
+    communityIdSeed: _communityIdSeed,
+    topTalkers: _topTalkers,
+    describeOptions: _describeOptions,
+    generator: _generator,
+    ...replayOptions
+  } = options;
+  const requestedSettings = { ...(options.settings ?? {}) } as Record<string, number>;
+  const eventsWanted =
+    (requestedSettings["net.netfilter.nf_conntrack_events"] ?? requestedSettings.events ?? 1) !== 0;
+  delete requestedSettings["net.netfilter.nf_conntrack_events"];
+  const settings = { ...requestedSettings, events: 1 };
+
+  let replay: ReplayResult;
+  try {
+    flowsCsv.writer.write(csvRow(FLOW_CSV_COLUMNS));
+    eventsCsv.writer.write(eventFormat.header());
+    orphansCsv.writer.write(csvRow(ORPHAN_CSV_COLUMNS));
+    natCsv.writer.write(csvRow(NAT_CSV_COLUMNS));
+    expectCsv.writer.write(expectFormat.header());
+    replay = await replayCaptures(files, {
+      ...replayOptions,
+      settings,
+      onInputs: (names) => orphans.setInputNames(names),
+      onEvent: (event) => {
+        if (eventsWanted) eventsCsv.writer.write(eventFormat.format(event));
+        orphans.onEvent(event);
+        flows.onEvent(event);
+      },
+      onExpectEvent: (event) => expectCsv.writer.write(expectFormat.format(event)),
+      onPacket: (record, _packetClass, packet, verdict, reason) => {
+        if (verdict < 0) return;
+        const flow = flows.onPacket(packet, verdict);
+        orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, flow);
+      },
+      backpressure: () => {
+        for (const file of streamed) {
+          const wait = file.writer.pending();
+          if (wait !== null) return wait;
+        }
+        return null;
+      },
+    });
+    flows.finish(replay.engine);
+    for (const file of streamed) await file.commit();
+  } catch (error) {
+    await Promise.all(streamed.map((file) => file.abandon()));
+    throw error;
+  }
+
+  const reportSummary = summary.build(replay, orphans, {
+    options: {
+      ...(options.describeOptions ?? {}),
+      drain: options.drain === true,
+      eventsListedInEventsCsv: eventsWanted,
+      orphanMemory: options.orphanMemory ?? 4096,
+      communityIdSeed: options.communityIdSeed ?? 0,
+    },
+  });
+  const summaryPath = join(dir, "summary.json");
+  await writeAtomically(summaryPath, `${JSON.stringify(reportSummary, null, 2)}\n`);
+  const htmlPath = join(dir, "index.html");
+  await writeAtomically(
+    htmlPath,
+    renderHtmlReport({
+      title: options.title ?? `pcap-conntrack report: ${replay.inputNames.join(", ")}`,
+      summary: reportSummary,
+      flows: pageFlows,
+      totalFlows: flows.emitted,
+      orphans: pageOrphans,
+      totalOrphans: orphans.count,
+      timelineRows: options.timelineRows ?? 500,
+      generator: options.generator ?? "pcap-conntrack report",
+    }),
+  );
+  return {
+    replay,
+    summary: reportSummary,
+    files: [...streamed.map((file) => file.path).slice(0, 6), summaryPath, htmlPath],
+  };
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const temporary = `${path}.partial-${process.pid}`;
+  try {
+    await writeFile(temporary, text);
+    await rename(temporary, path);
+  } catch (error) {
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+}

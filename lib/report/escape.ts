@@ -1,0 +1,38 @@
+/**
+ * Escaping for text that came from packets (or from names an input chose) on its way into a report:
+ * HTML pages and spreadsheets must show it, never run it.
+ */
+
+/** Characters a spreadsheet reads as the start of a formula (OWASP's CSV injection list). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * A CSV cell safe to open in a spreadsheet: text starting with = + - @ (or tab, carriage return)
+ * gets a leading apostrophe, which spreadsheets show as text. Numbers pass unchanged.
+ */
+export function safeCsvCell<T>(cell: T): T | string {
+  return typeof cell === "string" && FORMULA_START.test(cell) ? `'${cell}` : cell;
+}
+
+const HTML_ENTITIES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+};
+
+/** Text for HTML element content or a quoted attribute value. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (character) => HTML_ENTITIES[character]);
+}
+
+/**
+ * JSON for a `<script type="application/json">` block: `<`, `>` and `&` as \u escapes so no string
+ * can close the element or open a comment, and U+2028/U+2029 escaped for older parsers.
+ */
+export function jsonForScript(value: unknown): string {
+  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (character) => {
+    return `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  });
+}

@@ -1,0 +1,522 @@
+/**
+ * Orphaned packets: every packet no connection explains, for `orphans.csv`. The engine's INVALID
+ * verdicts (with its reason, made specific from the packet: a SYN-ACK or RST with no connection, an
+ * echo reply with no request, an ICMP error about an unknown connection, a segment outside the TCP
+ * window), table-full drops, and replies that arrived after their connection had ended (the engine
+ * takes those for a new connection). Each row names the nearest connection it could have belonged to.
+ *
+ * Memory is bounded: a fixed number of recently ended connections is remembered, oldest forgotten.
+ */
+import {
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  type DecodedPacket,
+} from "../decode/packet.js";
+import { TCP_STATE_NAMES, Tuple, type Connection } from "../conntrack/connection.js";
+import { Reason, Verdict, type ConntrackEvent } from "../conntrack/engine.js";
+import { TcpReason } from "../conntrack/tcp.js";
+import { csvRow, isoTimeNs, protocolName } from "./event-formats.js";
+import { safeCsvCell } from "./escape.js";
+import { addressPairKey, describeTuple, fillPacketTuple, tupleAddress, tupleKey } from "./packet-tuple.js";
+import type { FlowState } from "./flows.js";
+
+/** What kind of orphan a packet is; `reason` says it in words. */
+export type OrphanKind =
+  | "no-original"
+  | "icmp-error-unknown"
+  | "outside-window"
+  | "after-end"
+  | "reply-after-expiry"
+  | "table-full"
+  | "invalid";
+
+export interface OrphanRecord {
+  /** Input file name and 1-based record number within it (as Wireshark numbers frames). */
+  input: string;
+  packet: number;
+  time: string;
+  protocol: string;
+  protocolNumber: number;
+  src: string;
+  dst: string;
+  sport: number | null;
+  dport: number | null;
+  icmpType: number | null;
+  icmpCode: number | null;
+  /** TCP flags as tcpdump prints them (S, SA, R, RA, F …), null for other protocols. */
+  tcpFlags: string | null;
+  kind: OrphanKind;
+  /** Words for people, specific to the packet. */
+  reason: string;
+  /** The engine's own reason (INVALID/DROPPED), null for replies after expiry. */
+  engineReason: string | null;
+  /** The ended connection this packet belonged to, and how long after its end it came. */
+  endedConnectionId: number | null;
+  secondsAfterEnd: number | null;
+  /** Nearest connection: same tuple, else the latest on the same address pair (live or recently ended). */
+  nearestConnectionId: number | null;
+  nearestConnection: string | null;
+  /** The connection the engine created for this packet (replies after expiry), else null. */
+  createdConnectionId: number | null;
+}
+
+export const ORPHAN_CSV_COLUMNS = [
+  "input",
+  "packet",
+  "time",
+  "protocol",
+  "protocol_number",
+  "src",
+  "dst",
+  "sport",
+  "dport",
+  "icmp_type",
+  "icmp_code",
+  "tcp_flags",
+  "kind",
+  "reason",
+  "engine_reason",
+  "ended_connection_id",
+  "seconds_after_end",
+  "nearest_connection_id",
+  "nearest_connection",
+  "created_connection_id",
+];
+
+export function orphanCsvRow(record: OrphanRecord): string {
+  return csvRow(
+    [
+      record.input,
+      record.packet,
+      record.time,
+      record.protocol,
+      record.protocolNumber,
+      record.src,
+      record.dst,
+      record.sport,
+      record.dport,
+      record.icmpType,
+      record.icmpCode,
+      record.tcpFlags,
+      record.kind,
+      record.reason,
+      record.engineReason,
+      record.endedConnectionId,
+      record.secondsAfterEnd === null ? null : record.secondsAfterEnd.toFixed(6),
+      record.nearestConnectionId,
+      record.nearestConnection,
+      record.createdConnectionId,
+    ].map(safeCsvCell),
+  );
+}
+
+/** What is remembered of an ended connection. */
+interface EndedConnection {
+  id: number;
+  protocol: number;
+  endSec: number;
+  endNsec: number;
+  /** "timeout in SYN_SENT", "RST in …" */
+  how: string;
+  description: string;
+  /** Whether the key it is stored under is its reply tuple. */
+  replyDirection: boolean;
+}
+
+interface LivePair {
+  live: number;
+  lastId: number;
+  description: string;
+}
+
+export interface OrphanTrackerOptions {
+  onOrphan: (record: OrphanRecord) => void;
+  /** Ended connections remembered for "after its end" and nearest-connection answers (default 4096). */
+  memory?: number;
+}
+
+const NS = 1e9;
+
+export class OrphanTracker {
+  private readonly onOrphan: (record: OrphanRecord) => void;
+  private readonly memory: number;
+  /** Ended connections by original and reply tuple key, oldest first (Map keeps insertion order). */
+  private readonly ended = new Map<string, EndedConnection>();
+  /** Address pairs of live connections (follows the live table). */
+  private readonly livePairs = new Map<string, LivePair>();
+  /** Address pairs whose last connection ended, the latest ended one each, oldest first (bounded). */
+  private readonly endedPairs = new Map<string, EndedConnection>();
+  private readonly probe = new Tuple();
+  private inputNames: readonly string[] = [];
+  /** A connection just created by a packet travelling its ended predecessor's reply direction. */
+  private pendingReply: { connection: Connection; ended: EndedConnection } | null = null;
+  /** Orphans by kind and by reason. */
+  readonly byKind = new Map<OrphanKind, number>();
+  readonly byReason = new Map<string, number>();
+  count = 0;
+
+  constructor(options: OrphanTrackerOptions) {
+    this.onOrphan = options.onOrphan;
+    this.memory = Math.max(1, options.memory ?? 4096);
+  }
+
+  /** How much is remembered now: ended tuples (two per connection) and address pairs (live or ended). */
+  get remembered(): { tuples: number; livePairs: number; endedPairs: number } {
+    return { tuples: this.ended.size, livePairs: this.livePairs.size, endedPairs: this.endedPairs.size };
+  }
+
+  setInputNames(names: readonly string[]): void {
+    this.inputNames = names;
+  }
+
+  /** Feed every engine event here. */
+  onEvent(event: ConntrackEvent): void {
+    const connection = event.connection;
+    if (event.type === "NEW") {
+      const previous = this.ended.get(tupleKey(connection.original));
+      if (previous !== undefined && previous.replyDirection)
+        this.pendingReply = { connection, ended: previous };
+      const key = addressPairKey(connection.original);
+      const pair = this.livePairs.get(key);
+      const description = `${protocolName(connection.protocol)} ${describeTuple(connection.original)}`;
+      if (pair === undefined) this.livePairs.set(key, { live: 1, lastId: connection.id, description });
+      else {
+        pair.live++;
+        pair.lastId = connection.id;
+        pair.description = description;
+      }
+      return;
+    }
+    if (event.type !== "DESTROY") return;
+    const state =
+      connection.tcpState >= 0
+        ? TCP_STATE_NAMES[connection.tcpState]
+        : connection.assured
+          ? "ASSURED"
+          : connection.seenReply
+            ? "REPLIED"
+            : "UNREPLIED";
+    const how =
+      event.destroyCause === "reset"
+        ? "RST"
+        : event.destroyCause === "reopen"
+          ? "reused by a new connection"
+          : event.destroyCause === "early-drop"
+            ? "evicted from a full table"
+            : "timeout";
+    const ended: EndedConnection = {
+      id: connection.id,
+      protocol: connection.protocol,
+      endSec: event.tsSec,
+      endNsec: event.tsNsec,
+      how: `${how} in ${state}`,
+      description: `${protocolName(connection.protocol)} ${describeTuple(connection.original)}`,
+      replyDirection: false,
+    };
+    if (event.destroyCause !== "reopen") {
+      this.remember(tupleKey(connection.original), ended);
+      this.remember(tupleKey(connection.reply), { ...ended, replyDirection: true });
+    }
+    const key = addressPairKey(connection.original);
+    const pair = this.livePairs.get(key);
+    if (pair !== undefined && --pair.live === 0) {
+      this.livePairs.delete(key);
+      // Re-inserted at the end: pairs are forgotten oldest-ended first.
+      this.endedPairs.delete(key);
+      this.endedPairs.set(key, ended);
+      if (this.endedPairs.size > this.memory)
+        this.endedPairs.delete(this.endedPairs.keys().next().value as string);
+    }
+  }
+
+  /**
+   * Feed every packet the engine saw, with its verdict and reason, and the live flow it belonged to
+   * (FlowTracker.onPacket's answer).
+   */
+  onPacket(
+    inputIndex: number,
+    recordNumber: number,
+    packet: DecodedPacket,
+    verdict: number,
+    reason: string,
+    flow: FlowState | null,
+  ): void {
+    const pending = this.pendingReply;
+    if (pending !== null) {
+      this.pendingReply = null;
+      if (verdict === Verdict.New || verdict === Verdict.Established) {
+        const after = secondsBetween(
+          pending.ended.endSec,
+          pending.ended.endNsec,
+          packet.tsSec,
+          packet.tsNsec,
+        );
+        this.emit(inputIndex, recordNumber, packet, "reply-after-expiry", null, {
+          reason:
+            `reply ${after.toFixed(3)} s after connection ${pending.ended.id} ended (${pending.ended.how}); ` +
+            `conntrack took it for a new connection ${pending.connection.id}`,
+          ended: pending.ended,
+          after,
+          created: pending.connection.id,
+        });
+        return;
+      }
+    }
+    const tableFull = verdict === Verdict.Dropped && reason === Reason.tableFull;
+    if (verdict !== Verdict.Invalid && !tableFull) return;
+    if (tableFull) {
+      this.emit(inputIndex, recordNumber, packet, "table-full", flow, { reason, engineReason: reason });
+      return;
+    }
+    let kind = classify(reason);
+    let text = describeInvalid(reason, packet);
+    let ended: EndedConnection | null = null;
+    let after: number | null = null;
+    if (flow === null && fillPacketTuple(packet, this.probe)) {
+      const previous = this.ended.get(tupleKey(this.probe));
+      if (previous !== undefined) {
+        ended = previous;
+        after = secondsBetween(previous.endSec, previous.endNsec, packet.tsSec, packet.tsNsec);
+        kind = "after-end";
+        text = `${text}: ${after.toFixed(3)} s after connection ${previous.id} ended (${previous.how})`;
+      }
+    }
+    this.emit(inputIndex, recordNumber, packet, kind, flow, {
+      reason: text,
+      engineReason: reason,
+      ended,
+      after,
+    });
+  }
+
+  private remember(key: string, ended: EndedConnection): void {
+    this.ended.delete(key);
+    this.ended.set(key, ended);
+    while (this.ended.size > this.memory * 2) {
+      const oldest = this.ended.keys().next().value as string;
+      this.ended.delete(oldest);
+    }
+  }
+
+  private nearest(
+    packet: DecodedPacket,
+    flow: FlowState | null,
+    aboutQuoted: boolean,
+  ): { id: number; description: string } | null {
+    if (flow !== null) {
+      const connection = flow.connection;
+      return {
+        id: connection.id,
+        description: `${protocolName(connection.protocol)} ${describeTuple(connection.original)} (same tuple, live)`,
+      };
+    }
+    const probe = this.probe;
+    // An ICMP error is about the packet it quotes: look on that packet's address pair.
+    if (aboutQuoted) fillQuotedAddresses(packet, probe);
+    else if (!fillAddresses(packet, probe)) return null;
+    const key = addressPairKey(probe);
+    const pair = this.livePairs.get(key);
+    if (pair !== undefined)
+      return { id: pair.lastId, description: `${pair.description} (same addresses, live)` };
+    const ended = this.endedPairs.get(key);
+    if (ended === undefined) return null;
+    const after = secondsBetween(ended.endSec, ended.endNsec, packet.tsSec, packet.tsNsec);
+    return {
+      id: ended.id,
+      description: `${ended.description} (same addresses, ended ${after.toFixed(3)} s before: ${ended.how})`,
+    };
+  }
+
+  private emit(
+    inputIndex: number,
+    recordNumber: number,
+    packet: DecodedPacket,
+    kind: OrphanKind,
+    flow: FlowState | null,
+    detail: {
+      reason: string;
+      engineReason?: string | null;
+      ended?: EndedConnection | null;
+      after?: number | null;
+      created?: number | null;
+    },
+  ): void {
+    const ported = packet.hasPorts && !isIcmp(packet.protocol);
+    const icmp = packet.hasPorts && isIcmp(packet.protocol);
+    const ended = detail.ended ?? null;
+    const nearest =
+      ended !== null
+        ? { id: ended.id, description: `${ended.description} (same tuple, ended)` }
+        : this.nearest(packet, flow, kind === "icmp-error-unknown" && packet.embedded.present);
+    const record: OrphanRecord = {
+      input: this.inputNames[inputIndex] ?? String(inputIndex),
+      packet: recordNumber,
+      time: isoTimeNs(packet.tsSec, packet.tsNsec),
+      protocol: protocolName(packet.protocol),
+      protocolNumber: packet.protocol,
+      src: addressText(packet, "src"),
+      dst: addressText(packet, "dst"),
+      sport: ported ? packet.srcPort : null,
+      dport: ported ? packet.dstPort : null,
+      icmpType: icmp ? packet.icmpType : null,
+      icmpCode: icmp ? packet.icmpCode : null,
+      tcpFlags: packet.protocol === IPPROTO_TCP && packet.hasPorts ? tcpFlagsText(packet.tcpFlags) : null,
+      kind,
+      reason: detail.reason,
+      engineReason: detail.engineReason ?? null,
+      endedConnectionId: ended?.id ?? null,
+      secondsAfterEnd: detail.after ?? null,
+      nearestConnectionId: nearest?.id ?? null,
+      nearestConnection: nearest?.description ?? null,
+      createdConnectionId: detail.created ?? null,
+    };
+    this.count++;
+    this.byKind.set(kind, (this.byKind.get(kind) ?? 0) + 1);
+    const reasonKey = record.engineReason ?? kind;
+    this.byReason.set(reasonKey, (this.byReason.get(reasonKey) ?? 0) + 1);
+    this.onOrphan(record);
+  }
+}
+
+function isIcmp(protocol: number): boolean {
+  return protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6;
+}
+
+function secondsBetween(fromSec: number, fromNsec: number, toSec: number, toNsec: number): number {
+  return ((toSec - fromSec) * NS + (toNsec - fromNsec)) / NS;
+}
+
+function classify(reason: string): OrphanKind {
+  switch (reason) {
+    case Reason.icmpNoMatch:
+    case Reason.icmpOuterMismatch:
+      return "icmp-error-unknown";
+    case Reason.icmpNotNew:
+    case Reason.cannotInvert:
+    case TcpReason.invalidNew:
+    case TcpReason.noPickup:
+      return "no-original";
+    case TcpReason.seqOverWindow:
+    case TcpReason.ackOverSent:
+    case TcpReason.invalidRst:
+      return "outside-window";
+    default:
+      return "invalid";
+  }
+}
+
+const ICMP_NAMES: Record<number, string> = {
+  0: "echo reply",
+  14: "timestamp reply",
+  16: "information reply",
+  18: "address mask reply",
+};
+const ICMPV6_NAMES: Record<number, string> = { 129: "echo reply", 140: "node information reply" };
+
+/** The engine's reason made specific with what the packet was. */
+function describeInvalid(reason: string, packet: DecodedPacket): string {
+  const kind = classify(reason);
+  if (kind === "no-original") {
+    if (packet.protocol === IPPROTO_TCP) return `${tcpPacketName(packet.tcpFlags)} with no connection`;
+    if (isIcmp(packet.protocol)) {
+      const name = (packet.protocol === IPPROTO_ICMP ? ICMP_NAMES : ICMPV6_NAMES)[packet.icmpType];
+      return name !== undefined
+        ? `${name} with no request`
+        : `icmp type ${packet.icmpType} cannot start a connection`;
+    }
+  }
+  if (kind === "icmp-error-unknown") {
+    const inner = packet.embedded;
+    const about = inner.present
+      ? ` (about ${protocolName(inner.protocol)} ${innerAddress(packet, "src")}${inner.hasPorts && !isIcmp(inner.protocol) ? `:${inner.srcPort}` : ""} > ${innerAddress(packet, "dst")}${inner.hasPorts && !isIcmp(inner.protocol) ? `:${inner.dstPort}` : ""})`
+      : "";
+    return `icmp error type ${packet.icmpType} code ${packet.icmpCode} about an unknown connection${about}`;
+  }
+  if (kind === "outside-window")
+    return `${tcpPacketName(packet.tcpFlags)} outside the TCP window (${reason.slice(5)})`;
+  return reason;
+}
+
+function tcpPacketName(flags: number): string {
+  if (flags & TCP_RST) return flags & TCP_ACK ? "RST-ACK" : "RST";
+  if (flags & TCP_SYN) return flags & TCP_ACK ? "SYN-ACK" : "SYN";
+  if (flags & TCP_FIN) return "FIN";
+  return flags & TCP_ACK ? "ACK" : "TCP segment";
+}
+
+/** tcpdump's flag letters: S F R P . (ACK) U E W. */
+export function tcpFlagsText(flags: number): string {
+  let text = "";
+  if (flags & 0x02) text += "S";
+  if (flags & 0x01) text += "F";
+  if (flags & 0x04) text += "R";
+  if (flags & 0x08) text += "P";
+  if (flags & 0x20) text += "U";
+  if (flags & 0x40) text += "E";
+  if (flags & 0x80) text += "W";
+  if (flags & 0x10) text += ".";
+  return text === "" ? "none" : text;
+}
+
+function addressText(packet: DecodedPacket, which: "src" | "dst"): string {
+  const probe = scratch;
+  if (!fillAddresses(packet, probe)) return "";
+  return tupleAddress(probe, which);
+}
+
+function innerAddress(packet: DecodedPacket, which: "src" | "dst"): string {
+  fillQuotedAddresses(packet, scratch);
+  return tupleAddress(scratch, which);
+}
+
+/** The addresses of the packet an ICMP error quotes. */
+function fillQuotedAddresses(packet: DecodedPacket, tuple: Tuple): void {
+  const inner = packet.embedded;
+  tuple.family = inner.ipVersion === 6 ? 6 : 4;
+  if (tuple.family === 4) {
+    tuple.src0 = inner.srcV4 >>> 0;
+    tuple.dst0 = inner.dstV4 >>> 0;
+    tuple.src1 = tuple.src2 = tuple.src3 = tuple.dst1 = tuple.dst2 = tuple.dst3 = 0;
+  } else {
+    tuple.src0 = word(inner.src, 0);
+    tuple.src1 = word(inner.src, 4);
+    tuple.src2 = word(inner.src, 8);
+    tuple.src3 = word(inner.src, 12);
+    tuple.dst0 = word(inner.dst, 0);
+    tuple.dst1 = word(inner.dst, 4);
+    tuple.dst2 = word(inner.dst, 8);
+    tuple.dst3 = word(inner.dst, 12);
+  }
+}
+
+const scratch = new Tuple();
+
+function word(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
+}
+
+/** The packet's addresses into `tuple` (for the nearest-connection pair; ports are not needed). */
+function fillAddresses(packet: DecodedPacket, tuple: Tuple): boolean {
+  if (packet.ipVersion !== 4 && packet.ipVersion !== 6) return false;
+  tuple.family = packet.ipVersion;
+  if (packet.ipVersion === 4) {
+    tuple.src0 = packet.srcV4 >>> 0;
+    tuple.dst0 = packet.dstV4 >>> 0;
+    tuple.src1 = tuple.src2 = tuple.src3 = tuple.dst1 = tuple.dst2 = tuple.dst3 = 0;
+  } else {
+    tuple.src0 = word(packet.src, 0);
+    tuple.src1 = word(packet.src, 4);
+    tuple.src2 = word(packet.src, 8);
+    tuple.src3 = word(packet.src, 12);
+    tuple.dst0 = word(packet.dst, 0);
+    tuple.dst1 = word(packet.dst, 4);
+    tuple.dst2 = word(packet.dst, 8);
+    tuple.dst3 = word(packet.dst, 12);
+  }
+  return true;
+}

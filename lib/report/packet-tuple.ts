@@ -1,0 +1,129 @@
+/**
+ * A decoded packet's conntrack tuple, filled into a reused Tuple without allocating, so a report can
+ * find the live connection a packet belonged to. It follows the engine's own tuple rules (ports for
+ * TCP/UDP/UDP-Lite/SCTP, echo id and type/code for ICMP, the call id for PPTP's GRE, nothing else for
+ * other protocols), which the engine keeps private.
+ */
+import {
+  IPPROTO_GRE,
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_SCTP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPPROTO_UDPLITE,
+  type DecodedPacket,
+} from "../decode/packet.js";
+import { Tuple } from "../conntrack/connection.js";
+import { formatIpv4, formatIpv6 } from "../conntrack/address.js";
+
+const GRE_PROTOCOL_PPP = 0x880b;
+
+function word(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
+}
+
+/** Fills `tuple` from the packet; false when the packet has no tuple (ports missing, not IP). */
+export function fillPacketTuple(packet: DecodedPacket, tuple: Tuple): boolean {
+  if (packet.ipVersion !== 4 && packet.ipVersion !== 6) return false;
+  tuple.family = packet.ipVersion;
+  tuple.protocol = packet.protocol;
+  if (packet.ipVersion === 4) {
+    tuple.src0 = packet.srcV4 >>> 0;
+    tuple.dst0 = packet.dstV4 >>> 0;
+    tuple.src1 = tuple.src2 = tuple.src3 = tuple.dst1 = tuple.dst2 = tuple.dst3 = 0;
+  } else {
+    tuple.src0 = word(packet.src, 0);
+    tuple.src1 = word(packet.src, 4);
+    tuple.src2 = word(packet.src, 8);
+    tuple.src3 = word(packet.src, 12);
+    tuple.dst0 = word(packet.dst, 0);
+    tuple.dst1 = word(packet.dst, 4);
+    tuple.dst2 = word(packet.dst, 8);
+    tuple.dst3 = word(packet.dst, 12);
+  }
+  switch (packet.protocol) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+    case IPPROTO_UDPLITE:
+    case IPPROTO_SCTP:
+      if (!packet.hasPorts) return false;
+      tuple.srcPort = packet.srcPort;
+      tuple.dstPort = packet.dstPort;
+      return true;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      if (!packet.hasPorts) return false;
+      tuple.srcPort = packet.icmpId;
+      tuple.dstPort = (packet.icmpType << 8) | packet.icmpCode;
+      return true;
+    case IPPROTO_GRE:
+      if (packet.greVersion === 1) {
+        if (packet.greProtocol !== GRE_PROTOCOL_PPP || !packet.greHasKey) return false;
+        tuple.srcPort = 0;
+        tuple.dstPort = packet.greKey & 0xffff;
+        return true;
+      }
+      tuple.srcPort = tuple.dstPort = 0;
+      return true;
+    default:
+      tuple.srcPort = tuple.dstPort = 0;
+      return true;
+  }
+}
+
+/** A tuple's source or destination address as text. */
+export function tupleAddress(tuple: Tuple, which: "src" | "dst"): string {
+  if (which === "src")
+    return tuple.family === 4
+      ? formatIpv4(tuple.src0)
+      : formatIpv6(tuple.src0, tuple.src1, tuple.src2, tuple.src3);
+  return tuple.family === 4
+    ? formatIpv4(tuple.dst0)
+    : formatIpv6(tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3);
+}
+
+/** An exact key for a tuple (for bounded memories keyed by tuple; built per connection, not per packet). */
+export function tupleKey(tuple: Tuple): string {
+  return [
+    tuple.family,
+    tuple.protocol,
+    tuple.src0,
+    tuple.src1,
+    tuple.src2,
+    tuple.src3,
+    tuple.dst0,
+    tuple.dst1,
+    tuple.dst2,
+    tuple.dst3,
+    tuple.srcPort,
+    tuple.dstPort,
+  ].join(",");
+}
+
+/** A key for the unordered address pair of a tuple, whatever the protocol and ports. */
+export function addressPairKey(tuple: Tuple): string {
+  const src = tupleAddress(tuple, "src");
+  const dst = tupleAddress(tuple, "dst");
+  return src < dst ? `${src} ${dst}` : `${dst} ${src}`;
+}
+
+/** "10.1.2.3:40000 > 203.0.113.47:80" (ports only for port protocols, ICMP type/code/id otherwise). */
+export function describeTuple(tuple: Tuple): string {
+  const src = tupleAddress(tuple, "src");
+  const dst = tupleAddress(tuple, "dst");
+  switch (tuple.protocol) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+    case IPPROTO_UDPLITE:
+    case IPPROTO_SCTP:
+      return tuple.family === 4
+        ? `${src}:${tuple.srcPort} > ${dst}:${tuple.dstPort}`
+        : `[${src}]:${tuple.srcPort} > [${dst}]:${tuple.dstPort}`;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      return `${src} > ${dst} type=${tuple.icmpType} code=${tuple.icmpCode} id=${tuple.icmpId}`;
+    default:
+      return `${src} > ${dst}`;
+  }
+}

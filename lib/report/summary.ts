@@ -1,0 +1,224 @@
+/**
+ * `summary.json`: the packet accounting (it reconciles: records = the sum of the classes, decoded =
+ * the sum of the engine's verdicts), connections by protocol, final state and end reason, orphans by
+ * reason, the top talkers, the capture's span, and the options and timeouts the model ran with.
+ */
+import { PACKET_CLASS_NAMES } from "../decode/packet.js";
+import { VERDICT_NAMES } from "../conntrack/engine.js";
+import type { ReplayResult } from "../pipeline/replay.js";
+import type { FlowRecord } from "./flows.js";
+import type { OrphanTracker } from "./orphans.js";
+import { isoTimeNs } from "./event-formats.js";
+
+/**
+ * The heaviest keys of a stream in bounded memory: at most 2 × `capacity` counters; when full, the
+ * lighter half is dropped and the heaviest weight dropped becomes the most any key's total can be
+ * missing (a key dropped and seen again starts over). Keys heavier than that are exact.
+ */
+export class TopCounter {
+  private readonly counts = new Map<string, { weight: number; packets: number; flows: number }>();
+  /** The most weight a listed key may be missing (0 while nothing was dropped). */
+  undercountAtMost = 0;
+  constructor(readonly capacity: number) {}
+
+  add(key: string, weight: number, packets: number): void {
+    const entry = this.counts.get(key);
+    if (entry !== undefined) {
+      entry.weight += weight;
+      entry.packets += packets;
+      entry.flows++;
+      return;
+    }
+    this.counts.set(key, { weight, packets, flows: 1 });
+    if (this.counts.size >= this.capacity * 2) this.prune();
+  }
+
+  private prune(): void {
+    const sorted = [...this.counts].sort((a, b) => b[1].weight - a[1].weight);
+    for (let i = this.capacity; i < sorted.length; i++) {
+      this.counts.delete(sorted[i][0]);
+      if (sorted[i][1].weight > this.undercountAtMost) this.undercountAtMost = sorted[i][1].weight;
+    }
+  }
+
+  /** The `n` heaviest, heaviest first (ties by key). */
+  top(n: number): { key: string; weight: number; packets: number; flows: number }[] {
+    return [...this.counts]
+      .map(([key, counted]) => ({ key, ...counted }))
+      .sort((a, b) => b.weight - a.weight || a.key.localeCompare(b.key))
+      .slice(0, n);
+  }
+}
+
+function increment(map: Record<string, number>, key: string): void {
+  map[key] = (map[key] ?? 0) + 1;
+}
+
+function sortedCounts(map: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(map).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+}
+
+export interface SummaryOptions {
+  /** How many top talkers to list (default 20) and how many counters to keep for them (default 1000). */
+  topTalkers?: number;
+  talkerCounters?: number;
+}
+
+/** Collects flow statistics as records stream by; `build` adds the replay's accounting. */
+export class SummaryBuilder {
+  private readonly byProtocol: Record<string, number> = {};
+  private readonly byFinalState: Record<string, number> = {};
+  private readonly byEndReason: Record<string, number> = {};
+  private readonly byNat: Record<string, number> = {};
+  private readonly talkers: TopCounter;
+  private readonly topCount: number;
+  flows = 0;
+  assured = 0;
+  unreplied = 0;
+  related = 0;
+
+  constructor(options: SummaryOptions = {}) {
+    this.topCount = options.topTalkers ?? 20;
+    this.talkers = new TopCounter(options.talkerCounters ?? 5000);
+  }
+
+  addFlow(record: FlowRecord): void {
+    this.flows++;
+    increment(this.byProtocol, record.protocol);
+    increment(this.byFinalState, `${record.protocol} ${record.finalState}`);
+    increment(this.byEndReason, record.endReason);
+    increment(this.byNat, record.nat);
+    if (record.flags.includes("ASSURED")) this.assured++;
+    if (record.flags.includes("UNREPLIED")) this.unreplied++;
+    if (record.flags.includes("RELATED")) this.related++;
+    const bytes = record.originalBytes + record.replyBytes;
+    const packets = record.originalPackets + record.replyPackets;
+    this.talkers.add(record.original.src, bytes, packets);
+    if (record.original.dst !== record.original.src) this.talkers.add(record.original.dst, bytes, packets);
+  }
+
+  build(result: ReplayResult, orphans: OrphanTracker, extra: Record<string, unknown>): ReportSummary {
+    const classes = result.accounting.classes;
+    const classSum = PACKET_CLASS_NAMES.reduce((sum, name) => sum + classes[name], 0);
+    const stats = result.engine.stats;
+    const verdicts: Record<string, number> = {};
+    VERDICT_NAMES.forEach((name, index) => (verdicts[name] = stats.verdicts[index]));
+    const verdictSum = stats.verdicts.reduce((sum, n) => sum + n, 0);
+    const first = result.first;
+    const last = result.last;
+    return {
+      packets: {
+        records: result.records,
+        classes,
+        classReasons: result.accounting.reasons,
+        decoded: result.tracked,
+        verdicts,
+        verdictReasons: sortedCounts(Object.fromEntries(stats.reasons)),
+        tcpAcceptedWithoutUpdate: stats.tcpIgnored,
+        earlierThanClock: stats.timeWentBack,
+        reconciles: {
+          records: classSum === result.records,
+          decoded: classes.decoded === result.tracked && verdictSum === result.tracked,
+        },
+      },
+      connections: {
+        total: this.flows,
+        created: stats.connectionsCreated,
+        liveAtEnd: this.byEndReason.live ?? 0,
+        mostLiveAtOnce: stats.maxLive,
+        assured: this.assured,
+        unreplied: this.unreplied,
+        related: this.related,
+        byProtocol: sortedCounts(this.byProtocol),
+        byFinalState: sortedCounts(this.byFinalState),
+        byEndReason: sortedCounts(this.byEndReason),
+        byNat: sortedCounts(this.byNat),
+      },
+      orphans: {
+        total: orphans.count,
+        byKind: sortedCounts(Object.fromEntries(orphans.byKind)),
+        byReason: sortedCounts(Object.fromEntries(orphans.byReason)),
+      },
+      events: { ...stats.events },
+      expectations: {
+        created: stats.expectations.created,
+        used: stats.expectations.used,
+        expired: stats.expectations.expired,
+        liveAtEnd: result.engine.liveExpectations,
+        events: { ...result.expectEvents },
+      },
+      topTalkers: this.talkers.top(this.topCount).map((talker) => ({
+        address: talker.key,
+        bytes: talker.weight,
+        packets: talker.packets,
+        flows: talker.flows,
+      })),
+      topTalkersUndercountAtMost: this.talkers.undercountAtMost,
+      capture: {
+        inputs: result.inputNames.map((name, index) => ({
+          file: name,
+          records: result.accounting.recordsOf(index),
+        })),
+        firstPacket: first === null ? null : isoTimeNs(first.tsSec, first.tsNsec),
+        lastPacket: last === null ? null : isoTimeNs(last.tsSec, last.tsNsec),
+        spanSeconds:
+          first === null || last === null
+            ? 0
+            : Number((last.tsSec - first.tsSec + (last.tsNsec - first.tsNsec) / 1e9).toFixed(9)),
+        stoppedEarly: result.stoppedEarly,
+        warnings: result.warnings.map((warning) => ({ ...warning })),
+      },
+      settings: { ...result.engine.settings },
+      ...extra,
+    };
+  }
+}
+
+export interface ReportSummary {
+  packets: {
+    records: number;
+    classes: Record<string, number>;
+    classReasons: Record<string, number>;
+    decoded: number;
+    verdicts: Record<string, number>;
+    verdictReasons: Record<string, number>;
+    tcpAcceptedWithoutUpdate: number;
+    earlierThanClock: number;
+    reconciles: { records: boolean; decoded: boolean };
+  };
+  connections: {
+    total: number;
+    created: number;
+    liveAtEnd: number;
+    mostLiveAtOnce: number;
+    assured: number;
+    unreplied: number;
+    related: number;
+    byProtocol: Record<string, number>;
+    byFinalState: Record<string, number>;
+    byEndReason: Record<string, number>;
+    byNat: Record<string, number>;
+  };
+  orphans: { total: number; byKind: Record<string, number>; byReason: Record<string, number> };
+  events: { NEW: number; UPDATE: number; DESTROY: number };
+  expectations: {
+    created: number;
+    used: number;
+    expired: number;
+    liveAtEnd: number;
+    events: { NEW: number; DESTROY: number };
+  };
+  topTalkers: { address: string; bytes: number; packets: number; flows: number }[];
+  /** Bytes a listed talker may be missing because the bounded counter dropped it once (0: exact). */
+  topTalkersUndercountAtMost: number;
+  capture: {
+    inputs: { file: string; records: number }[];
+    firstPacket: string | null;
+    lastPacket: string | null;
+    spanSeconds: number;
+    stoppedEarly: boolean;
+    warnings: object[];
+  };
+  settings: Record<string, number>;
+  [key: string]: unknown;
+}
