@@ -22,7 +22,14 @@ import { Reason, Verdict, type ConntrackEvent } from "../conntrack/engine.js";
 import { TcpReason } from "../conntrack/tcp.js";
 import { csvRow, isoTimeNs, protocolName } from "./event-formats.js";
 import { safeCsvCell } from "./escape.js";
-import { addressPairKey, describeTuple, fillPacketTuple, tupleAddress, tupleKey } from "./packet-tuple.js";
+import {
+  addressPairKey,
+  describeTuple,
+  fillPacketAddresses,
+  fillPacketTuple,
+  tupleAddress,
+  tupleKey,
+} from "./packet-tuple.js";
 import type { FlowState } from "./flows.js";
 
 /** What kind of orphan a packet is; `reason` says it in words. */
@@ -318,7 +325,7 @@ export class OrphanTracker {
     const probe = this.probe;
     // An ICMP error is about the packet it quotes: look on that packet's address pair.
     if (aboutQuoted) fillQuotedAddresses(packet, probe);
-    else if (!fillAddresses(packet, probe)) return null;
+    else if (!fillPacketAddresses(packet, probe)) return null;
     const key = addressPairKey(probe);
     const pair = this.livePairs.get(key);
     if (pair !== undefined)
@@ -465,7 +472,7 @@ export function tcpFlagsText(flags: number): string {
 
 function addressText(packet: DecodedPacket, which: "src" | "dst"): string {
   const probe = scratch;
-  if (!fillAddresses(packet, probe)) return "";
+  if (!fillPacketAddresses(packet, probe)) return "";
   return tupleAddress(probe, which);
 }
 
@@ -474,49 +481,11 @@ function innerAddress(packet: DecodedPacket, which: "src" | "dst"): string {
   return tupleAddress(scratch, which);
 }
 
-/** The addresses of the packet an ICMP error quotes. */
+/** The addresses of the packet an ICMP error quotes (IPv4 zeros when the quote had none). */
 function fillQuotedAddresses(packet: DecodedPacket, tuple: Tuple): void {
-  const inner = packet.embedded;
-  tuple.family = inner.ipVersion === 6 ? 6 : 4;
-  if (tuple.family === 4) {
-    tuple.src0 = inner.srcV4 >>> 0;
-    tuple.dst0 = inner.dstV4 >>> 0;
-    tuple.src1 = tuple.src2 = tuple.src3 = tuple.dst1 = tuple.dst2 = tuple.dst3 = 0;
-  } else {
-    tuple.src0 = word(inner.src, 0);
-    tuple.src1 = word(inner.src, 4);
-    tuple.src2 = word(inner.src, 8);
-    tuple.src3 = word(inner.src, 12);
-    tuple.dst0 = word(inner.dst, 0);
-    tuple.dst1 = word(inner.dst, 4);
-    tuple.dst2 = word(inner.dst, 8);
-    tuple.dst3 = word(inner.dst, 12);
-  }
+  if (fillPacketAddresses(packet.embedded, tuple)) return;
+  tuple.family = 4;
+  tuple.src0 = tuple.src1 = tuple.src2 = tuple.src3 = tuple.dst0 = tuple.dst1 = tuple.dst2 = tuple.dst3 = 0;
 }
 
 const scratch = new Tuple();
-
-function word(bytes: Uint8Array, at: number): number {
-  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
-}
-
-/** The packet's addresses into `tuple` (for the nearest-connection pair; ports are not needed). */
-function fillAddresses(packet: DecodedPacket, tuple: Tuple): boolean {
-  if (packet.ipVersion !== 4 && packet.ipVersion !== 6) return false;
-  tuple.family = packet.ipVersion;
-  if (packet.ipVersion === 4) {
-    tuple.src0 = packet.srcV4 >>> 0;
-    tuple.dst0 = packet.dstV4 >>> 0;
-    tuple.src1 = tuple.src2 = tuple.src3 = tuple.dst1 = tuple.dst2 = tuple.dst3 = 0;
-  } else {
-    tuple.src0 = word(packet.src, 0);
-    tuple.src1 = word(packet.src, 4);
-    tuple.src2 = word(packet.src, 8);
-    tuple.src3 = word(packet.src, 12);
-    tuple.dst0 = word(packet.dst, 0);
-    tuple.dst1 = word(packet.dst, 4);
-    tuple.dst2 = word(packet.dst, 8);
-    tuple.dst3 = word(packet.dst, 12);
-  }
-  return true;
-}

@@ -1,3 +1,4 @@
+import { readUint32 } from "../decode/address.js";
 /**
  * A decoded packet's conntrack tuple, filled into a reused Tuple without allocating, so a report can
  * find the live connection a packet belonged to. It follows the engine's own tuple rules (ports for
@@ -19,29 +20,40 @@ import { formatIpv4, formatIpv6 } from "../conntrack/address.js";
 
 const GRE_PROTOCOL_PPP = 0x880b;
 
-function word(bytes: Uint8Array, at: number): number {
-  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
+/** What a decoded packet and the packet an ICMP error quotes both have. */
+interface AddressedPacket {
+  ipVersion: number;
+  srcV4: number;
+  dstV4: number;
+  src: Uint8Array;
+  dst: Uint8Array;
 }
 
-/** Fills `tuple` from the packet; false when the packet has no tuple (ports missing, not IP). */
-export function fillPacketTuple(packet: DecodedPacket, tuple: Tuple): boolean {
+/** The packet's family and addresses into `tuple`; false when the packet is not IP. */
+export function fillPacketAddresses(packet: AddressedPacket, tuple: Tuple): boolean {
   if (packet.ipVersion !== 4 && packet.ipVersion !== 6) return false;
   tuple.family = packet.ipVersion;
-  tuple.protocol = packet.protocol;
   if (packet.ipVersion === 4) {
     tuple.src0 = packet.srcV4 >>> 0;
     tuple.dst0 = packet.dstV4 >>> 0;
     tuple.src1 = tuple.src2 = tuple.src3 = tuple.dst1 = tuple.dst2 = tuple.dst3 = 0;
   } else {
-    tuple.src0 = word(packet.src, 0);
-    tuple.src1 = word(packet.src, 4);
-    tuple.src2 = word(packet.src, 8);
-    tuple.src3 = word(packet.src, 12);
-    tuple.dst0 = word(packet.dst, 0);
-    tuple.dst1 = word(packet.dst, 4);
-    tuple.dst2 = word(packet.dst, 8);
-    tuple.dst3 = word(packet.dst, 12);
+    tuple.src0 = readUint32(packet.src, 0);
+    tuple.src1 = readUint32(packet.src, 4);
+    tuple.src2 = readUint32(packet.src, 8);
+    tuple.src3 = readUint32(packet.src, 12);
+    tuple.dst0 = readUint32(packet.dst, 0);
+    tuple.dst1 = readUint32(packet.dst, 4);
+    tuple.dst2 = readUint32(packet.dst, 8);
+    tuple.dst3 = readUint32(packet.dst, 12);
   }
+  return true;
+}
+
+/** Fills `tuple` from the packet; false when the packet has no tuple (ports missing, not IP). */
+export function fillPacketTuple(packet: DecodedPacket, tuple: Tuple): boolean {
+  if (!fillPacketAddresses(packet, tuple)) return false;
+  tuple.protocol = packet.protocol;
   switch (packet.protocol) {
     case IPPROTO_TCP:
     case IPPROTO_UDP:
