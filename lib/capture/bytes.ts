@@ -1,11 +1,12 @@
 import { emptyCaptureRecord } from "./source.js";
 /**
- * The byte layer under the capture readers: one working buffer per input, refilled in place.
+ * The byte layer under the capture readers: one working buffer per input, refilled in place (files
+ * read one buffer ahead into a second one, which then takes the working buffer's place).
  *
- * Readers parse straight out of `buffer[start, end)`. A record is never split across two buffers:
- * before a refill the unconsumed tail moves to the front, and when one record is larger than the
- * whole buffer the buffer grows (up to MAX_WORKING_BUFFER_BYTES, which is larger than any record
- * length the readers accept).
+ * Readers parse straight out of `buffer[start, end)`, and must take `buffer` afresh after every
+ * refill. A record is never split across two buffers: a refill keeps the unconsumed tail in front of
+ * the new bytes, and when one record is larger than the whole buffer the buffer grows (up to
+ * MAX_WORKING_BUFFER_BYTES, which is larger than any record length the readers accept).
  */
 import type { FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
@@ -22,6 +23,11 @@ export const DEFAULT_WORKING_BUFFER_BYTES = 1 << 20;
 export const MAX_RECORD_BYTES = 16 << 20;
 /** A buffer that holds the largest acceptable record plus a header, with room to spare. */
 export const MAX_WORKING_BUFFER_BYTES = MAX_RECORD_BYTES + (1 << 16);
+/**
+ * Room a file's read-ahead leaves in front for the previous buffer's cut record: larger than most
+ * records, so the buffers swap instead of the data being copied (a quarter of tiny buffers).
+ */
+export const READ_AHEAD_HEADROOM_BYTES = 1 << 16;
 
 export abstract class ByteInput {
   buffer: Buffer;
@@ -56,14 +62,7 @@ export abstract class ByteInput {
    */
   async refill(wanted: number): Promise<boolean> {
     if (this.atEnd) return false;
-    const kept = this.end - this.start;
-    if (wanted > this.buffer.length) this.grow(wanted);
-    if (this.start > 0) {
-      if (kept > 0) this.buffer.copyWithin(0, this.start, this.end);
-      this.bufferInputOffset += this.start;
-      this.start = 0;
-      this.end = kept;
-    }
+    this.compact(wanted);
     let added = false;
     while (this.end < this.buffer.length) {
       const read = await this.readInto(this.buffer, this.end, this.buffer.length - this.end);
@@ -76,6 +75,18 @@ export abstract class ByteInput {
       if (this.end - this.start >= wanted) break;
     }
     return added;
+  }
+
+  /** Moves the unconsumed bytes to the front, growing the buffer first if `wanted` bytes cannot fit. */
+  protected compact(wanted: number): void {
+    if (wanted > this.buffer.length) this.grow(wanted);
+    if (this.start > 0) {
+      const kept = this.end - this.start;
+      if (kept > 0) this.buffer.copyWithin(0, this.start, this.end);
+      this.bufferInputOffset += this.start;
+      this.start = 0;
+      this.end = kept;
+    }
   }
 
   private grow(wanted: number): void {
@@ -97,9 +108,32 @@ export abstract class ByteInput {
   abstract close(): Promise<void>;
 }
 
-/** A file read with FileHandle.read straight into the working buffer. */
+/**
+ * A file read with FileHandle.read, one read ahead: while the reader parses the working buffer, the
+ * next read is already filling a second buffer (in libuv's thread pool), so the main thread seldom
+ * waits for the disk or the page cache. Memory stays at two buffers.
+ *
+ * The read-ahead lands `headroom` bytes into the spare buffer; at the refill the unconsumed tail (a
+ * record cut by the buffer's end) is copied into that headroom and the buffers swap, so the bulk of
+ * the data is never copied twice. A tail longer than the headroom (a record larger than it) takes the
+ * plain path instead: the read-ahead bytes are copied behind the tail in the working buffer, and what
+ * does not fit waits in the spare buffer for the next refill.
+ */
 export class FileByteInput extends ByteInput {
   private closed = false;
+  /** The second buffer, made at the first read-ahead (a file that fits in one buffer never needs it). */
+  private spare: Buffer | null = null;
+  /** The read in flight into `spare` at `aheadStart`: bytes read, or -1 when it failed (`aheadError`). */
+  private ahead: Promise<number> | null = null;
+  private aheadError: unknown = null;
+  /** Read-ahead bytes in `spare[aheadStart, aheadEnd)` not yet moved to the working buffer. */
+  private aheadStart = 0;
+  private aheadEnd = 0;
+  /**
+   * Whether the last read filled all it asked for: the file goes on past the buffer. A short read
+   * (the end of a small file, or a FIFO given as a path) turns reading ahead off until a full one.
+   */
+  private readFull = false;
 
   constructor(
     private readonly handle: FileHandle,
@@ -108,14 +142,86 @@ export class FileByteInput extends ByteInput {
     super(bufferBytes);
   }
 
+  override async refill(wanted: number): Promise<boolean> {
+    let added = false;
+    if (this.ahead !== null) {
+      const read = await this.ahead;
+      this.ahead = null;
+      if (read < 0) {
+        const error = this.aheadError;
+        this.aheadError = null;
+        throw error;
+      }
+      if (read === 0) this.atEnd = true;
+      this.readFull = read === this.spare!.length - this.aheadEnd;
+      this.aheadEnd += read;
+    }
+    if (this.aheadEnd > this.aheadStart) {
+      this.adoptReadAhead(wanted);
+      added = true;
+    }
+    // Without read-ahead bytes this is the plain refill; after them, only when they were not enough.
+    if (!this.atEnd && this.aheadEnd === this.aheadStart && (!added || this.available < wanted)) {
+      if (await super.refill(wanted)) added = true;
+    }
+    this.startReadAhead();
+    return added;
+  }
+
+  /** Makes the read-ahead bytes follow the unconsumed tail in the working buffer. */
+  private adoptReadAhead(wanted: number): void {
+    const spare = this.spare!;
+    const kept = this.end - this.start;
+    if (kept <= this.aheadStart && wanted <= spare.length) {
+      const front = this.aheadStart - kept;
+      if (kept > 0) this.buffer.copy(spare, front, this.start, this.end);
+      const previous = this.buffer;
+      // spare[aheadStart] holds the input byte just after the working buffer's last one.
+      this.bufferInputOffset += this.end - this.aheadStart;
+      this.buffer = spare;
+      this.start = front;
+      this.end = this.aheadEnd;
+      this.spare = previous;
+      this.aheadStart = this.aheadEnd = 0;
+      return;
+    }
+    this.compact(wanted);
+    const moved = spare.copy(this.buffer, this.end, this.aheadStart, this.aheadEnd);
+    this.end += moved;
+    this.aheadStart += moved;
+    if (this.aheadStart === this.aheadEnd) this.aheadStart = this.aheadEnd = 0;
+  }
+
+  /** Starts the next read into the spare buffer, unless the input ended or the spare still holds bytes. */
+  private startReadAhead(): void {
+    if (!this.readFull || this.atEnd || this.closed || this.ahead !== null) return;
+    if (this.aheadEnd > this.aheadStart) return;
+    // Made as large as the working buffer, also after that grew for a big record, so the two can swap.
+    if (this.spare === null || this.spare.length < this.buffer.length)
+      this.spare = Buffer.allocUnsafe(this.buffer.length);
+    const at = Math.min(READ_AHEAD_HEADROOM_BYTES, this.spare.length >>> 2);
+    this.aheadStart = this.aheadEnd = at;
+    this.ahead = this.handle.read(this.spare, at, this.spare.length - at, null).then(
+      (result) => result.bytesRead,
+      (error: unknown) => {
+        this.aheadError = error;
+        return -1;
+      },
+    );
+  }
+
   protected async readInto(target: Buffer, offset: number, length: number): Promise<number> {
     const { bytesRead } = await this.handle.read(target, offset, length, null);
+    this.readFull = bytesRead === length;
     return bytesRead;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // The read in flight must finish before its file descriptor goes away; its outcome no longer matters.
+    if (this.ahead !== null) await this.ahead;
+    this.ahead = null;
     await this.handle.close();
   }
 }
