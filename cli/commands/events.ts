@@ -19,6 +19,7 @@ import {
   isoTimeNs,
   type EventFormat,
 } from "../../lib/report/event-formats.js";
+import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../../lib/report/conntrack-text.js";
 import { UsageError } from "../errors.js";
 import { OutputTarget } from "../output.js";
 import { DASH_TOKEN, parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
@@ -224,6 +225,10 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
     const expectOutput = expectPath === undefined ? null : new OutputTarget(expectPath);
     const expectWriter = expectOutput === null ? null : new ChunkedWriter(expectOutput.stream);
     const events = args.expect ? null : createEventFormatter(args.format, formatOptions);
+    // Text lines are written as bytes straight into the output chunks: the same bytes as the text
+    // formatter's strings, without a string per event (an events run writes millions of lines).
+    const textEncoder =
+      events !== null && args.format === "text" ? new ConntrackEventTextEncoder(formatOptions) : null;
     const expectations =
       args.expect || expectWriter !== null ? createExpectEventFormatter(args.format, formatOptions) : null;
     const expectTarget = args.expect ? writer : expectWriter;
@@ -236,7 +241,12 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
         ...helperOptions,
         reorderWindowNs,
         drain: args.drain,
-        onEvent: events === null ? undefined : (event) => writer.write(events.format(event)),
+        onEvent:
+          events === null
+            ? undefined
+            : textEncoder !== null
+              ? (event) => writer.writeEncoded(textEncoder, event, MAX_EVENT_LINE_BYTES)
+              : (event) => writer.write(events.format(event)),
         onExpectEvent:
           expectations === null || expectTarget === null
             ? undefined

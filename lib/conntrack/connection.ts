@@ -56,6 +56,10 @@ export const Status = {
   Expected: 0x01,
   SeenReply: 0x02,
   Assured: 0x04,
+  /** A source translation was set up (IPS_SRC_NAT): the reply goes to another address or port. */
+  SrcNat: 0x10,
+  /** A destination translation was set up (IPS_DST_NAT). */
+  DstNat: 0x20,
 } as const;
 
 /** Direction indices. */
@@ -323,6 +327,21 @@ export class TupleNode {
   }
 }
 
+/**
+ * How a translated connection's packets look where they leave the device, which is what a capture on
+ * the device's inside interface shows of the packets that arrived on the outside: `original` is the
+ * original direction after translation (the inverted reply tuple), `reply` the reply direction after
+ * translation back (the inverted original tuple). Kept in a second table so that such packets find
+ * their connection.
+ */
+export class NatAlias {
+  readonly original = new Tuple();
+  readonly reply = new Tuple();
+  /** Slot in the alias table while in it, else -1. */
+  tableSlot = -1;
+  constructor(readonly connection: Connection) {}
+}
+
 export class Connection {
   // Fields in the order the per-packet path reads them: the first ones share a cache line or two.
   status = 0;
@@ -364,6 +383,11 @@ export class Connection {
   helperState: object | null = null;
   /** Live expectations this connection's helper registered, oldest first (null when none). */
   expectations: Expectation[] | null = null;
+  /**
+   * With configured NAT and an inside capture: the tuples this connection's packets carry on the
+   * inside interface where they differ from the kernel's (see `NatAlias`); null when not translated.
+   */
+  natAlias: NatAlias | null = null;
 
   get originalNode(): TupleNode {
     if (this.originalNodeMade === null)
@@ -390,6 +414,10 @@ export class Connection {
   }
   get assured(): boolean {
     return (this.status & Status.Assured) !== 0;
+  }
+  /** Whether NAT changed the reply tuple (a source or destination translation was set up). */
+  get natted(): boolean {
+    return (this.status & (Status.SrcNat | Status.DstNat)) !== 0;
   }
   /** TCP state, or -1 for other protocols. */
   get tcpState(): number {

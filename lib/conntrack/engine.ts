@@ -16,7 +16,7 @@ import {
   IPPROTO_SCTP,
   IPPROTO_GRE,
 } from "../decode/packet.js";
-import { Connection, DIR_ORIGINAL, DIR_REPLY, Status, Tuple } from "./connection.js";
+import { Connection, DIR_ORIGINAL, DIR_REPLY, NatAlias, Status, Tuple } from "./connection.js";
 import { ConnectionTable, ExpiryHeap, foreignBucket } from "./table.js";
 import { ConntrackSettings, makeSettings } from "./settings.js";
 import { EVENT_ASSURED, EVENT_PROTOINFO, TcpHost, TcpResult, TcpTracker, tcpCanEarlyDrop } from "./tcp.js";
@@ -37,6 +37,16 @@ import {
 } from "./helpers/helper.js";
 import { FtpHelper } from "./helpers/ftp.js";
 import { TftpHelper } from "./helpers/tftp.js";
+import {
+  followMasterDecision,
+  invertTuple,
+  natDecision,
+  type NatContext,
+  type NatDecision,
+  type NatPath,
+  type NatRuleSet,
+  type NatTableView,
+} from "./nat/index.js";
 
 /** What conntrack made of a packet (the ctinfo a ruleset would match on, or why none). */
 export const Verdict = {
@@ -111,6 +121,58 @@ export class ConntrackEvent {
 export const HELPER_NAMES = ["ftp", "tftp"] as const;
 export type HelperName = (typeof HELPER_NAMES)[number];
 
+/**
+ * Configured NAT: the engine acts as the NAT device with these rules would, giving each new
+ * connection the reply tuple the device's kernel records.
+ *
+ * Interfaces: a single-vantage capture does not say which interface a packet came in on or leaves
+ * by. Unknown (null, the default) interfaces are not checked by `-i`/`-o` matches (the rule applies as
+ * if it matched), and MASQUERADE then uses the only address configured for the packet's family (as
+ * `--masquerade out0=ADDR` or `interfaceAddresses` give it). So `-t nat -A POSTROUTING -o out0 -j
+ * MASQUERADE` translates every connection seen, which is right for a capture of the traffic that
+ * crosses the router, inside to outside.
+ */
+export interface EngineNatOptions {
+  rules: NatRuleSet;
+  /** Interface new connections arrive on (`-i` matches); null: unknown, not checked. */
+  inInterface?: string | null;
+  /** Interface new connections leave by (`-o` matches, MASQUERADE's address); null: unknown. */
+  outInterface?: string | null;
+  /** Hooks the first packets pass (default "forward"). */
+  path?: NatPath;
+  /**
+   * Where the capture was taken (default "inside"):
+   * - "inside": on the device's inside interface, `tcpdump -i in0`. Packets that arrived there (the
+   *   original direction of connections started inside) are as the device's conntrack saw them;
+   *   packets that arrived on the outside and left by the inside interface were already translated
+   *   back: a reply carries the inverse of the original tuple (10.1.2.3 where the kernel's reply
+   *   tuple says 198.51.100.32), and a connection started outside towards a translated address (a
+   *   RELATED connection following its master, as active FTP's data connection) shows its original
+   *   direction translated. Both are matched to the connection whose kernel tuples they translate
+   *   to, and the related connection's original tuple is the one it had on arrival.
+   * - "arrival": every packet as it arrived at the device, before any translation (for example only
+   *   the inbound packets of each of the device's interfaces, merged): lookups use the kernel's own
+   *   tuples. The TCP sequence adjustment after an FTP command rewrite that changed the length is not
+   *   modelled, so replies acknowledging such data are compared in the wrong sequence space.
+   */
+  vantage?: "inside" | "arrival";
+}
+
+export interface NatStats {
+  /** New connections NAT changed (reply tuple differs from the inverted original). */
+  translated: number;
+  /** Of those, related connections translated as their master (nf_nat_follow_master). */
+  followedMaster: number;
+  /** Translations whose port or ICMP id is our choice where the kernel's is random. */
+  ownChoice: number;
+  /** First packets the device would have dropped (no address for MASQUERADE, no free port). */
+  dropped: number;
+  /** Packets matched through their translated (inside-interface) tuples. */
+  insideMatches: number;
+  /** Notes from decisions (assumptions a rule needed), by text. */
+  notes: Map<string, number>;
+}
+
 export interface EngineOptions {
   /** Timeouts and switches; missing fields take kernel defaults. Keys may be sysctl names. */
   settings?: Partial<ConntrackSettings> | Record<string, number>;
@@ -137,6 +199,8 @@ export interface EngineOptions {
    * no such pass.
    */
   gcEarlyDropDelaySeconds?: number | null;
+  /** Configured NAT (see EngineNatOptions); none by default. */
+  nat?: EngineNatOptions | null;
 }
 
 export interface ExpectationStats {
@@ -176,6 +240,7 @@ export interface EngineStats {
   timeWentBack: number;
   expectations: ExpectationStats;
   helpers: HelperStats;
+  nat: NatStats;
 }
 
 const NS = 1e9;
@@ -200,6 +265,7 @@ export const Reason = {
   helperMalformed: "helper: command with an unparsable address or port (dropped)",
   helperRefused: "helper: expectation refused (dropped)",
   tableFull: "table full: nf_conntrack_max reached and no entry to evict (dropped)",
+  natDropped: "nat: the device would drop the first packet (no address for MASQUERADE, or no free port)",
 } as const;
 
 /** Hash buckets `early_drop` looks at, from the new tuple's (NF_CT_EVICTION_RANGE). */
@@ -232,6 +298,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       maxLive: 0,
     },
     helpers: newHelperStats(),
+    nat: { translated: 0, followedMaster: 0, ownChoice: 0, dropped: 0, insideMatches: 0, notes: new Map() },
   };
   /** Reason for the last INVALID or IGNORED verdict. */
   reason = "";
@@ -262,6 +329,23 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   /** Helper drop counters as of the last drop, to name the next drop's cause. */
   private readonly lastHelperDrops = [0, 0, 0];
   private readonly gcEarlyDropDelay: number;
+  private readonly natRules: NatRuleSet | null;
+  private readonly natContext: NatContext;
+  /** Inside vantage: translated connections' inside-interface tuples, null otherwise. */
+  private readonly aliasTable: ConnectionTable<NatAlias> | null;
+  /** The expectation the connection being created fulfilled (its NAT follows the master's). */
+  private usedExpectationDirection = -1;
+  private usedExpectationPort = 0;
+  /** Direction of the packet the helper is looking at (the NAT helper's `exp->dir` is its inverse). */
+  private helperDirection = DIR_ORIGINAL;
+  /** nf_conntrack_tuple_taken over the live table, for NAT's port choice. */
+  private readonly natView: NatTableView = {
+    isTaken: (tuple: Tuple, newOriginal: Tuple): boolean => {
+      const node = this.table.findNode(tuple, tuple.hash());
+      if (node < 0) return false;
+      return !this.table.connectionOf(node).original.equals(newOriginal);
+    },
+  };
   /** Engine time of the pending GC early-drop pass, Infinity when none. */
   private gcEarlyDropAt = Infinity;
   /** `early_drop`'s visitor and its count (kept as fields: no closure per call). */
@@ -283,6 +367,16 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     if (gcDelay !== null && !(Number.isFinite(gcDelay) && gcDelay >= 0))
       throw new Error(`gcEarlyDropDelaySeconds: bad value ${gcDelay}`);
     this.gcEarlyDropDelay = gcDelay === null ? -1 : gcDelay * NS;
+    const nat = options.nat ?? null;
+    this.natRules = nat === null ? null : nat.rules;
+    this.natContext = {
+      inInterface: nat?.inInterface ?? null,
+      outInterface: nat?.outInterface ?? null,
+      path: nat?.path ?? "forward",
+    };
+    const vantage = nat?.vantage ?? "inside";
+    if (vantage !== "inside" && vantage !== "arrival") throw new Error(`nat.vantage: unknown "${vantage}"`);
+    this.aliasTable = nat !== null && vantage === "inside" ? new ConnectionTable<NatAlias>() : null;
     this.expectationTable = new ExpectationTable(this.settings.expectMax, (expectation, cause, at) =>
       this.expectationRemoved(expectation, cause, at),
     );
@@ -359,7 +453,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     if (
       verdict === Verdict.Invalid ||
       verdict === Verdict.Ignored ||
-      (verdict === Verdict.Dropped && this.reason === Reason.tableFull)
+      (verdict === Verdict.Dropped && (this.reason === Reason.tableFull || this.reason === Reason.natDropped))
     ) {
       this.stats.reasons.set(this.reason, (this.stats.reasons.get(this.reason) ?? 0) + 1);
     }
@@ -375,15 +469,24 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     }
     this.reason = Reason.noPorts;
     if (!this.fillProbe(packet)) return this.invalid(this.reason);
-    const hash = this.probe.hash();
-    this.probeHash = hash;
+    this.probeHash = this.probe.hash();
 
     for (;;) {
-      const node = this.table.findNode(this.probe, hash);
+      let node = this.table.findNode(this.probe, this.probeHash);
       let connection: Connection;
       let direction: number;
       let confirmed: boolean;
-      if (node >= 0) {
+      let aliasNode = -1;
+      if (node < 0 && this.aliasTable !== null) {
+        aliasNode = this.aliasTable.findNode(this.probe, this.probeHash);
+        if (aliasNode < 0) node = this.insideTranslatedExpected();
+      }
+      if (aliasNode >= 0) {
+        connection = this.aliasTable!.connectionOf(aliasNode).connection;
+        direction = aliasNode & 1;
+        confirmed = true;
+        this.stats.nat.insideMatches++;
+      } else if (node >= 0) {
         connection = this.table.connectionOf(node);
         direction = node & 1;
         confirmed = true;
@@ -395,7 +498,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
         // `__nf_conntrack_alloc`: the new entry counts before any protocol check, so even a packet
         // the tracker will call invalid can evict others first.
         const max = this.settings.conntrackMax;
-        if (max !== 0 && this.table.size + 1 > max && !this.earlyDrop(hash)) {
+        if (max !== 0 && this.table.size + 1 > max && !this.earlyDrop(this.probeHash)) {
           this.stats.tableFullDrops++;
           if (this.gcEarlyDropDelay >= 0 && this.gcEarlyDropAt === Infinity)
             this.gcEarlyDropAt = this.now + this.gcEarlyDropDelay;
@@ -415,6 +518,12 @@ export class ConntrackEngine implements TcpHost, HelperHost {
         this.destroy(connection, this.now, "reopen");
         continue;
       }
+      // The NAT hooks run after conntrack, before the helper and confirmation (nf_nat_inet_fn).
+      if (!confirmed && this.natRules !== null && !this.setUpNat(connection)) {
+        this.expectationTable.removeForMaster(connection, this.now);
+        this.reason = Reason.natDropped;
+        return Verdict.Dropped;
+      }
       // An expected connection's packets are RELATED until the other side answers.
       const verdict: PacketVerdict = established
         ? Verdict.Established
@@ -428,6 +537,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       }
       // Helpers run at the confirm hook, before the entry is confirmed and its events go out.
       const helper = connection.helperModule;
+      this.helperDirection = direction;
       if (
         helper !== null &&
         helper.help(connection, direction, established, packet, this) === HelperVerdict.Drop
@@ -625,7 +735,17 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       probe.dstPort = 0;
     }
     const node = this.table.find(probe);
-    if (node === null) return this.invalid(Reason.icmpNoMatch);
+    let tuple: Tuple;
+    if (node !== null) {
+      tuple = node.tuple;
+    } else {
+      // Inside vantage: an error about a translated connection was translated back with it.
+      const aliasNode = this.aliasTable === null ? -1 : this.aliasTable.findNode(probe, probe.hash());
+      if (aliasNode < 0) return this.invalid(Reason.icmpNoMatch);
+      const alias = this.aliasTable!.connectionOf(aliasNode);
+      tuple = (aliasNode & 1) === DIR_REPLY ? alias.reply : alias.original;
+      this.stats.nat.insideMatches++;
+    }
     let d0: number, d1: number, d2: number, d3: number;
     if (packet.ipVersion === 4) {
       d0 = packet.dstV4 >>> 0;
@@ -638,7 +758,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       d2 = w[2];
       d3 = w[3];
     }
-    if (!node.tuple.sameDestination(packet.ipVersion, d0, d1, d2, d3))
+    if (!tuple.sameDestination(packet.ipVersion, d0, d1, d2, d3))
       return this.invalid(Reason.icmpOuterMismatch);
     return Verdict.Related;
   }
@@ -728,6 +848,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     connection.master = null;
     connection.expectations = null;
     connection.cachedEventBits = 0;
+    connection.natAlias = null;
+    this.usedExpectationDirection = -1;
     return true;
   }
 
@@ -741,6 +863,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     if (expectation !== null) {
       connection.status |= Status.Expected;
       connection.master = expectation.master;
+      this.usedExpectationDirection = expectation.natDirection;
+      this.usedExpectationPort = expectation.savedPort;
       this.expectationTable.remove(expectation, "used", this.now);
       return;
     }
@@ -759,6 +883,11 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     if (typeof outcome === "number") {
       this.stats.expectations.refused++;
       return outcome;
+    }
+    if (master.natted) {
+      // The NAT helper (nf_nat_ftp, nf_nat_tftp) makes the expected connection follow the master.
+      outcome.natDirection = 1 - this.helperDirection;
+      outcome.savedPort = request.natSavedPort >= 0 ? request.natSavedPort : request.dstPort;
     }
     const stats = this.stats.expectations;
     stats.created++;
@@ -804,6 +933,76 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     event.timeout = expectationRemainingSeconds(expectation, at, this.settings.hz);
     event.cause = cause;
     this.onExpectEvent(event);
+  }
+
+  /**
+   * The NAT the device sets up for a new connection (`nf_nat_setup_info` at its first packet's NAT
+   * hooks): a RELATED connection whose master was translated follows the master; any other goes
+   * through the rules. The reply tuple becomes the translated one. False: the device drops the packet.
+   */
+  private setUpNat(connection: Connection): boolean {
+    const stats = this.stats.nat;
+    const master = connection.master;
+    let decision: NatDecision;
+    if (master !== null && this.usedExpectationDirection >= 0) {
+      const masterSide = this.usedExpectationDirection === DIR_REPLY ? master.original : master.reply;
+      decision = followMasterDecision(
+        connection.original,
+        masterSide,
+        this.usedExpectationPort,
+        this.natView,
+      );
+    } else {
+      decision = natDecision(this.natRules!, connection.original, this.natContext, this.natView);
+    }
+    if (decision.note !== null) stats.notes.set(decision.note, (stats.notes.get(decision.note) ?? 0) + 1);
+    if (decision.dropped !== null) {
+      stats.dropped++;
+      stats.notes.set(decision.dropped, (stats.notes.get(decision.dropped) ?? 0) + 1);
+      return false;
+    }
+    if (decision.srcNat === null && decision.dstNat === null) return true;
+    connection.reply.copyFrom(decision.reply);
+    if (decision.srcNat !== null) connection.status |= Status.SrcNat;
+    if (decision.dstNat !== null) connection.status |= Status.DstNat;
+    stats.translated++;
+    if (decision.srcNat?.kind === "follow-master" || decision.dstNat?.kind === "follow-master")
+      stats.followedMaster++;
+    if (decision.srcNat?.ownChoice === true || decision.dstNat?.ownChoice === true) stats.ownChoice++;
+    if (this.aliasTable !== null) {
+      const alias = new NatAlias(connection);
+      invertTuple(connection.reply, alias.original);
+      invertTuple(connection.original, alias.reply);
+      connection.natAlias = alias;
+    }
+    return true;
+  }
+
+  /**
+   * Inside vantage, a packet no tuple knows: if it is a RELATED connection that arrived on the outside
+   * and left translated (`Expectation.matchesTranslatedInbound`), rewrites the probe to the tuple it
+   * arrived with. Returns the node of a connection already holding that tuple, else -1 (new).
+   */
+  private insideTranslatedExpected(): number {
+    if (this.expectationTable.size === 0) return -1;
+    const probe = this.probe;
+    const expectation = this.expectationTable.findTranslatedInbound(probe);
+    if (expectation === null) return -1;
+    const kernel = expectation.tuple;
+    probe.dstWord0 = kernel.dstWord0;
+    probe.dstWord1 = kernel.dstWord1;
+    probe.dstWord2 = kernel.dstWord2;
+    probe.dstWord3 = kernel.dstWord3;
+    probe.dstPort = kernel.dstPort;
+    if (expectation.srcAddressExact) {
+      probe.srcWord0 = kernel.srcWord0;
+      probe.srcWord1 = kernel.srcWord1;
+      probe.srcWord2 = kernel.srcWord2;
+      probe.srcWord3 = kernel.srcWord3;
+    }
+    this.probeHash = probe.hash();
+    this.stats.nat.insideMatches++;
+    return this.table.findNode(probe, this.probeHash);
   }
 
   private helperDropReason(): string {
@@ -869,6 +1068,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     connection.id = this.nextId++;
     connection.startedAt = this.now;
     this.table.insert(connection, this.probeHash);
+    if (connection.natAlias !== null) this.aliasTable!.insert(connection.natAlias);
     this.heap.push(connection);
     // An expected connection's confirmation is a RELATED event (printed as [NEW] all the same).
     this.pendingBits |= connection.master !== null ? EventBit.Related : EventBit.New;
@@ -935,6 +1135,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     connection.dead = true;
     this.heap.remove(connection);
     this.table.remove(connection);
+    if (connection.natAlias !== null) this.aliasTable!.remove(connection.natAlias);
     if (cause === "expired" || cause === "drain") this.stats.connectionsExpired++;
     else this.stats.connectionsKilled++;
     this.emit(connection, "DESTROY", at, cause);

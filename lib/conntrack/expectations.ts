@@ -43,6 +43,51 @@ export class Expectation {
   removalCause: ExpectRemovalCause | "" = "";
   /** Bucket key (destination address, port, protocol, family). */
   bucketKey = 0;
+  /**
+   * Set when the master was translated (the kernel's NAT helper then sets `exp->dir` and
+   * `exp->expectfn = nf_nat_follow_master`): the direction of the master the expected connection
+   * travels in, 0 original, 1 reply; -1 when the master has no NAT.
+   */
+  natDirection = -1;
+  /**
+   * `exp->saved_proto`: the port the expected connection is translated to (FTP: the port the command
+   * named; TFTP: the client's own port), on the master's `!natDirection` side.
+   */
+  savedPort = 0;
+
+  /**
+   * Whether a packet seen on the device's inside interface with tuple `tuple` is this expectation's
+   * connection after `nf_nat_follow_master` translated it: a connection expected in the master's
+   * reply direction arrives on the outside and leaves inside addressed to the master's original
+   * source and the saved port (active FTP's data connection, TFTP's answer).
+   */
+  matchesTranslatedInbound(tuple: Tuple): boolean {
+    if (this.natDirection !== 1) return false;
+    const t = this.tuple;
+    const inside = this.master.original;
+    if (
+      tuple.family !== t.family ||
+      tuple.protocol !== t.protocol ||
+      tuple.dstPort !== this.savedPort ||
+      tuple.dstWord0 !== inside.srcWord0 ||
+      tuple.dstWord1 !== inside.srcWord1 ||
+      tuple.dstWord2 !== inside.srcWord2 ||
+      tuple.dstWord3 !== inside.srcWord3
+    ) {
+      return false;
+    }
+    // follow_master moved the source to where the master's original went.
+    if (
+      this.srcAddressExact &&
+      (tuple.srcWord0 !== inside.dstWord0 ||
+        tuple.srcWord1 !== inside.dstWord1 ||
+        tuple.srcWord2 !== inside.dstWord2 ||
+        tuple.srcWord3 !== inside.dstWord3)
+    ) {
+      return false;
+    }
+    return !this.srcPortExact || tuple.srcPort === t.srcPort;
+  }
 
   /** Whether `tuple` (a new connection's original tuple) matches under the mask (`nf_ct_tuple_mask_cmp`). */
   matches(tuple: Tuple): boolean {
@@ -138,6 +183,25 @@ export class ExpectationTable {
       return expectation;
     }
     return null;
+  }
+
+  /**
+   * The expectation (newest first) whose connection, translated by `nf_nat_follow_master`, leaves
+   * the device on the inside with tuple `tuple` (`Expectation.matchesTranslatedInbound`); null when
+   * none. Allocates nothing.
+   */
+  findTranslatedInbound(tuple: Tuple): Expectation | null {
+    const timers = this.timers;
+    let found: Expectation | null = null;
+    for (let i = 0; i < timers.length; i++) {
+      const expectation = timers[i];
+      if ((expectation.flags & EXPECT_INACTIVE) !== 0 || !expectation.matchesTranslatedInbound(tuple))
+        continue;
+      const master = expectation.master;
+      if (master.id === 0 || master.dead) continue;
+      if (found === null || expectation.id > found.id) found = expectation;
+    }
+    return found;
   }
 
   /**

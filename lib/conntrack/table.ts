@@ -9,6 +9,13 @@
  */
 import { Connection, Tuple, TupleNode } from "./connection.js";
 
+/** What the table keys on: two tuples (original, reply) and the slot the table gives it. */
+export interface TableEntry {
+  readonly original: Tuple;
+  readonly reply: Tuple;
+  tableSlot: number;
+}
+
 const INITIAL_BUCKETS = 1024;
 const INITIAL_SLOTS = 512;
 
@@ -35,13 +42,17 @@ const W_DST3 = 11;
 
 const TWO_POW_32 = 4294967296;
 
-export class ConnectionTable {
+/**
+ * Keyed on `Connection`s by default; the engine keeps a second one of `NatAlias`es (the tuples
+ * translated connections show on the inside interface).
+ */
+export class ConnectionTable<T extends TableEntry = Connection> {
   /** First node of each bucket, plus one (0: empty). Buckets are indexed by the hash's high bits. */
   private heads = new Uint32Array(INITIAL_BUCKETS);
   /** 32 - log2(bucket count): `hash >>> shift` is the bucket. */
   private shift = 32 - Math.log2(INITIAL_BUCKETS);
   private keys = new Int32Array(INITIAL_SLOTS * 2 * NODE_WORDS);
-  private bySlot: (Connection | null)[] = new Array<Connection | null>(INITIAL_SLOTS).fill(null);
+  private bySlot: (T | null)[] = new Array<T | null>(INITIAL_SLOTS).fill(null);
   private freeSlots = new Int32Array(INITIAL_SLOTS);
   private freeCount = 0;
   /** Slots never used yet start here. */
@@ -54,7 +65,7 @@ export class ConnectionTable {
   }
 
   /** The node whose tuple equals `probe`, or null. Allocates nothing. */
-  find(probe: Tuple): TupleNode | null {
+  find(this: ConnectionTable<Connection>, probe: Tuple): TupleNode | null {
     const node = this.findNode(probe, probe.hash());
     if (node < 0) return null;
     const connection = this.bySlot[node >>> 1]!;
@@ -95,12 +106,12 @@ export class ConnectionTable {
   }
 
   /** The connection a node index from `findNode` belongs to. */
-  connectionOf(node: number): Connection {
+  connectionOf(node: number): T {
     return this.bySlot[node >>> 1]!;
   }
 
   /** Adds the connection under both tuples. `originalHash`, when known, must be `original.hash()`. */
-  insert(connection: Connection, originalHash: number = connection.original.hash()): void {
+  insert(connection: T, originalHash: number = connection.original.hash()): void {
     if ((this.size + 1) * 2 > this.heads.length) this.grow();
     const slot = this.takeSlot();
     connection.tableSlot = slot;
@@ -110,7 +121,7 @@ export class ConnectionTable {
     this.size++;
   }
 
-  remove(connection: Connection): void {
+  remove(connection: T): void {
     const slot = connection.tableSlot;
     if (slot < 0 || this.bySlot[slot] !== connection) return;
     this.unlink(slot * 2);
@@ -122,7 +133,7 @@ export class ConnectionTable {
   }
 
   /** Every connection, in bucket order (ascending hash of a tuple). */
-  *connections(): IterableIterator<Connection> {
+  *connections(): IterableIterator<T> {
     const keys = this.keys;
     for (let bucket = 0; bucket < this.heads.length; bucket++) {
       for (let link = this.heads[bucket]; link !== 0; link = keys[(link - 1) * NODE_WORDS + W_NEXT]) {
@@ -138,7 +149,7 @@ export class ConnectionTable {
    * hash times the bucket count, over 2^32), in chain order. Connections removed by `visit` are fine.
    * Returns nothing; `visit` returns false to stop early.
    */
-  visitForeignBucket(bucket: number, bucketCount: number, visit: (connection: Connection) => boolean): void {
+  visitForeignBucket(bucket: number, bucketCount: number, visit: (connection: T) => boolean): void {
     const keys = this.keys;
     const ourBuckets = this.heads.length;
     // The kernel bucket is a contiguous hash range; so is each of ours. Scan ours that overlap it

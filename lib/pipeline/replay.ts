@@ -46,7 +46,7 @@ export function helperPortsAdding(
 }
 
 export interface ReplayOptions
-  extends InputOptions, Pick<EngineOptions, "helpers" | "helperPorts" | "ftpLoose"> {
+  extends InputOptions, Pick<EngineOptions, "helpers" | "helperPorts" | "ftpLoose" | "nat"> {
   /** Timeouts and switches (settings fields or sysctl names); missing ones take kernel defaults. */
   settings?: Partial<ConntrackSettings> | Record<string, number>;
   decoder?: DecoderOptions;
@@ -120,6 +120,7 @@ export async function replayCaptures(
     helpers: options.helpers,
     helperPorts: options.helperPorts,
     ftpLoose: options.ftpLoose,
+    nat: options.nat,
     onEvent: (event) => {
       events++;
       if (onEvent !== null) onEvent(event);
@@ -225,18 +226,31 @@ export function splitNs(tsSec: number, tsNsec: number): { tsSec: number; tsNsec:
   return { tsSec: tsSec + carry, tsNsec: Math.round(tsNsec - carry * NS) };
 }
 
+/** Writes one item as bytes at `offset` of `out` and returns the offset after it. */
+export interface ByteEncoder<T> {
+  encode(item: T, out: Uint8Array, offset: number): number;
+}
+
 /**
- * Collects text into chunks and writes them to a stream, honouring its backpressure: `pending()`
+ * Collects output into chunks and writes them to a stream, honouring its backpressure: `pending()`
  * gives the promise to wait for while the stream's buffer is over its high-water mark.
+ *
+ * Two ways in, kept in order: `write(text)` joins strings, and `writeEncoded` has an encoder write
+ * bytes straight into a chunk buffer (no string per item, no UTF-8 pass by the stream). A flushed byte
+ * chunk is never reused: the stream (or whatever reads from it) may hold on to it after the write
+ * callback, so writing goes on in a new chunk (one allocation per chunk, not per item).
  */
 export class ChunkedWriter {
   private buffered = "";
+  private chunk: Buffer | null = null;
+  private chunkUsed = 0;
   private waiting: Promise<void> | null = null;
   private failure: Error | null = null;
 
   constructor(
     private readonly stream: Writable,
     private readonly chunkChars = 64 * 1024,
+    private readonly chunkBytes = 64 * 1024,
   ) {
     stream.on("error", (error: Error) => {
       this.failure = error;
@@ -244,8 +258,23 @@ export class ChunkedWriter {
   }
 
   write(text: string): void {
+    if (this.chunkUsed > 0) this.flushBytes();
     this.buffered += text;
-    if (this.buffered.length >= this.chunkChars) this.flush();
+    if (this.buffered.length >= this.chunkChars) this.flushText();
+  }
+
+  /**
+   * Has `encoder` write `item` into the current chunk; `maxBytes` is the most one item can take, so
+   * the chunk is flushed first when less than that is left.
+   */
+  writeEncoded<T>(encoder: ByteEncoder<T>, item: T, maxBytes: number): void {
+    if (this.buffered !== "") this.flushText();
+    let chunk = this.chunk;
+    if (chunk === null || chunk.length - this.chunkUsed < maxBytes) {
+      if (this.chunkUsed > 0) this.flushBytes();
+      chunk = this.chunk = this.freshChunk(maxBytes);
+    }
+    this.chunkUsed = encoder.encode(item, chunk, this.chunkUsed);
   }
 
   /** Null when writing may go on, else a promise that settles when the stream drained (or failed). */
@@ -256,7 +285,8 @@ export class ChunkedWriter {
 
   /** Hands everything buffered to the stream and waits until the stream has taken it. */
   async finish(): Promise<void> {
-    this.flush();
+    this.flushText();
+    this.flushBytes();
     if (this.waiting !== null) await this.waiting;
     await new Promise<void>((resolve, reject) =>
       this.stream.write("", (error) => (error ? reject(error) : resolve())),
@@ -264,11 +294,28 @@ export class ChunkedWriter {
     if (this.failure !== null) throw this.failure;
   }
 
-  private flush(): void {
+  private freshChunk(atLeast: number): Buffer {
+    return Buffer.allocUnsafe(Math.max(atLeast, this.chunkBytes));
+  }
+
+  private flushText(): void {
     if (this.buffered === "") return;
     const text = this.buffered;
     this.buffered = "";
-    if (!this.stream.write(text) && this.waiting === null) {
+    this.afterWrite(this.stream.write(text));
+  }
+
+  private flushBytes(): void {
+    if (this.chunkUsed === 0) return;
+    const chunk = this.chunk!;
+    const used = this.chunkUsed;
+    this.chunk = null;
+    this.chunkUsed = 0;
+    this.afterWrite(this.stream.write(chunk.subarray(0, used)));
+  }
+
+  private afterWrite(accepted: boolean): void {
+    if (!accepted && this.waiting === null) {
       this.waiting = new Promise<void>((resolve) => {
         const settle = (): void => {
           this.stream.off("drain", settle);

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { replayCaptures } from "../../lib/pipeline/replay.js";
+import type { EngineNatOptions } from "../../lib/conntrack/engine.js";
+import { parseNatRules, setInterfaceAddress, parseAddress } from "../../lib/conntrack/nat/index.js";
 import { formatConntrackEvent } from "../../lib/report/conntrack-text.js";
 import { settingsFromArguments } from "../../cli/commands/events.js";
 import { compareEventStreams, parseEventLine, parseEventText, type Comparison } from "./event-comparison.js";
@@ -17,6 +19,51 @@ interface ScenarioMetadata {
   name: string;
   nat: string;
   kernelHz: number | null;
+  natRule?: string;
+  topology?: { router: { outside: { interface: string; ipv4?: string; ipv6?: string } } };
+}
+
+/**
+ * Scenarios whose NAT recording we cannot reproduce from the inside capture alone, and why. The
+ * reason is checked: the test asserts that the named difference is the only one (or that there is
+ * none, for a fresh recording that did not hit the same timing).
+ */
+export const NAT_KNOWN_DIFFERENCES: Record<string, { reason: string; differences: RegExp[] }> = {
+  "ftp-active": {
+    reason:
+      "the control connection's FINs crossed inside the router: the server's FIN reached out0 at " +
+      ".063520, 2 µs before the client's reached in0 (.063522), but left by in0 at .063553, after it. " +
+      "The inside capture shows the client's FIN first (FIN_WAIT 6, then LAST_ACK 3 on the server's); " +
+      "the kernel processed the server's first (CLOSE_WAIT) and both events, delivered after both " +
+      "packets on two CPUs, read the entry as LAST_ACK 3. Not NAT sequence adjustment: the tracker " +
+      "saw consistent sequence numbers (the seqadj offset of the PORT rewrite is taken off acks).",
+    differences: [
+      /sport=60084 dport=21 \(connection 1\) event 4: state: kernel LAST_ACK, ours FIN_WAIT; timeout: kernel 3, ours 6$/,
+    ],
+  },
+};
+
+/**
+ * The NAT a recording's router had, as engine options: scenario.json's `nat: "masquerade"` is
+ * `-t nat -A POSTROUTING -o <outside> -j MASQUERADE` with the outside interface's addresses. The
+ * capture is the router's inside interface (vantage "inside"); interfaces are unknown.
+ */
+export function natOptionsFor(metadata: ScenarioMetadata): EngineNatOptions | null {
+  if (metadata.nat === "none") return null;
+  if (metadata.nat !== "masquerade")
+    throw new Error(`NAT mode ${metadata.nat} is not known to the golden test`);
+  const outside = metadata.topology?.router.outside;
+  if (outside === undefined) throw new Error("scenario.json: no topology.router.outside");
+  const text = `*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o ${outside.interface} -j MASQUERADE\nCOMMIT\n`;
+  const parsed = parseNatRules(text, "scenario.json");
+  assert.deepEqual(parsed.errors, []);
+  for (const text of [outside.ipv4, outside.ipv6]) {
+    if (text === undefined) continue;
+    const address = parseAddress(text);
+    assert.ok(address !== null, `scenario.json: bad address ${text}`);
+    setInterfaceAddress(parsed.rules, outside.interface, address);
+  }
+  return { rules: parsed.rules, vantage: "inside" };
 }
 
 export function recordedSamples(samplesDir: string): string[] {
@@ -38,6 +85,7 @@ async function ourEventLines(directory: string, metadata: ScenarioMetadata): Pro
   const lines: string[] = [];
   const result = await replayCaptures([join(directory, "inside.pcap")], {
     settings,
+    nat: natOptionsFor(metadata),
     drain: true,
     onEvent: (event) => lines.push(formatConntrackEvent(event)),
   });
@@ -54,7 +102,10 @@ function describe(comparison: Comparison): string {
   );
 }
 
-/** Registers one test per recorded sample in `samplesDir` (NAT samples: skipped, the NAT issue's). */
+/**
+ * Registers one test per recorded sample in `samplesDir`. NAT samples run with the router's rule
+ * configured (natOptionsFor); those in NAT_KNOWN_DIFFERENCES must differ exactly as named.
+ */
 export function registerSampleTests(samplesDir: string): void {
   const samples = recordedSamples(samplesDir);
 
@@ -69,12 +120,19 @@ export function registerSampleTests(samplesDir: string): void {
   for (const name of samples) {
     const directory = join(samplesDir, name);
     const metadata = JSON.parse(readFileSync(join(directory, "scenario.json"), "utf8")) as ScenarioMetadata;
-    if (metadata.nat !== "none") {
-      test(
-        `${name}: events equal the kernel's`,
-        { skip: `NAT ${metadata.nat}: the NAT issue's sample` },
-        () => {},
-      );
+    const known = metadata.nat !== "none" ? NAT_KNOWN_DIFFERENCES[name] : undefined;
+    if (known !== undefined) {
+      test(`${name}: events equal the kernel's but for a known difference`, async (t) => {
+        const kernel = parseEventText(readFileSync(join(directory, "conntrack-events.txt"), "utf8"));
+        const ours = (await ourEventLines(directory, metadata)).map(parseEventLine);
+        const comparison = compareEventStreams(kernel, ours);
+        t.diagnostic(`${describe(comparison)}; known: ${known.reason}`);
+        const firstLines = comparison.differences.map((difference) => difference.split("\n")[0]);
+        // A fresh recording of the scenario need not hit the same race: then it must simply agree.
+        if (firstLines.length === 0) return;
+        assert.equal(firstLines.length, known.differences.length, firstLines.join("\n"));
+        known.differences.forEach((pattern, i) => assert.match(firstLines[i], pattern));
+      });
       continue;
     }
     test(`${name}: events equal the kernel's`, async (t) => {

@@ -16,7 +16,10 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { EVENT_CSV_COLUMNS } from "../../lib/report/event-formats.js";
+import { Writable } from "node:stream";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { EVENT_CSV_COLUMNS, createEventFormatter } from "../../lib/report/event-formats.js";
+import { ChunkedWriter, replayCaptures, type ByteEncoder } from "../../lib/pipeline/replay.js";
 import { sysctlName } from "../../cli/commands/events.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
@@ -345,3 +348,99 @@ test(
     }
   },
 );
+
+/** A capture with thousands of events of every kind (TCP, UDP, ICMP, IPv6), made by the bench's generator. */
+function synthCapture(directory: string): string {
+  const path = join(directory, "synth.pcap");
+  const made = spawnSync(process.execPath, [
+    join(ROOT, "dist/test/bench/synth.js"),
+    ...["--packets", "30000", "--conversations", "3000", "--out", path],
+  ]);
+  assert.equal(made.status, 0, String(made.stderr));
+  return path;
+}
+
+test("events: text written as bytes equals the text formatter's strings, with and without timestamps", async () => {
+  const directory = mkdtempSync(join(tmpdir(), "events-bytes-"));
+  try {
+    const capture = synthCapture(directory);
+    for (const timestamp of [true, false]) {
+      const formatter = createEventFormatter("text", { timestamp });
+      const pieces: string[] = [];
+      await replayCaptures([capture], {
+        drain: true,
+        onEvent: (event) => pieces.push(formatter.format(event)),
+      });
+      const expected = pieces.join("");
+      const output = join(directory, `events-${timestamp}.txt`);
+      const result = run([
+        "events",
+        capture,
+        "--drain",
+        "-o",
+        output,
+        ...(timestamp ? [] : ["--no-timestamp"]),
+      ]);
+      assert.equal(result.status, 0, result.stderr);
+      assert.ok(pieces.length > 5000, `only ${pieces.length} events`);
+      assert.ok(expected.length > 20 * 65536, "spans many output chunks");
+      assert.equal(readFileSync(output, "latin1"), expected);
+      // Through a pipe as well (standard output).
+      const piped = spawnSync(
+        process.execPath,
+        [CLI, "events", capture, "--drain", ...(timestamp ? [] : ["--no-timestamp"])],
+        {
+          encoding: "latin1",
+          maxBuffer: 1 << 28,
+        },
+      );
+      assert.equal(piped.stdout, expected);
+    }
+  } finally {
+    rmSync(directory, { recursive: true });
+  }
+});
+
+/** Writes its item's text as latin1 bytes (the encoder contract: returns the offset after the item). */
+const textEncoder: ByteEncoder<string> = {
+  encode: (item, out, offset) => offset + Buffer.from(item, "latin1").copy(out, offset),
+};
+
+/** A stream that takes one chunk per turn of the event loop, so a fast writer meets backpressure. */
+class SlowSink extends Writable {
+  readonly chunks: Buffer[] = [];
+  constructor() {
+    super({ highWaterMark: 256 });
+  }
+  override _write(chunk: Buffer, _encoding: string, done: (error?: Error) => void): void {
+    this.chunks.push(chunk);
+    void nextTurn().then(() => done());
+  }
+}
+
+test("ChunkedWriter keeps strings and encoded items in order, across chunks, under backpressure", async () => {
+  const sink = new SlowSink();
+  const writer = new ChunkedWriter(sink, 100, 64);
+  let expected = "";
+  let waits = 0;
+  for (let i = 0; i < 2000; i++) {
+    const item = `item ${i} ${"x".repeat(i % 40)}\n`;
+    if (i % 7 === 3) writer.write(`text ${i}\n`);
+    else writer.writeEncoded(textEncoder, item, 48);
+    expected += i % 7 === 3 ? `text ${i}\n` : item;
+    const wait = writer.pending();
+    if (wait !== null) {
+      waits++;
+      await wait;
+    }
+  }
+  // An item larger than a chunk gets a chunk of its own size.
+  const big = `${"y".repeat(300)}\n`;
+  writer.writeEncoded(textEncoder, big, big.length);
+  expected += big;
+  await writer.finish();
+  assert.equal(Buffer.concat(sink.chunks).toString("latin1"), expected);
+  assert.ok(waits > 10, `backpressure was felt (${waits} waits)`);
+  // Every byte chunk was flushed before it could overflow: none is longer than a chunk, except the big one.
+  assert.ok(sink.chunks.filter((chunk) => chunk.length > 300).length <= 1);
+});

@@ -6,7 +6,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { Tuple } from "../../lib/conntrack/connection.js";
-import { natDecision, invertTuple, type NatTableView } from "../../lib/conntrack/nat/decision.js";
+import {
+  followMasterDecision,
+  natDecision,
+  invertTuple,
+  type NatTableView,
+} from "../../lib/conntrack/nat/decision.js";
 import { parseNatRules } from "../../lib/conntrack/nat/iptables.js";
 import { natRulesFromFlags } from "../../lib/conntrack/nat/flags.js";
 import { parseIpv4 } from "../../lib/conntrack/nat/rules.js";
@@ -401,4 +406,31 @@ test("kernel recordings through MASQUERADE: every client-initiated connection's 
   }
   // ftp-passive 3, ping 1, tcp-client-close 1, tftp-read 1, udp-request-response 1, ftp-active 1.
   assert.equal(checked, 8);
+});
+
+test("a related connection follows its master (nf_nat_follow_master): active FTP's data connection", () => {
+  const master = tuple(TCP, "10.1.2.3", 60084, "203.0.113.47", 21);
+  // The server connects to where the rewritten PORT pointed: the router's address and the saved port.
+  const data = tuple(TCP, "203.0.113.47", 20, "198.51.100.32", 35977);
+  const free: NatTableView = { isTaken: () => false };
+  const decision = followMasterDecision(data, master, 35977, free);
+  assert.equal(show(decision.reply), show(tuple(TCP, "10.1.2.3", 35977, "203.0.113.47", 20)));
+  assert.equal(decision.srcNat, null);
+  assert.equal(decision.dstNat?.kind, "follow-master");
+  assert.equal(decision.dstNat?.port, 35977);
+  assert.equal(formatIpv4(decision.dstNat!.address0), "10.1.2.3");
+  assert.equal(decision.dropped, null);
+  // The destination and port are fixed: if that reply is taken there is nowhere else to go.
+  const taken: NatTableView = { isTaken: () => true };
+  assert.match(followMasterDecision(data, master, 35977, taken).dropped ?? "", /no free port/);
+});
+
+test("a related connection follows its master: passive FTP's data connection is source-translated", () => {
+  const masterReply = tuple(TCP, "203.0.113.47", 21, "198.51.100.32", 40468);
+  const data = tuple(TCP, "10.1.2.3", 34122, "203.0.113.47", 32787);
+  const decision = followMasterDecision(data, masterReply, 32787, { isTaken: () => false });
+  assert.equal(show(decision.reply), show(tuple(TCP, "203.0.113.47", 32787, "198.51.100.32", 34122)));
+  assert.equal(decision.srcNat?.kind, "follow-master");
+  assert.equal(decision.srcNat?.ownChoice, false);
+  assert.equal(decision.dstNat, null);
 });

@@ -54,6 +54,11 @@ export class ExpectRequest {
   srcPort = -1;
   dstPort = 0;
   expectClass = 0;
+  /**
+   * Under NAT, the port the expected connection is translated to on the master's other side (the
+   * NAT helper's `exp->saved_proto`); -1: `dstPort` (FTP's PORT/227 port).
+   */
+  natSavedPort = -1;
 }
 
 /** What a helper may ask of the engine while it looks at a packet. */

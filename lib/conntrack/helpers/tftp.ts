@@ -63,6 +63,8 @@ export class TftpHelper implements ConntrackHelper {
     request.srcPort = -1;
     request.dstPort = reply.dstPort;
     request.expectClass = 0;
+    // nf_nat_tftp: the answer is translated back to the client's own port.
+    request.natSavedPort = connection.original.srcPort;
     if (host.expectRelated(connection, request) !== ExpectError.None) {
       stats.refusedDrops++;
       return HelperVerdict.Drop;

@@ -61,9 +61,12 @@ export interface NatContext {
 }
 
 export interface NatTranslation {
-  /** The rule that translated, or null for a null binding that had to move a clashing port. */
+  /**
+   * The rule that translated, or null for a null binding that had to move a clashing port and for a
+   * related connection that follows its master.
+   */
   rule: NatRule | null;
-  kind: "SNAT" | "DNAT" | "MASQUERADE" | "REDIRECT" | "null-binding";
+  kind: "SNAT" | "DNAT" | "MASQUERADE" | "REDIRECT" | "null-binding" | "follow-master";
   /** New address (source for SNAT/MASQUERADE, destination for DNAT/REDIRECT) as Tuple words. */
   family: number;
   address0: number;
@@ -521,11 +524,19 @@ function interfaceAddress(rules: NatRuleSet, name: string | null, family: number
   return (family === 4 ? entry.v4 : entry.v6) ?? null;
 }
 
-function translation(rule: NatRule | null, t: Tuple, manip: number, ownChoice: boolean): NatTranslation {
+function translation(
+  rule: NatRule | null,
+  t: Tuple,
+  manip: number,
+  ownChoice: boolean,
+  kind: NatTranslation["kind"] = rule === null
+    ? "null-binding"
+    : (rule.target.kind as NatTranslation["kind"]),
+): NatTranslation {
   const src = manip === SRC;
   return {
     rule,
-    kind: rule === null ? "null-binding" : (rule.target.kind as NatTranslation["kind"]),
+    kind,
     family: t.family,
     address0: src ? t.src0 : t.dst0,
     address1: src ? t.src1 : t.dst1,
@@ -626,6 +637,60 @@ export function natDecision(
   if (search.exhausted && dropped === null)
     dropped = "no free port or id left in the NAT range (the kernel drops the packet at confirmation)";
   return { dstNat, srcNat, reply: invertTuple(t), dropped, note };
+}
+
+/**
+ * nf_nat_follow_master: an expected (RELATED) connection is translated as its master was, not by the
+ * rules. `masterSide` is the master's tuple in the direction opposite the expected connection's
+ * (`master->tuplehash[!exp->dir]`): the source goes to that tuple's destination (port kept unless it
+ * clashes), the destination to its source and `savedPort` (the NAT helper's `exp->saved_proto`).
+ */
+export function followMasterDecision(
+  original: Tuple,
+  masterSide: Tuple,
+  savedPort: number,
+  table: NatTableView,
+): NatDecision {
+  const t = new Tuple();
+  t.copyFrom(original);
+  const search: Search = { table, original, scratch: new Tuple(), ownChoice: false, exhausted: false };
+  const source: KernelRange = {
+    mapIps: true,
+    family: t.family,
+    min: [masterSide.dst0, masterSide.dst1, masterSide.dst2, masterSide.dst3],
+    max: [masterSide.dst0, masterSide.dst1, masterSide.dst2, masterSide.dst3],
+    protoSpecified: false,
+    minPort: 0,
+    maxPort: 0,
+    randomAll: false,
+    persistent: false,
+  };
+  uniqueTuple(t, source, SRC, search);
+  const srcNat = sameSource(t, original)
+    ? null
+    : translation(null, t, SRC, search.ownChoice, "follow-master");
+  search.ownChoice = false;
+  const beforeDst = new Tuple();
+  beforeDst.copyFrom(t);
+  const destination: KernelRange = {
+    mapIps: true,
+    family: t.family,
+    min: [masterSide.src0, masterSide.src1, masterSide.src2, masterSide.src3],
+    max: [masterSide.src0, masterSide.src1, masterSide.src2, masterSide.src3],
+    protoSpecified: true,
+    minPort: savedPort,
+    maxPort: savedPort,
+    randomAll: false,
+    persistent: false,
+  };
+  uniqueTuple(t, destination, DST, search);
+  const dstNat = sameDestination(t, beforeDst)
+    ? null
+    : translation(null, t, DST, search.ownChoice, "follow-master");
+  const dropped = search.exhausted
+    ? "no free port or id left for the related connection's translation (the kernel drops the packet)"
+    : null;
+  return { dstNat, srcNat, reply: invertTuple(t), dropped, note: null };
 }
 
 /** MASQUERADE with an unknown outgoing interface: the one configured address of that family, if only one. */

@@ -4,6 +4,7 @@ export { parseNatRules, splitRuleWords, type ParsedNatRules, type ParseNatRulesO
 export { natRulesFromFlags, type NatFlags, type FlagNatRules } from "./flags.js";
 export {
   findNatRule,
+  followMasterDecision,
   invertTuple,
   jhash2,
   natDecision,
