@@ -180,21 +180,9 @@ export class FtpHelper implements ConntrackHelper {
   ): HelperVerdictValue {
     const address = this.address;
     const request = this.request;
-    request.family = announcer.family;
-    request.protocol = IPPROTO_TCP;
-    request.srcAddressExact = true;
-    request.src0 = other.src0;
-    request.src1 = other.src1;
-    request.src2 = other.src2;
-    request.src3 = other.src3;
-    // The data connection goes to where the announcer's traffic appears to come from (NAT-aware).
-    request.dst0 = other.dst0;
-    request.dst1 = other.dst1;
-    request.dst2 = other.dst2;
-    request.dst3 = other.dst3;
-    request.srcPort = -1;
+    // From the other side to where the announcer's traffic appears to come from (NAT-aware).
+    request.reset(IPPROTO_TCP, other);
     request.dstPort = this.port;
-    request.expectClass = 0;
     if (
       address[0] !== announcer.src0 ||
       address[1] !== announcer.src1 ||

@@ -4,7 +4,7 @@
  * confirm hook, and may register expectations for related connections or drop the packet.
  */
 import type { DecodedPacket } from "../../decode/packet.js";
-import type { Connection } from "../connection.js";
+import type { Connection, Tuple } from "../connection.js";
 
 /** What a helper decided about a packet. */
 export const HelperVerdict = {
@@ -59,6 +59,27 @@ export class ExpectRequest {
    * NAT helper's `exp->saved_proto`); -1: `dstPort` (FTP's PORT/227 port).
    */
   natSavedPort = -1;
+
+  /**
+   * Starts a request between the addresses of `between` (its source → its destination): exact source
+   * address, any source port, class 0, no NAT port; the caller sets the destination port.
+   */
+  reset(protocol: number, between: Tuple): void {
+    this.family = between.family;
+    this.protocol = protocol;
+    this.srcAddressExact = true;
+    this.src0 = between.src0;
+    this.src1 = between.src1;
+    this.src2 = between.src2;
+    this.src3 = between.src3;
+    this.dst0 = between.dst0;
+    this.dst1 = between.dst1;
+    this.dst2 = between.dst2;
+    this.dst3 = between.dst3;
+    this.srcPort = -1;
+    this.expectClass = 0;
+    this.natSavedPort = -1;
+  }
 }
 
 /** What a helper may ask of the engine while it looks at a packet. */

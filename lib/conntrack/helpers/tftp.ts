@@ -49,20 +49,8 @@ export class TftpHelper implements ConntrackHelper {
     // The answer comes from the server's address (any port) to the client's address and port.
     const reply = connection.reply;
     const request = this.request;
-    request.family = reply.family;
-    request.protocol = IPPROTO_UDP;
-    request.srcAddressExact = true;
-    request.src0 = reply.src0;
-    request.src1 = reply.src1;
-    request.src2 = reply.src2;
-    request.src3 = reply.src3;
-    request.dst0 = reply.dst0;
-    request.dst1 = reply.dst1;
-    request.dst2 = reply.dst2;
-    request.dst3 = reply.dst3;
-    request.srcPort = -1;
+    request.reset(IPPROTO_UDP, reply);
     request.dstPort = reply.dstPort;
-    request.expectClass = 0;
     // nf_nat_tftp: the answer is translated back to the client's own port.
     request.natSavedPort = connection.original.srcPort;
     if (host.expectRelated(connection, request) !== ExpectError.None) {

@@ -18,7 +18,7 @@
  * `--masquerade tcp:10.1.2.0/24@eth1=198.51.100.32:20000-29999,random`,
  * `--dnat tcp:198.51.100.32:8080=10.1.2.3:80`, `--redirect tcp:any:80@in0=3128`.
  */
-import { parseNatRangeText } from "./iptables.js";
+import { newNatRule, parseNatRangeText } from "./iptables.js";
 import {
   emptyRange,
   emptyRuleSet,
@@ -126,29 +126,13 @@ function applyOptions(kind: FlagKind, options: string[], range: NatRange): strin
   return null;
 }
 
-function newRule(origin: string): NatRule {
-  return {
-    origin,
-    family: 0,
-    source: null,
-    destination: null,
-    protocol: null,
-    protocolNegated: false,
-    sourcePorts: null,
-    destinationPorts: null,
-    inInterface: null,
-    outInterface: null,
-    target: { kind: "ACCEPT" },
-  };
-}
-
 function parseFlag(kind: FlagKind, value: string, rules: NatRuleSet): NatRule | string {
   const origin = `--${kind} ${value}`;
   const equals = value.lastIndexOf("=");
   if (equals < 0) return `expected MATCH=TARGET`;
   const left = value.slice(0, equals);
   const [targetText, ...options] = value.slice(equals + 1).split(",");
-  const rule = newRule(origin);
+  const rule = newNatRule(origin, 0);
   const range = emptyRange();
   const optionError = applyOptions(kind, options, range);
   if (optionError !== null) return optionError;

@@ -127,7 +127,8 @@ function parseTargetPorts(text: string, range: NatRange): string | null {
   return null;
 }
 
-function newRule(origin: string, family: 4 | 6): NatRule {
+/** A rule that matches everything and accepts; parsers fill in what they read. */
+export function newNatRule(origin: string, family: 0 | 4 | 6): NatRule {
   return {
     origin,
     family,
@@ -286,7 +287,7 @@ export function parseRuleWords(
   }
   if (words.length < 2) return `"-A" without a chain name`;
   const chain = words[1];
-  const rule = newRule(origin, family);
+  const rule = newNatRule(origin, family);
   let targetName: string | null = null;
   let gotoChain = false;
   const range: NatRange = emptyRange();
