@@ -1,4 +1,4 @@
-import { emptyCaptureRecord } from "./source.js";
+import { copyCaptureRecord, emptyCaptureRecord } from "./source.js";
 import { IndexHeap } from "./index-heap.js";
 /**
  * k-way merge of several capture sources by timestamp.
@@ -86,19 +86,11 @@ export class MergedSource implements CaptureSource {
     const chosen = this.heap.top;
     const from = this.sources[chosen].record;
     const record = this.record;
-    record.data = from.data;
-    record.offset = from.offset;
-    record.caplen = from.caplen;
-    record.origlen = from.origlen;
-    record.tsSec = from.tsSec;
-    record.tsNsec = from.tsNsec;
-    record.linkType = from.linkType;
+    copyCaptureRecord(record, from);
     const map = this.interfaceMaps[chosen];
     if (from.interfaceId >= map.length) this.takeInInterfaces(chosen);
     record.interfaceId = map[from.interfaceId];
     record.inputIndex = chosen;
-    record.recordNumber = from.recordNumber;
-    record.fileOffset = from.fileOffset;
     this.owner = chosen;
     return true;
   }

@@ -1,4 +1,4 @@
-import { emptyCaptureRecord } from "./source.js";
+import { copyCaptureRecord, emptyCaptureRecord } from "./source.js";
 import { IndexHeap } from "./index-heap.js";
 /**
  * Puts records that arrive a little late back into timestamp order.
@@ -193,18 +193,7 @@ export class ReorderedSource implements CaptureSource {
   }
 
   private passThrough(from: CaptureRecord): void {
-    const record = this.record;
-    record.data = from.data;
-    record.offset = from.offset;
-    record.caplen = from.caplen;
-    record.origlen = from.origlen;
-    record.tsSec = from.tsSec;
-    record.tsNsec = from.tsNsec;
-    record.linkType = from.linkType;
-    record.interfaceId = from.interfaceId;
-    record.inputIndex = from.inputIndex;
-    record.recordNumber = from.recordNumber;
-    record.fileOffset = from.fileOffset;
+    copyCaptureRecord(this.record, from);
   }
 
   private deliverTop(): boolean {

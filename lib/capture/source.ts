@@ -49,6 +49,21 @@ export function emptyCaptureRecord(): CaptureRecord {
   };
 }
 
+/** Copies every field of `from` into `to` (the bytes are shared, not copied). */
+export function copyCaptureRecord(to: CaptureRecord, from: CaptureRecord): void {
+  to.data = from.data;
+  to.offset = from.offset;
+  to.caplen = from.caplen;
+  to.origlen = from.origlen;
+  to.tsSec = from.tsSec;
+  to.tsNsec = from.tsNsec;
+  to.linkType = from.linkType;
+  to.interfaceId = from.interfaceId;
+  to.inputIndex = from.inputIndex;
+  to.recordNumber = from.recordNumber;
+  to.fileOffset = from.fileOffset;
+}
+
 /** pcapng interface statistics (ISB); absent fields were not in the block. */
 export interface InterfaceStatistics {
   tsSec: number;
