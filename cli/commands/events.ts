@@ -21,6 +21,7 @@ import {
 } from "../../lib/report/event-formats.js";
 import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../../lib/report/conntrack-text.js";
 import { UsageError } from "../errors.js";
+import { natOptionsFromArguments, withNatOptions, type NatArguments } from "../nat-options.js";
 import { OutputTarget } from "../output.js";
 import { DASH_TOKEN, parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
 
@@ -36,9 +37,9 @@ interface EventsArguments extends SettingsArguments {
   output?: string;
 }
 
-/** Options that set up the conntrack model; `events` and `table` share them. */
+/** Options that set up the conntrack model (NAT included); `events`, `table` and `report` share them. */
 export function withConntrackSettings<T>(argv: Argv<T>) {
-  return argv
+  return withNatOptions(argv)
     .option("sysctl", {
       type: "string",
       describe: "read conntrack settings from `sysctl -a` output (net.netfilter.nf_conntrack_* lines)",
@@ -77,7 +78,7 @@ export function withConntrackSettings<T>(argv: Argv<T>) {
     });
 }
 
-export interface SettingsArguments {
+export interface SettingsArguments extends NatArguments {
   sysctl?: string;
   timeout?: string[];
   hz?: number;
@@ -86,10 +87,13 @@ export interface SettingsArguments {
   "ftp-loose"?: boolean;
 }
 
-/** The helper options of `withConntrackSettings`, as the engine takes them; bad values are a UsageError. */
+/**
+ * The helper and NAT options of `withConntrackSettings`, as the engine takes them (`nat` undefined
+ * without NAT options); bad values are a UsageError.
+ */
 export function helperOptionsFromArguments(
   args: SettingsArguments,
-): Pick<ReplayOptions, "helpers" | "helperPorts" | "ftpLoose"> {
+): Pick<ReplayOptions, "helpers" | "helperPorts" | "ftpLoose" | "nat"> {
   const added: Partial<Record<HelperName, number[]>> = {};
   for (const assignment of args.helper ?? []) {
     const match = /^\s*([\w-]+)\s*=\s*(\S.*?)\s*$/.exec(assignment);
@@ -108,7 +112,9 @@ export function helperOptionsFromArguments(
   const helpers = args.helpers !== false;
   if (!helpers && Object.keys(added).length > 0)
     throw new UsageError("--helper and --no-helpers contradict each other");
-  return { helpers, helperPorts: helperPortsAdding(added), ftpLoose: args["ftp-loose"] === true };
+  const options = { helpers, helperPorts: helperPortsAdding(added), ftpLoose: args["ftp-loose"] === true };
+  const nat = natOptionsFromArguments(args);
+  return nat === undefined ? options : { ...options, nat };
 }
 
 /**
@@ -204,7 +210,11 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
         "$0 events ftp.pcap --expect-output expect.txt",
         "connection and expectation events in one run",
       )
-      .example("$0 events ftp.pcap --helper ftp=2121 --expect", "expectations of an FTP server on port 2121"),
+      .example("$0 events ftp.pcap --helper ftp=2121 --expect", "expectations of an FTP server on port 2121")
+      .example(
+        "$0 events inside.pcap --masquerade out0=198.51.100.32",
+        "reply tuples as a router masquerading behind 198.51.100.32 records them",
+      ),
   handler: async (args) => {
     const expectPath = args["expect-output"];
     if (args.expect && expectPath !== undefined)

@@ -1,0 +1,181 @@
+/** Configured NAT on the command line: the real CLI on the committed MASQUERADE sample. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { helperOptionsFromArguments } from "../../cli/commands/events.js";
+import { UsageError } from "../../cli/errors.js";
+import { natOptionsFromArguments } from "../../cli/nat-options.js";
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const CLI = join(ROOT, "dist/cli/main.js");
+const SAMPLE = join(ROOT, "samples/tcp-client-close-nat-masquerade");
+const PCAP = join(SAMPLE, "inside.pcap");
+const SYSCTL = join(SAMPLE, "sysctl.txt");
+const skip = !existsSync(PCAP) && "samples/tcp-client-close-nat-masquerade is not committed";
+const MASQUERADE_RULES = "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o out0 -j MASQUERADE\nCOMMIT\n";
+
+function run(args: string[]) {
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The router kernel's recorded lines without the `[sec.usec]\t` prefix. */
+function kernelLines(): string[] {
+  return readFileSync(join(SAMPLE, "conntrack-events.txt"), "utf8")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => line.slice(line.indexOf("\t") + 1));
+}
+
+function withRulesFile<T>(text: string, body: (path: string) => T): T {
+  const directory = mkdtempSync(join(tmpdir(), "cli-nat-"));
+  try {
+    const path = join(directory, "nat.rules");
+    writeFileSync(path, text);
+    return body(path);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+const EVENTS = ["events", PCAP, "--sysctl", SYSCTL, "--drain", "--no-timestamp"];
+
+test("events --masquerade: the router kernel's events, reply tuples on its outside address", { skip }, () => {
+  const result = run([...EVENTS, "--masquerade", "out0=198.51.100.32"]);
+  assert.equal(result.stderr, "");
+  assert.equal(result.status, 0);
+  const kernel = kernelLines();
+  assert.equal(kernel.length, 7);
+  assert.match(kernel[0], / src=203\.0\.113\.47 dst=198\.51\.100\.32 sport=8000 dport=43872$/);
+  assert.deepEqual(result.stdout.split("\n").slice(0, -1), kernel);
+});
+
+test("events without NAT options: reply tuples stay the inverted original", { skip }, () => {
+  const result = run(EVENTS);
+  assert.equal(result.status, 0);
+  const first = result.stdout.split("\n")[0];
+  assert.match(first, / src=203\.0\.113\.47 dst=10\.1\.2\.3 sport=8000 dport=43872$/);
+});
+
+test("events --nat-rules with --interface-address: the same events as --masquerade", { skip }, () => {
+  withRulesFile(MASQUERADE_RULES, (rules) => {
+    const result = run([...EVENTS, "--nat-rules", rules, "--interface-address", "out0=198.51.100.32"]);
+    assert.equal(result.stderr, "");
+    assert.equal(result.status, 0);
+    assert.deepEqual(result.stdout.split("\n").slice(0, -1), kernelLines());
+  });
+});
+
+test("table --masquerade: the live entry's reply tuple on the outside address", { skip }, () => {
+  const result = run([
+    "table",
+    PCAP,
+    "--sysctl",
+    SYSCTL,
+    "--at",
+    "1795619700.7",
+    "--format",
+    "conntrack",
+    "--masquerade",
+    "out0=198.51.100.32",
+  ]);
+  assert.equal(result.status, 0);
+  assert.equal(
+    result.stdout,
+    "tcp      6 29 ESTABLISHED src=10.1.2.3 dst=203.0.113.47 sport=43872 dport=8000 packets=4 bytes=222 " +
+      "src=203.0.113.47 dst=198.51.100.32 sport=8000 dport=43872 packets=3 bytes=170 [ASSURED] mark=0 " +
+      "delta-time=0 use=1\n",
+  );
+});
+
+test("report --masquerade: nat.csv lists the translated connection", { skip }, () => {
+  const directory = mkdtempSync(join(tmpdir(), "cli-nat-report-"));
+  try {
+    const result = run([
+      "report",
+      PCAP,
+      "--sysctl",
+      SYSCTL,
+      "--drain",
+      "-o",
+      directory,
+      "--masquerade",
+      "out0=198.51.100.32",
+    ]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(
+      readFileSync(join(directory, "nat.csv"), "utf8").split("\n")[1],
+      "1,tcp,snat,10.1.2.3,43872,203.0.113.47,8000,203.0.113.47,8000,198.51.100.32,43872",
+    );
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("a rules file it cannot read: exit code 2, the error at FILE:LINE", { skip }, () => {
+  const text = "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o out0 -j MASQUERADE --bogus\nCOMMIT\n";
+  withRulesFile(text, (rules) => {
+    const result = run([...EVENTS, "--nat-rules", rules]);
+    assert.equal(result.status, 2);
+    assert.equal(result.stdout, "");
+    assert.ok(result.stderr.startsWith(`pcap-conntrack: ${rules}:3: `), result.stderr);
+    assert.equal(result.stderr.split("\n").length, 2, "one error, one line");
+  });
+});
+
+test("a bad --masquerade value: exit code 2 naming the flag", { skip }, () => {
+  const result = run([...EVENTS, "--masquerade", "out0"]);
+  assert.equal(result.status, 2);
+  assert.equal(result.stdout, "");
+  assert.match(result.stderr, /^pcap-conntrack: --masquerade out0: /);
+});
+
+test("natOptionsFromArguments: none without NAT options, every error named, file rules before flags", () => {
+  assert.equal(natOptionsFromArguments({}), undefined);
+  assert.equal("nat" in helperOptionsFromArguments({}), false);
+  assert.throws(
+    () => natOptionsFromArguments({ "nat-vantage": "arrival" }),
+    (error) => error instanceof UsageError && error.message.startsWith("--nat-vantage: "),
+  );
+  assert.throws(
+    () => natOptionsFromArguments({ "interface-address": ["out0=198.51.100.32"] }),
+    (error) => error instanceof UsageError && error.message.startsWith("--interface-address: "),
+  );
+  assert.throws(
+    () =>
+      natOptionsFromArguments(
+        { "nat-rules": "r.txt", snat: ["10.0.0.0/8=nonsense"] },
+        () => "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j NOWHERE\nCOMMIT\n",
+      ),
+    (error) => {
+      assert.ok(error instanceof UsageError);
+      const lines = error.message.split("\n");
+      assert.equal(lines.length, 2);
+      assert.ok(lines[0].startsWith("r.txt:3: "), lines[0]);
+      assert.ok(lines[1].startsWith("--snat 10.0.0.0/8=nonsense: "), lines[1]);
+      return true;
+    },
+  );
+  const nat = natOptionsFromArguments(
+    {
+      "nat-rules": "r.txt",
+      masquerade: ["out1=192.0.2.9"],
+      "interface-address": ["out0=198.51.100.32"],
+      "nat-vantage": "arrival",
+    },
+    () => MASQUERADE_RULES,
+  );
+  assert.ok(nat !== undefined);
+  assert.equal(nat.vantage, "arrival");
+  const postrouting = nat.rules.chains.get("POSTROUTING")!.rules;
+  assert.deepEqual(
+    postrouting.map((rule) => rule.origin),
+    ["r.txt:3", "--masquerade out1=192.0.2.9"],
+  );
+  assert.deepEqual([...nat.rules.interfaceAddresses.keys()].sort(), ["out0", "out1"]);
+  assert.equal(natOptionsFromArguments({ masquerade: ["out0=198.51.100.32"] })?.vantage, "inside");
+});
