@@ -10,7 +10,12 @@ mkdir -p reports
 for scenario in samples/*/; do
   name=$(basename "$scenario")
   [ -f "$scenario/inside.pcap" ] || continue
-  "${cli[@]}" report "${scenario}inside.pcap" --sysctl "${scenario}sysctl.txt" --drain \
+  nat=()
+  # The MASQUERADE recordings: the router's rule, on its outside interface's address (scenario.json).
+  if grep -q '"nat": "masquerade"' "${scenario}scenario.json"; then
+    nat=(--masquerade out0=198.51.100.32)
+  fi
+  "${cli[@]}" report "${scenario}inside.pcap" --sysctl "${scenario}sysctl.txt" --drain "${nat[@]}" \
     --title "$name (router inside interface)" -o "reports/$name"
   echo "reports/$name/"
 done
