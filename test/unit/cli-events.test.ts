@@ -21,27 +21,18 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { EVENT_CSV_COLUMNS, createEventFormatter } from "../../lib/report/event-formats.js";
 import { ChunkedWriter, replayCaptures, type ByteEncoder } from "../../lib/pipeline/replay.js";
 import { sysctlName } from "../../cli/commands/events.js";
+import { CLI, kernelEventLines, runCli } from "../support/cli.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const CLI = join(ROOT, "dist/cli/main.js");
 const SAMPLE = join(ROOT, "samples/tcp-client-close");
 const PCAP = join(SAMPLE, "inside.pcap");
 const SYSCTL = join(SAMPLE, "sysctl.txt");
 const haveSample = existsSync(PCAP);
 const skip = !haveSample && "samples/tcp-client-close is not committed";
 
-function run(args: string[], input?: Buffer) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8", maxBuffer: 1 << 26 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const run = runCli;
 
-/** The kernel's recorded lines without the `[sec.usec]\t` prefix. */
-function kernelLines(): string[] {
-  return readFileSync(join(SAMPLE, "conntrack-events.txt"), "utf8")
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => line.slice(line.indexOf("\t") + 1));
-}
+const kernelLines = () => kernelEventLines(SAMPLE);
 
 /** The client's port, as the kernel printed it. */
 function clientPort(): string {

@@ -5,7 +5,6 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,18 +18,15 @@ import { formatExpectEvent } from "../../lib/report/expect-text.js";
 import { EXPECT_EVENT_CSV_COLUMNS, EXPECT_TABLE_CSV_COLUMNS } from "../../lib/report/event-formats.js";
 import { helperOptionsFromArguments } from "../../cli/commands/events.js";
 import { UsageError } from "../../cli/errors.js";
+import { runCli } from "../support/cli.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const CLI = join(ROOT, "dist/cli/main.js");
 const SAMPLE = join(ROOT, "samples/ftp-passive");
 const PCAP = join(SAMPLE, "inside.pcap");
 const SYSCTL = join(SAMPLE, "sysctl.txt");
 const skip = !existsSync(PCAP) && "samples/ftp-passive is not committed";
 
-function run(args: string[]) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", maxBuffer: 1 << 26 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const run = runCli;
 
 function lines(text: string): string[] {
   return text.split("\n").filter((line) => line !== "");

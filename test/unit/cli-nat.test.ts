@@ -1,7 +1,6 @@
 /** Configured NAT on the command line: the real CLI on the committed MASQUERADE sample. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,27 +8,18 @@ import { fileURLToPath } from "node:url";
 import { helperOptionsFromArguments } from "../../cli/commands/events.js";
 import { UsageError } from "../../cli/errors.js";
 import { natOptionsFromArguments } from "../../cli/nat-options.js";
+import { kernelEventLines, runCli } from "../support/cli.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const CLI = join(ROOT, "dist/cli/main.js");
 const SAMPLE = join(ROOT, "samples/tcp-client-close-nat-masquerade");
 const PCAP = join(SAMPLE, "inside.pcap");
 const SYSCTL = join(SAMPLE, "sysctl.txt");
 const skip = !existsSync(PCAP) && "samples/tcp-client-close-nat-masquerade is not committed";
 const MASQUERADE_RULES = "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o out0 -j MASQUERADE\nCOMMIT\n";
 
-function run(args: string[]) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const run = runCli;
 
-/** The router kernel's recorded lines without the `[sec.usec]\t` prefix. */
-function kernelLines(): string[] {
-  return readFileSync(join(SAMPLE, "conntrack-events.txt"), "utf8")
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => line.slice(line.indexOf("\t") + 1));
-}
+const kernelLines = () => kernelEventLines(SAMPLE);
 
 function withRulesFile<T>(text: string, body: (path: string) => T): T {
   const directory = mkdtempSync(join(tmpdir(), "cli-nat-"));

@@ -1,33 +1,23 @@
 /** `pcap-conntrack table`: the time argument, and the real CLI on a committed kernel sample. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseTimePoint } from "../../cli/commands/table.js";
 import { UsageError } from "../../cli/errors.js";
 import { TABLE_CSV_COLUMNS } from "../../lib/report/event-formats.js";
+import { kernelEventLines, runCli } from "../support/cli.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const CLI = join(ROOT, "dist/cli/main.js");
 const SAMPLE = join(ROOT, "samples/tcp-client-close");
 const PCAP = join(SAMPLE, "inside.pcap");
 const SYSCTL = join(SAMPLE, "sysctl.txt");
 const skip = !existsSync(PCAP) && "samples/tcp-client-close is not committed";
 
-function run(args: string[], input?: Buffer) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8" });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const run = runCli;
 
-/** The kernel's recorded lines without the `[sec.usec]\t` prefix. */
-function kernelLines(): string[] {
-  return readFileSync(join(SAMPLE, "conntrack-events.txt"), "utf8")
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => line.slice(line.indexOf("\t") + 1));
-}
+const kernelLines = () => kernelEventLines(SAMPLE);
 
 /** The client's port, as the kernel printed it. */
 function clientPort(): number {
