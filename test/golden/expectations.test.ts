@@ -8,7 +8,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { replayCaptures } from "../../lib/pipeline/replay.js";
@@ -21,7 +21,7 @@ import {
 } from "../../lib/report/event-formats.js";
 import { settingsFromArguments } from "../../cli/commands/events.js";
 import { compareExpectStreams, parseExpectLine, type ExpectLine } from "./event-comparison.js";
-import { natOptionsFor } from "./sample-golden.js";
+import { natOptionsFor, recordedSamples } from "./sample-golden.js";
 
 const SAMPLES_DIR = fileURLToPath(new URL("../../../samples", import.meta.url));
 
@@ -32,20 +32,10 @@ interface ScenarioMetadata {
 }
 
 function samplesWithExpectations(): string[] {
-  if (!existsSync(SAMPLES_DIR)) return [];
-  return readdirSync(SAMPLES_DIR, { withFileTypes: true })
-    .filter((entry) => {
-      const folder = join(SAMPLES_DIR, entry.name);
-      const recorded = join(folder, "expect-events.txt");
-      return (
-        entry.isDirectory() &&
-        existsSync(join(folder, "scenario.json")) &&
-        existsSync(recorded) &&
-        readFileSync(recorded, "utf8").trim() !== ""
-      );
-    })
-    .map((entry) => entry.name)
-    .sort();
+  return recordedSamples(SAMPLES_DIR).filter((name) => {
+    const recorded = join(SAMPLES_DIR, name, "expect-events.txt");
+    return existsSync(recorded) && readFileSync(recorded, "utf8").trim() !== "";
+  });
 }
 
 async function replaySample(folder: string, metadata: ScenarioMetadata) {
