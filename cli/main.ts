@@ -5,6 +5,8 @@ import { statsCommand } from "./commands/stats.js";
 import { eventsCommand } from "./commands/events.js";
 import { tableCommand } from "./commands/table.js";
 import { reportCommand } from "./commands/report.js";
+import { liveCommand } from "./commands/live.js";
+import { checkCommand } from "./commands/check.js";
 import { reportFailure } from "./errors.js";
 import { protectDashes } from "./options.js";
 
@@ -17,6 +19,8 @@ await yargs(protectDashes(hideBin(process.argv)))
   .command(eventsCommand)
   .command(tableCommand)
   .command(reportCommand)
+  .command(liveCommand)
+  .command(checkCommand)
   .demandCommand(1, "Name a command.")
   .strict()
   .help()

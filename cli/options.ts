@@ -1,5 +1,6 @@
 import type { Argv } from "yargs";
 import { UsageError } from "./errors.js";
+import { allowReplacingOutputs } from "./output.js";
 
 /**
  * yargs drops a lone "-" argument (yargs-parser #381), yet "-" names standard input and output. The
@@ -39,11 +40,26 @@ const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 
 
 /** `-o FILE`: where a command writes; "-" or absent is standard output. */
 export function withOutputOption<T>(argv: Argv<T>) {
-  return argv.option("output", {
-    alias: "o",
-    type: "string",
-    describe: "write here instead of standard output",
-    coerce: (path: string | undefined) => (path === undefined ? undefined : restoreDash(path)),
+  return withForceOption(
+    argv.option("output", {
+      alias: "o",
+      type: "string",
+      describe: "write here instead of standard output",
+      coerce: (path: string | undefined) => (path === undefined ? undefined : restoreDash(path)),
+    }),
+  );
+}
+
+/** `--force`: an existing output file (or report) is replaced; without it, the command refuses. */
+export function withForceOption<T>(argv: Argv<T>) {
+  return argv.option("force", {
+    type: "boolean",
+    default: false,
+    describe: "replace output files that exist already",
+    coerce: (force: boolean) => {
+      allowReplacingOutputs(force === true);
+      return force;
+    },
   });
 }
 

@@ -1,6 +1,40 @@
 import { createWriteStream, lstatSync } from "node:fs";
 import { rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
 import type { Writable } from "node:stream";
+import { noteOutputPath, UsageError } from "./errors.js";
+
+/** `--force`: whether an existing output file may be replaced (set while the arguments are read). */
+let replaceExisting = false;
+
+export function allowReplacingOutputs(allow: boolean): void {
+  replaceExisting = allow;
+}
+
+/**
+ * Refuses, without `--force`, output paths that are existing regular files: called with all of a
+ * command's outputs before any is opened, so that none is left half made when another is refused.
+ */
+export function refuseExistingOutputs(paths: readonly (string | undefined)[]): void {
+  if (replaceExisting) return;
+  for (const path of paths) {
+    if (path === undefined || path === "-") continue;
+    if (lstatSync(path, { throwIfNoEntry: false })?.isFile())
+      throw new UsageError(`${path}: exists; pass --force to replace it`);
+  }
+}
+
+/** Refuses, without `--force`, to replace `names` in `directory` (a report directory) that exist. */
+export function refuseExistingReport(directory: string, names: readonly string[]): void {
+  if (replaceExisting) return;
+  const found = names.filter(
+    (name) => lstatSync(join(directory, name), { throwIfNoEntry: false }) !== undefined,
+  );
+  if (found.length > 0)
+    throw new UsageError(
+      `${directory}: holds a report already (${found.join(", ")}); pass --force to replace it`,
+    );
+}
 
 /**
  * Where a command's streamed output goes: standard output; a regular file (or a new one), written
@@ -26,14 +60,21 @@ export class OutputTarget {
       return;
     }
     this.ownsStream = true;
+    refuseExistingOutputs([path]);
     const existing = lstatSync(path, { throwIfNoEntry: false });
     if (existing === undefined || existing.isFile()) {
-      this.temporary = `${path}.partial-${process.pid}`;
-      this.stream = createWriteStream(this.temporary);
+      const temporary = `${path}.partial-${process.pid}`;
+      this.temporary = temporary;
+      this.stream = createWriteStream(temporary);
     } else {
       this.temporary = null;
       this.stream = createWriteStream(path);
     }
+    // Errors name the file asked for, not the temporary one; a failed write (ENOSPC) names none.
+    noteOutputPath(path);
+    this.stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.path === this.temporary) error.path = path;
+    });
   }
 
   async commit(): Promise<void> {

@@ -16,9 +16,9 @@ for scenario in samples/*/; do
     nat=(--masquerade out0=198.51.100.32)
   fi
   "${cli[@]}" report "${scenario}inside.pcap" --sysctl "${scenario}sysctl.txt" --drain "${nat[@]}" \
-    --title "$name (router inside interface)" -o "reports/$name"
+    --title "$name (router inside interface)" -o "reports/$name" --force
   echo "reports/$name/"
 done
-"${cli[@]}" stats samples -o reports/stats.txt
-"${cli[@]}" stats samples --format json -o reports/stats.json
+"${cli[@]}" stats samples -o reports/stats.txt --force
+"${cli[@]}" stats samples --format json -o reports/stats.json --force
 echo "reports/stats.txt, reports/stats.json"

@@ -83,7 +83,9 @@ SCENARIOS=(
   "icmp-port-unreachable|none|0|two UDP datagrams 1 s apart to a closed port, each answered by ICMP port unreachable"
   "tcp-midstream-pickup|none|0|TCP echo: after three lines the router's table is flushed and the captures start; four more lines follow, picked up loosely"
   "tcp-port-reuse-after-timewait|none|0|three TCP connections from source port 40000, the server closing first: the 2nd while the router's entry is in TIME_WAIT, the 3rd after it expired"
+  "tcp-port-clash|masquerade|0|two TCP echo connections to the same server port from the same source port 40001, one from 10.1.2.3 and one from a second inside address 10.1.2.4, both open at once: MASQUERADE must give the second another port"
   "ftp-active|masquerade|0|FTP login, LIST and RETR of 3000 bytes in active mode (PORT, data from port 20)"
+  "ftp-active-close-wait|masquerade|0|the seed's FTP session: login, LIST and RETR of 3000 bytes in active mode; the client closes each data connection 0.25 s after the server's FIN, which it acks alone first (data connection through CLOSE_WAIT); the server closes the control connection after the client"
   "ftp-passive|none|0|FTP login, LIST and RETR of 3000 bytes in passive mode (PASV)"
   "ftp-ipv6-eprt-epsv|none|1|FTP over IPv6: login, LIST in active mode (EPRT), RETR of 3000 bytes in passive mode (EPSV)"
   "tftp-read|none|0|TFTP read request for 1200 bytes; the server answers from a fresh port (3 DATA blocks, 3 ACKs)"
@@ -91,9 +93,14 @@ SCENARIOS=(
 DEFAULT_RUNS=(
   ssh-syn-unanswered ping ping-unanswered ping-ipv6 tcp-client-close tcp-server-close tcp-refused
   tcp-reset-midstream udp-request-response udp-stream-assured udp-unanswered icmp-port-unreachable
-  tcp-midstream-pickup tcp-port-reuse-after-timewait ftp-active ftp-passive ftp-ipv6-eprt-epsv tftp-read
+  tcp-midstream-pickup tcp-port-reuse-after-timewait tcp-port-clash ftp-active ftp-active-close-wait ftp-passive ftp-ipv6-eprt-epsv
+  tftp-read
   ftp-active:none ftp-passive:masquerade tftp-read:masquerade tcp-client-close:masquerade
   udp-request-response:masquerade ping:masquerade
+  ssh-syn-unanswered:masquerade ping-unanswered:masquerade ping-ipv6:masquerade tcp-server-close:masquerade
+  tcp-refused:masquerade tcp-reset-midstream:masquerade udp-stream-assured:masquerade
+  udp-unanswered:masquerade icmp-port-unreachable:masquerade tcp-midstream-pickup:masquerade
+  tcp-port-reuse-after-timewait:masquerade ftp-ipv6-eprt-epsv:masquerade
 )
 
 say() { printf 'record: %s\n' "$*" >&2; }
@@ -292,7 +299,11 @@ setup_topology() { # setup_topology NAT IPV6
   in_router ip6tables -t raw -A PREROUTING -p udp --dport 69 -j CT --helper tftp || die "ip6 CT helper tftp failed"
   case "$nat" in
     none) ;;
-    masquerade) in_router iptables -t nat -A POSTROUTING -o "$ROUTER_OUT_IF" -j MASQUERADE || die "MASQUERADE failed" ;;
+    masquerade)
+      in_router iptables -t nat -A POSTROUTING -o "$ROUTER_OUT_IF" -j MASQUERADE || die "MASQUERADE failed"
+      # The same for IPv6, so that the IPv6 scenarios can be recorded through MASQUERADE as well.
+      in_router ip6tables -t nat -A POSTROUTING -o "$ROUTER_OUT_IF" -j MASQUERADE || die "ip6 MASQUERADE failed"
+      ;;
     *) die "unknown NAT mode '$nat' (none or masquerade)" ;;
   esac
   # The sysctls exist once the namespace tracks, i.e. after the rules above.
@@ -367,7 +378,7 @@ recording_done() { table_empty && every_new_destroyed "$1"; }
 start_server() { # start_server SCENARIO WORKDIR ADDRESS
   case "$1" in
     tcp-client-close | tcp-server-close | tcp-reset-midstream | tcp-midstream-pickup | \
-      tcp-port-reuse-after-timewait | udp-request-response | udp-stream-assured | ftp-* | tftp-read) ;;
+      tcp-port-reuse-after-timewait | tcp-port-clash | udp-request-response | udp-stream-assured | ftp-* | tftp-read) ;;
     *) return 0 ;;
   esac
   start_background "$2/server.log" ip netns exec "$NS_SERVER" timeout 120 "$PYTHON" "$TRAFFIC" server "$1" --server "$3" \
@@ -497,6 +508,9 @@ record_scenario() { # record_scenario SCENARIO NAT
   say "recording $name (NAT $nat)"
 
   setup_topology "$nat" "$ipv6" && setup_server_rules "$scenario" || return 1
+  if [ "$scenario" = tcp-port-clash ]; then
+    ip -n "$NS_CLIENT" addr add 10.1.2.4/24 dev "$HOST_IF" || return 1
+  fi
   start_server "$scenario" "$work" "$server" || return 1
   local started
   started=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)

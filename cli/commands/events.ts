@@ -21,9 +21,16 @@ import {
 } from "../../lib/report/event-formats.js";
 import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../../lib/report/conntrack-text.js";
 import { UsageError } from "../errors.js";
-import { natOptionsFromArguments, withNatOptions, type NatArguments } from "../nat-options.js";
-import { OutputTarget } from "../output.js";
+import {
+  natOptionsFromArguments,
+  observedNatFromArguments,
+  withNatOptions,
+  withObservedNatOptions,
+  type NatArguments,
+} from "../nat-options.js";
+import { OutputTarget, refuseExistingOutputs } from "../output.js";
 import { DASH_TOKEN, parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
+import { startCommandProgress, withProgressOption } from "../progress.js";
 
 interface EventsArguments extends SettingsArguments {
   files: string[];
@@ -35,6 +42,7 @@ interface EventsArguments extends SettingsArguments {
   drain: boolean;
   summary: boolean;
   output?: string;
+  progress?: boolean;
 }
 
 /** Options that set up the conntrack model (NAT included); `events`, `table` and `report` share them. */
@@ -139,7 +147,8 @@ export async function settingsFromArguments(
   }
   for (const assignment of args.timeout ?? []) {
     const match = /^\s*([\w.]+)\s*=\s*(\d+)\s*$/.exec(assignment);
-    if (!match) throw new UsageError(`--timeout: "${assignment}" is not NAME=SECONDS`);
+    if (!match || !Number.isSafeInteger(Number(match[2])))
+      throw new UsageError(`--timeout: "${assignment}" is not NAME=SECONDS`);
     const name = sysctlName(match[1]);
     if (name === null) {
       throw new UsageError(
@@ -173,7 +182,9 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
   command: "events <files..>",
   describe: "Replay captures through conntrack and print its events as `conntrack -E -o timestamp` would",
   builder: (argv) =>
-    withOutputOption(withConntrackSettings(withCaptureInputs(argv)))
+    withObservedNatOptions(
+      withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv)))),
+    )
       .option("format", { choices: EVENT_FORMATS, default: "text" as const, describe: "output format" })
       .option("timestamp", {
         type: "boolean",
@@ -230,6 +241,7 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
     const helperOptions = helperOptionsFromArguments(args);
     const reorderWindowNs = parseDurationNs(args["reorder-window"], "reorder-window");
     const formatOptions = { timestamp: args.timestamp };
+    refuseExistingOutputs([args.output, expectPath]);
     const output = new OutputTarget(args.output);
     const writer = new ChunkedWriter(output.stream);
     const expectOutput = expectPath === undefined ? null : new OutputTarget(expectPath);
@@ -242,6 +254,10 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
     const expectations =
       args.expect || expectWriter !== null ? createExpectEventFormatter(args.format, formatOptions) : null;
     const expectTarget = args.expect ? writer : expectWriter;
+    const progress = startCommandProgress(files, {
+      requested: args.progress,
+      outputWhileReading: args.output === undefined || args.output === "-" || expectPath === "-",
+    });
     let result: ReplayResult;
     try {
       writer.write((events ?? expectations!).header());
@@ -249,6 +265,7 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
       result = await replayCaptures(files, {
         settings,
         ...helperOptions,
+        observedNat: observedNatFromArguments(args),
         reorderWindowNs,
         drain: args.drain,
         onEvent:
@@ -262,7 +279,9 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
             ? undefined
             : (event) => expectTarget.write(expectations.format(event)),
         backpressure: () => writer.pending() ?? expectWriter?.pending() ?? null,
+        onOpened: progress.onOpened,
       });
+      progress.finish();
       writer.write((events ?? expectations!).footer());
       await writer.finish();
       if (expectWriter !== null) {
@@ -272,6 +291,7 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
       await output.commit();
       await expectOutput?.commit();
     } catch (error) {
+      progress.finish();
       await output.abandon();
       await expectOutput?.abandon();
       throw error;
@@ -307,6 +327,13 @@ export function formatReplaySummary(result: ReplayResult): string {
   for (const name of PACKET_CLASS_NAMES) row(`  ${name}`, classes[name]);
   for (const [reason, count] of Object.entries(result.accounting.reasons)) row(`    ${reason}`, count);
   const stats = result.engine.stats;
+  if (result.observedNat) {
+    const observed = result.observedNat;
+    row("observed NAT: packets seen twice", observed.pairs);
+    row("  translated", observed.translatedPairs);
+    row("  second sightings (not tracked)", result.accounting.duplicateSightings);
+    if (observed.releasedEarly > 0) row("  left the window early (ring full)", observed.releasedEarly);
+  }
   row("packets tracked (decoded)", stats.packets);
   VERDICT_NAMES.forEach((name, verdict) => row(`  ${name.toLowerCase()}`, stats.verdicts[verdict]));
   const reasons = [...stats.reasons].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
@@ -338,5 +365,17 @@ export function formatReplaySummary(result: ReplayResult): string {
   row("  address differs (no expectation)", helpers.addressMismatch);
   row("  expectation refused (dropped)", helpers.refusedDrops);
   row("  payload not captured (snaplen)", helpers.payloadNotCaptured);
+  row("  rewritten by the NAT helper", helpers.natRewrites);
+  row("    of which resized (sequence shifted)", helpers.natResized);
+  const nat = stats.nat;
+  if (nat.translated > 0 || nat.dropped > 0) {
+    row("NAT: connections translated", nat.translated);
+    row("  following their master (RELATED)", nat.followedMaster);
+    row("  observed (both sides captured)", nat.observed);
+    row("  port our own choice (clash)", nat.ownChoice);
+    row("  first packets the device would drop", nat.dropped);
+    const notes = [...nat.notes].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    for (const [note, count] of notes) row(`    ${note}`, count);
+  }
   return `${lines.join("\n")}\n`;
 }

@@ -1,9 +1,12 @@
 import type { CommandModule } from "yargs";
 import { expandInputs } from "../../lib/pipeline/inputs.js";
-import { writeReport } from "../../lib/pipeline/report.js";
-import { UsageError } from "../errors.js";
-import { DASH_TOKEN, parseDurationNs, withCaptureInputs } from "../options.js";
+import { REPORT_FILES, writeReport } from "../../lib/pipeline/report.js";
+import { noteOutputPath, UsageError } from "../errors.js";
+import { DASH_TOKEN, parseDurationNs, withCaptureInputs, withForceOption } from "../options.js";
+import { refuseExistingReport } from "../output.js";
 import { parseTimePoint } from "./table.js";
+import { startCommandProgress, withProgressOption } from "../progress.js";
+import { observedNatFromArguments, withObservedNatOptions } from "../nat-options.js";
 import {
   formatReplaySummary,
   helperOptionsFromArguments,
@@ -16,6 +19,7 @@ import {
 
 interface ReportArguments extends SettingsArguments {
   files: string[];
+  force: boolean;
   "reorder-window": string;
   output: string;
   drain: boolean;
@@ -27,6 +31,7 @@ interface ReportArguments extends SettingsArguments {
   "orphan-memory": number;
   "community-id-seed": number;
   summary: boolean;
+  progress?: boolean;
 }
 
 function positiveInteger(name: string, value: number, minimum = 1): number {
@@ -41,12 +46,15 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
     "Replay captures through conntrack and write flow reports to a directory: flows.csv, flows.ndjson, " +
     "events.csv, orphans.csv, nat.csv, expectations.csv, summary.json and a self-contained index.html",
   builder: (argv) =>
-    withConntrackSettings(withCaptureInputs(argv))
+    withForceOption(
+      withObservedNatOptions(withProgressOption(withConntrackSettings(withCaptureInputs(argv)))),
+    )
       .option("output", {
         alias: "o",
         type: "string",
         demandOption: true,
-        describe: "directory to write the reports into (created if missing; files in it are replaced)",
+        describe:
+          "directory to write the reports into (created if missing; a report in it is replaced only with --force)",
         coerce: (path: string) => (path === DASH_TOKEN ? "-" : path),
       })
       .option("drain", {
@@ -96,16 +104,21 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
   handler: async (args) => {
     if (args.output === "-")
       throw new UsageError("--output: report writes a directory of files, not standard output");
+    refuseExistingReport(args.output, REPORT_FILES);
+    noteOutputPath(args.output);
     const files = await expandInputs(args.files);
     const settings = await settingsFromArguments(args, warnOnStderr);
     const helperOptions = helperOptionsFromArguments(args);
     const seed = args["community-id-seed"];
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff)
       throw new UsageError(`--community-id-seed: "${seed}" is not 0-65535`);
+    const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
     const result = await writeReport(files, {
+      onOpened: progress.onOpened,
       outputDir: args.output,
       settings,
       ...helperOptions,
+      observedNat: observedNatFromArguments(args),
       reorderWindowNs: parseDurationNs(args["reorder-window"], "reorder-window"),
       drain: args.drain,
       until: args.until === undefined ? undefined : parseTimePoint(args.until),
@@ -118,13 +131,13 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
       describeOptions: {
         sysctl: args.sysctl ?? null,
         timeouts: args.timeout ?? [],
-        helpers: helperOptions.helpers,
-        helperPorts: helperOptions.helperPorts,
-        ftpLoose: helperOptions.ftpLoose,
+        hz: args.hz ?? null,
+        natRules: args["nat-rules"] ?? null,
+        natObserve: args["nat-observe"] === true,
         reorderWindow: args["reorder-window"],
         until: args.until ?? null,
       },
-    });
+    }).finally(() => progress.finish());
     reportWarnings(result.replay);
     if (args.summary) process.stderr.write(formatReplaySummary(result.replay));
   },

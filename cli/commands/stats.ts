@@ -3,13 +3,15 @@ import { collectCaptureStatistics, type CaptureStatistics } from "../../lib/pipe
 import { expandInputs } from "../../lib/pipeline/inputs.js";
 import { PACKET_CLASS_NAMES } from "../../lib/decode/packet.js";
 import { withCaptureInputs, withOutputOption, parseDurationNs } from "../options.js";
-import { writeOutput } from "../output.js";
+import { refuseExistingOutputs, writeOutput } from "../output.js";
+import { startCommandProgress, withProgressOption } from "../progress.js";
 
 interface StatsArguments {
   files: string[];
   "reorder-window": string;
   format: "text" | "json";
   output?: string;
+  progress?: boolean;
 }
 
 export const statsCommand: CommandModule<object, StatsArguments> = {
@@ -17,15 +19,19 @@ export const statsCommand: CommandModule<object, StatsArguments> = {
   describe:
     "Account for every record read: decoded, fragment, non-IP, unsupported link, truncated, malformed",
   builder: (argv) =>
-    withOutputOption(withCaptureInputs(argv)).option("format", {
+    withProgressOption(withOutputOption(withCaptureInputs(argv))).option("format", {
       choices: ["text", "json"] as const,
       default: "text" as const,
     }),
   handler: async (args) => {
+    refuseExistingOutputs([args.output]);
     const files = await expandInputs(args.files);
+    const reorderWindowNs = parseDurationNs(args["reorder-window"], "reorder-window");
+    const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
     const statistics = await collectCaptureStatistics(files, {
-      reorderWindowNs: parseDurationNs(args["reorder-window"], "reorder-window"),
-    });
+      reorderWindowNs,
+      onOpened: progress.onOpened,
+    }).finally(() => progress.finish());
     const text =
       args.format === "json" ? `${JSON.stringify(statistics, null, 2)}\n` : formatStatisticsText(statistics);
     await writeOutput(args.output, text);
@@ -49,7 +55,7 @@ export function formatStatisticsText(statistics: CaptureStatistics): string {
     if (input.lastPacket) row("last packet", input.lastPacket);
     for (const iface of input.interfaces) {
       const label = `interface ${iface.section}/${iface.id}`;
-      const named = iface.name ? ` ${iface.name}` : "";
+      const named = iface.name ? ` ${printable(iface.name)}` : "";
       row(label, `${iface.linkTypeName} (${iface.linkType}), snaplen ${iface.snaplen}${named}`);
       if (iface.statistics)
         for (const [key, value] of Object.entries(iface.statistics))
@@ -72,4 +78,13 @@ export function formatStatisticsText(statistics: CaptureStatistics): string {
     for (const [reason, count] of reasons) row(reason, count);
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** A capture's own text (an interface name) for a terminal: control characters shown as \xNN, never sent. */
+function printable(text: string): string {
+  return text.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }

@@ -28,8 +28,10 @@ import {
   type TableView,
 } from "../../lib/report/event-formats.js";
 import { UsageError } from "../errors.js";
-import { OutputTarget } from "../output.js";
+import { OutputTarget, refuseExistingOutputs } from "../output.js";
 import { parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
+import { startCommandProgress, withProgressOption } from "../progress.js";
+import { observedNatFromArguments, withObservedNatOptions } from "../nat-options.js";
 import {
   formatReplaySummary,
   helperOptionsFromArguments,
@@ -51,6 +53,7 @@ interface TableArguments extends SettingsArguments {
   expect: boolean;
   summary: boolean;
   output?: string;
+  progress?: boolean;
 }
 
 /**
@@ -116,7 +119,9 @@ export const tableCommand: CommandModule<object, TableArguments> = {
   command: "table <files..>",
   describe: "Replay captures through conntrack and print the connection table as it stood at a given time",
   builder: (argv) =>
-    withOutputOption(withConntrackSettings(withCaptureInputs(argv)))
+    withObservedNatOptions(
+      withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv)))),
+    )
       .option("at", {
         type: "string",
         describe:
@@ -147,16 +152,27 @@ export const tableCommand: CommandModule<object, TableArguments> = {
         "/proc/net/nf_conntrack_expect 2 s after the first packet",
       ),
   handler: async (args) => {
+    refuseExistingOutputs([args.output]);
     const until = args.at === undefined ? undefined : parseTimePoint(args.at);
     const files = await expandInputs(args.files);
     const settings = await settingsFromArguments(args, warnOnStderr);
     const helperOptions = helperOptionsFromArguments(args);
-    const result = await replayCaptures(files, {
-      settings,
-      ...helperOptions,
-      reorderWindowNs: parseDurationNs(args["reorder-window"], "reorder-window"),
-      until,
-    });
+    const reorderWindowNs = parseDurationNs(args["reorder-window"], "reorder-window");
+    // The table is written once reading is over, so nothing streams to the terminal meanwhile.
+    const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
+    let result: ReplayResult;
+    try {
+      result = await replayCaptures(files, {
+        settings,
+        ...helperOptions,
+        observedNat: observedNatFromArguments(args),
+        reorderWindowNs,
+        until,
+        onOpened: progress.onOpened,
+      });
+    } finally {
+      progress.finish();
+    }
     reportWarnings(result);
     const output = new OutputTarget(args.output);
     const writer = new ChunkedWriter(output.stream);

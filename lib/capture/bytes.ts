@@ -41,6 +41,11 @@ export abstract class ByteInput {
   atEnd = false;
   /** Set when the stream failed (for instance damaged gzip data); the input then ends there. */
   failure: string | null = null;
+  /**
+   * Bytes of the stored input consumed so far, for progress against the file's size: `position`, but
+   * behind a decompressor `openCapture` points it at the compressed bytes read instead.
+   */
+  storedBytesConsumed: () => number = () => this.position;
 
   constructor(bufferBytes: number) {
     this.buffer = Buffer.allocUnsafe(Math.max(64, Math.min(bufferBytes, MAX_WORKING_BUFFER_BYTES)));
@@ -227,35 +232,69 @@ export class FileByteInput extends ByteInput {
 }
 
 /**
- * A stream (stdin, gunzip output) consumed chunk by chunk through its async iterator, so a slow
- * consumer holds the producer back. Chunks are copied into the working buffer; a chunk that does not
- * fit waits, partly consumed, for the next refill.
+ * A stream (stdin, gunzip output) consumed chunk by chunk with `read()`, so a slow consumer holds the
+ * producer back. Chunks are copied into the working buffer; a chunk that does not fit waits, partly
+ * consumed, for the next refill.
+ *
+ * Not the stream's async iterator: that stops reading the moment the stream fails, and a failing
+ * gunzip (damaged data) has already decompressed everything before the damage into its buffer. Here
+ * those bytes are read first, so a damaged file yields every record before the damage.
  */
 export class StreamByteInput extends ByteInput {
-  private readonly chunks: AsyncIterator<Buffer>;
   private pendingChunk: Buffer | null = null;
   private pendingOffset = 0;
   private closed = false;
+  private streamEnded = false;
+  private streamError: unknown = null;
+  private wake: (() => void) | null = null;
 
   constructor(
     private readonly stream: Readable,
     bufferBytes = DEFAULT_WORKING_BUFFER_BYTES,
   ) {
     super(bufferBytes);
-    this.chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const wake = (): void => {
+      const resolve = this.wake;
+      this.wake = null;
+      resolve?.();
+    };
+    stream.on("readable", wake);
+    stream.on("end", () => {
+      this.streamEnded = true;
+      wake();
+    });
+    // A stream destroyed without an error ends where it is.
+    stream.on("close", () => {
+      this.streamEnded = true;
+      wake();
+    });
+    stream.on("error", (error: unknown) => {
+      this.streamError = error;
+      wake();
+    });
+  }
+
+  /** The next chunk, null at the end; the stream's failure only once what it holds has been read. */
+  private async pull(): Promise<Buffer | null> {
+    for (;;) {
+      const chunk = this.stream.read() as Buffer | string | null;
+      if (chunk !== null) return typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      if (this.streamError !== null) throw this.streamError;
+      if (this.streamEnded) return null;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
   }
 
   protected async readInto(target: Buffer, offset: number, length: number): Promise<number> {
     if (this.pendingChunk === null) {
-      let step: IteratorResult<Buffer>;
+      let chunk: Buffer | null;
       try {
-        step = await this.chunks.next();
+        chunk = await this.pull();
       } catch (error) {
         this.failure = error instanceof Error ? error.message : String(error);
         return 0;
       }
-      if (step.done) return 0;
-      const chunk = typeof step.value === "string" ? Buffer.from(step.value) : step.value;
+      if (chunk === null) return 0;
       if (chunk.length === 0) return this.readInto(target, offset, length);
       this.pendingChunk = chunk;
       this.pendingOffset = 0;
@@ -279,22 +318,26 @@ export class StreamByteInput extends ByteInput {
   async *remaining(): AsyncGenerator<Buffer> {
     if (this.end > this.start) yield Buffer.from(this.buffer.subarray(this.start, this.end));
     this.start = this.end;
+    // `position` goes on counting the bytes handed over: the compressed bytes consumed.
     if (this.pendingChunk !== null) {
-      yield this.pendingChunk.subarray(this.pendingOffset);
+      const rest = this.pendingChunk.subarray(this.pendingOffset);
       this.pendingChunk = null;
+      this.bufferInputOffset += rest.length;
+      yield rest;
     }
     for (;;) {
-      const step = await this.chunks.next();
-      if (step.done) return;
-      yield step.value;
+      const chunk = await this.pull();
+      if (chunk === null) return;
+      this.bufferInputOffset += chunk.length;
+      yield chunk;
     }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (!this.stream.destroyed && this.stream !== process.stdin) this.stream.destroy();
-    await this.chunks.return?.();
+    // Standard input too (as its async iterator's return did): reading stopped, the process may end.
+    if (!this.stream.destroyed) this.stream.destroy();
   }
 }
 
@@ -330,6 +373,16 @@ export abstract class BufferedCaptureReader implements CaptureSource {
   ) {
     this.wantedBytes = initialWantedBytes;
     this.record.data = input.buffer;
+  }
+
+  /** Bytes of the stored input (compressed ones, for gzip) consumed so far: progress against its size. */
+  get bytesConsumed(): number {
+    return this.input.storedBytesConsumed();
+  }
+
+  /** Packet records met so far. */
+  get packetsRead(): number {
+    return this.packetsSeen;
   }
 
   abstract next(): boolean;

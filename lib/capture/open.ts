@@ -42,9 +42,13 @@ export async function openCapture(path: string, options: OpenOptions = {}): Prom
       if (raw === null) await input.close();
       // Large chunks: zlib's 16 KiB default makes decompression, not parsing, the bottleneck (2x slower).
       const gunzip = createGunzip({ chunkSize: 256 << 10 });
+      const file = raw === null ? createReadStream(path, { highWaterMark: 1 << 20 }) : null;
       // Errors of either stage reach the reader through gunzip's iterator, as a warning.
-      pipeline(raw ?? createReadStream(path, { highWaterMark: 1 << 20 }), gunzip, () => {});
+      pipeline(raw ?? file!, gunzip, () => {});
+      const compressedInput = input;
       input = new StreamByteInput(gunzip, bufferBytes);
+      input.storedBytesConsumed =
+        file !== null ? () => file.bytesRead : () => compressedInput.storedBytesConsumed();
       await input.refill(4);
       if (input.available === 0) {
         throw new CaptureError(name, 0, 0, describeEmpty(input, "empty file (after gzip decompression)"));

@@ -16,6 +16,18 @@ export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 /** A section header block with no options. */
 export const MIN_SECTION_HEADER_BYTES = 28;
 const MIN_BLOCK_BYTES = 12;
+/** Enhanced and obsolete packet blocks: 28 bytes of header fields and the trailing length. */
+const MIN_PACKET_BLOCK_BYTES = 32;
+/** Type, length, original length and the trailing length. */
+const MIN_SIMPLE_PACKET_BLOCK_BYTES = 16;
+/**
+ * Interfaces kept per input, over all sections: each costs a few hundred bytes, and a hostile file
+ * of nothing but 20-byte interface blocks must not grow memory with its size. Real captures have a
+ * handful; merges of many files, a few per file.
+ */
+export const MAX_INTERFACES = 65536;
+/** 9999-12-31T23:59:59Z: the last second an ISO 8601 date of four-digit years can name. */
+export const MAX_TIMESTAMP_SEC = 253402300799;
 
 const OPT_END = 0;
 const IF_NAME = 2;
@@ -70,6 +82,8 @@ function trimText(bytes: Buffer): string {
 export class PcapngReader extends BufferedCaptureReader {
   /** Sections met so far. */
   sections = 0;
+  /** Interface description blocks past MAX_INTERFACES: numbered, not kept. */
+  interfacesNotKept = 0;
   /** Sum of the drops_count fields of obsolete packet blocks (packets lost before each, per the writer). */
   packetBlockDrops = 0;
   private littleEndian = true;
@@ -176,6 +190,14 @@ export class PcapngReader extends BufferedCaptureReader {
   private readPacket(buf: Buffer, pos: number, length: number, blockOffset: number, type: number): boolean {
     const littleEndian = this.littleEndian;
     const packetNumber = ++this.packetsSeen;
+    if (length < MIN_PACKET_BLOCK_BYTES) {
+      this.warn(
+        blockOffset,
+        packetNumber,
+        `packet ${packetNumber}: ${this.blockName(type)} block of ${length} bytes is shorter than the minimum ${MIN_PACKET_BLOCK_BYTES}: skipped`,
+      );
+      return false;
+    }
     const localId =
       type === ENHANCED_PACKET_BLOCK
         ? readU32(buf, pos + 8, littleEndian)
@@ -195,8 +217,21 @@ export class PcapngReader extends BufferedCaptureReader {
       return false;
     }
     const interfaceId = this.sectionInterfaceBase + localId;
+    if (interfaceId >= this.interfaces.length) {
+      this.warnInterfaceNotKept(blockOffset, packetNumber, localId);
+      return false;
+    }
     const converter = this.converters[interfaceId];
     converter.convert(readU32(buf, pos + 12, littleEndian), readU32(buf, pos + 16, littleEndian));
+    if (!(converter.sec >= 0 && converter.sec <= MAX_TIMESTAMP_SEC)) {
+      // A coarse if_tsresol or a wild if_tsoffset: no date anything downstream could print.
+      this.warn(
+        blockOffset,
+        packetNumber,
+        `packet ${packetNumber} has a timestamp of ${converter.sec} s since 1970, outside the years 1970 to 9999: skipped`,
+      );
+      return false;
+    }
     this.deliver(buf, pos + 28, caplen, readU32(buf, pos + 24, littleEndian), converter.sec, converter.nsec);
     const record = this.record;
     record.interfaceId = interfaceId;
@@ -208,11 +243,24 @@ export class PcapngReader extends BufferedCaptureReader {
 
   private readSimplePacket(buf: Buffer, pos: number, length: number, blockOffset: number): boolean {
     const packetNumber = ++this.packetsSeen;
+    if (length < MIN_SIMPLE_PACKET_BLOCK_BYTES) {
+      // Its captured length would come out negative.
+      this.warn(
+        blockOffset,
+        packetNumber,
+        `packet ${packetNumber}: simple packet block of ${length} bytes is shorter than the minimum ${MIN_SIMPLE_PACKET_BLOCK_BYTES}: skipped`,
+      );
+      return false;
+    }
     if (this.sectionInterfaceCount === 0) {
       this.warnUndefinedInterface(blockOffset, packetNumber, 0);
       return false;
     }
     const interfaceId = this.sectionInterfaceBase;
+    if (interfaceId >= this.interfaces.length) {
+      this.warnInterfaceNotKept(blockOffset, packetNumber, 0);
+      return false;
+    }
     const origlen = readU32(buf, pos + 8, this.littleEndian);
     const snaplen = this.interfaces[interfaceId].snaplen;
     let caplen = Math.min(origlen, length - 16);
@@ -252,6 +300,15 @@ export class PcapngReader extends BufferedCaptureReader {
       packetNumber,
       `packet ${packetNumber} refers to interface ${localId}, which section ${this.sections - 1} ` +
         `does not define (it has ${this.sectionInterfaceCount}): skipped`,
+    );
+  }
+
+  private warnInterfaceNotKept(blockOffset: number, packetNumber: number, localId: number): void {
+    this.warn(
+      blockOffset,
+      packetNumber,
+      `packet ${packetNumber} refers to interface ${localId} of section ${this.sections - 1}, one past the ` +
+        `${MAX_INTERFACES} interfaces this reader keeps: skipped`,
     );
   }
 
@@ -295,6 +352,19 @@ export class PcapngReader extends BufferedCaptureReader {
         this.packetsSeen + 1,
         `interface description block of ${length} bytes is too short`,
       );
+      return;
+    }
+    if (this.interfaces.length >= MAX_INTERFACES) {
+      // The id is taken (later ones keep their numbers); the interface and its packets are not kept.
+      if (this.interfacesNotKept++ === 0) {
+        this.warn(
+          blockOffset,
+          this.packetsSeen + 1,
+          `interface ${this.sectionInterfaceCount} of section ${this.sections - 1} is one more than the ` +
+            `${MAX_INTERFACES} interfaces this reader keeps: it, any further one and their packets are skipped`,
+        );
+      }
+      this.sectionInterfaceCount++;
       return;
     }
     const described: CaptureInterface = {
@@ -343,6 +413,7 @@ export class PcapngReader extends BufferedCaptureReader {
       return;
     }
     const interfaceId = this.sectionInterfaceBase + localId;
+    if (interfaceId >= this.interfaces.length) return;
     const converter = this.converters[interfaceId];
     converter.convert(readU32(buf, pos + 12, littleEndian), readU32(buf, pos + 16, littleEndian));
     const statistics: InterfaceStatistics = { tsSec: converter.sec, tsNsec: converter.nsec };

@@ -138,6 +138,10 @@ export interface CaptureSource {
   readonly compressed: boolean | boolean[];
   /** Records out of timestamp order within an input (see ReorderOptions). */
   readonly outOfOrder: number;
+  /** Bytes of the stored file (compressed, for gzip) consumed so far; the file readers give it. */
+  readonly bytesConsumed?: number;
+  /** Packet records read so far; the file readers give it. */
+  readonly packetsRead?: number;
   /**
    * Advances to the next record whose bytes are in memory. Returns false when the buffered input is
    * used up: call `fill()` and try again. Never allocates.

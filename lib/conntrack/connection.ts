@@ -5,6 +5,7 @@
 import { IPPROTO_ICMP, IPPROTO_ICMPV6 } from "../decode/packet.js";
 import type { Expectation } from "./expectations.js";
 import type { ConntrackHelper } from "./helpers/helper.js";
+import type { SeqAdjust } from "./nat/seqadj.js";
 
 /** Tracker states in the kernel's numbering (`enum tcp_conntrack`); MAX and IGNORE only in the table. */
 export const TcpState = {
@@ -60,6 +61,13 @@ export const Status = {
   SrcNat: 0x10,
   /** A destination translation was set up (IPS_DST_NAT). */
   DstNat: 0x20,
+  /** Not a kernel bit: the translation was observed (captures on both sides), not derived from rules. */
+  NatObserved: 0x10000,
+  /**
+   * Not a kernel bit: configured NAT re-mapped a clashing port or ICMP id, and the kernel's pick is
+   * random, so the reply tuple's port is this model's own choice.
+   */
+  NatOwnChoice: 0x20000,
 } as const;
 
 /** Direction indices. */
@@ -262,7 +270,10 @@ export class TcpDirection {
 /** TCP tracker data (`struct ip_ct_tcp`); sequence numbers stored as in `TcpDirection`. */
 export class TcpConnectionState {
   state: number = TcpState.None;
-  readonly seen: [TcpDirection, TcpDirection] = [new TcpDirection(), new TcpDirection()];
+  /** Original direction's window (fields, not an array: one pointer to follow, not two). */
+  readonly seen0 = new TcpDirection();
+  /** Reply direction's window. */
+  readonly seen1 = new TcpDirection();
   lastDir = 0;
   /** Packet class of the last packet let through (TCP_*_SET), see tcp.ts. */
   lastIndex = 0;
@@ -273,6 +284,11 @@ export class TcpConnectionState {
   lastWscale = 0;
   lastFlags = 0;
   retrans = 0;
+
+  /** Both directions, indexed by direction (a new array: for inspection, not the per-packet path). */
+  get seen(): [TcpDirection, TcpDirection] {
+    return [this.seen0, this.seen1];
+  }
 
   get lastSeq(): number {
     return this.lastSeqWord >>> 0;
@@ -295,8 +311,8 @@ export class TcpConnectionState {
 
   reset(): void {
     this.state = TcpState.None;
-    this.seen[0].reset();
-    this.seen[1].reset();
+    this.seen0.reset();
+    this.seen1.reset();
     this.lastDir = 0;
     this.lastIndex = 0;
     this.lastSeqWord = 0;
@@ -353,10 +369,12 @@ export class Connection {
   cachedEventBits = 0;
   /** >= 0 while the connection is in the expiry heap, -1 when not in it. */
   heapIndex = -1;
-  /** Capture time of expiry, in engine-relative nanoseconds (see ConntrackEngine). */
-  expiresAt = 0;
-  /** Key the heap holds for this connection (may be earlier than expiresAt: lazily raised). */
-  heapKey = 0;
+  /**
+   * Expiry in engine-relative time as whole seconds and nanoseconds (`expiresAt` joins them): two
+   * small integers stay inside the object, where a double field would be a heap box of its own.
+   */
+  expiresSec = 0;
+  expiresNsec = 0;
   originalPackets = 0;
   originalBytes = 0;
   replyPackets = 0;
@@ -364,7 +382,8 @@ export class Connection {
   /** For a connection that fulfilled an expectation: the connection whose helper announced it. */
   master: Connection | null = null;
   /** UDP: end of the first two seconds (engine-relative ns); replies after it make a stream. */
-  udpStreamDeadline = 0;
+  udpStreamDeadlineSec = 0;
+  udpStreamDeadlineNsec = 0;
   /** Slot in the connection table while in it (indexes the table's and heap's arrays), else -1. */
   tableSlot = -1;
   /** Set once the connection has been destroyed. */
@@ -375,8 +394,9 @@ export class Connection {
   readonly reply = new Tuple();
   private originalNodeMade: TupleNode | null = null;
   private replyNodeMade: TupleNode | null = null;
-  /** Engine-relative nanoseconds of confirmation (the first packet). */
-  startedAt = 0;
+  /** `startedAt` as whole seconds and nanoseconds (see `expiresSec`). */
+  startedSec = 0;
+  startedNsec = 0;
   /** Helper name, when one is attached. */
   helper: string | null = null;
   /** The helper's per-connection data (FTP: remembered line ends), created when first needed. */
@@ -388,6 +408,36 @@ export class Connection {
    * inside interface where they differ from the kernel's (see `NatAlias`); null when not translated.
    */
   natAlias: NatAlias | null = null;
+  /**
+   * With configured NAT seen as packets arrive: the sequence shifts a NAT helper's rewrites of this
+   * connection's data left (nf_conn_seqadj); null until one changed a length.
+   */
+  seqAdjust: SeqAdjust | null = null;
+
+  /** Capture time of expiry, in engine-relative nanoseconds (see ConntrackEngine). */
+  get expiresAt(): number {
+    return this.expiresSec * NS + this.expiresNsec;
+  }
+  set expiresAt(at: number) {
+    this.expiresSec = splitNs(at);
+    this.expiresNsec = splitRemainder;
+  }
+  /** UDP: end of the first two seconds (engine-relative ns); replies after it make a stream. */
+  get udpStreamDeadline(): number {
+    return this.udpStreamDeadlineSec * NS + this.udpStreamDeadlineNsec;
+  }
+  set udpStreamDeadline(at: number) {
+    this.udpStreamDeadlineSec = splitNs(at);
+    this.udpStreamDeadlineNsec = splitRemainder;
+  }
+  /** Engine-relative nanoseconds of confirmation (the first packet). */
+  get startedAt(): number {
+    return this.startedSec * NS + this.startedNsec;
+  }
+  set startedAt(at: number) {
+    this.startedSec = splitNs(at);
+    this.startedNsec = splitRemainder;
+  }
 
   get originalNode(): TupleNode {
     if (this.originalNodeMade === null)
@@ -423,4 +473,23 @@ export class Connection {
   get tcpState(): number {
     return this.tcp === null ? -1 : this.tcp.state;
   }
+}
+
+const NS = 1e9;
+/** The nanoseconds `splitNs` left over (a module variable: no object per split). */
+let splitRemainder = 0;
+/** Whole seconds of an engine time in ns; the rest goes to `splitRemainder`. */
+function splitNs(at: number): number {
+  let seconds = Math.floor(at / NS);
+  let rest = at - seconds * NS;
+  // The division can round across a whole second for large times.
+  if (rest < 0) {
+    seconds--;
+    rest += NS;
+  } else if (rest >= NS) {
+    seconds++;
+    rest -= NS;
+  }
+  splitRemainder = rest;
+  return seconds;
 }

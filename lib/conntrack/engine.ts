@@ -28,6 +28,7 @@ import {
   type ExpectRemovalCause,
 } from "./expectations.js";
 import {
+  ExpectError,
   HelperVerdict,
   newHelperStats,
   type ConntrackHelper,
@@ -46,6 +47,7 @@ import {
   type NatPath,
   type NatRuleSet,
   type NatTableView,
+  SeqAdjust,
 } from "./nat/index.js";
 
 /** What conntrack made of a packet (the ctinfo a ruleset would match on, or why none). */
@@ -152,8 +154,8 @@ export interface EngineNatOptions {
    *   to, and the related connection's original tuple is the one it had on arrival.
    * - "arrival": every packet as it arrived at the device, before any translation (for example only
    *   the inbound packets of each of the device's interfaces, merged): lookups use the kernel's own
-   *   tuples. The TCP sequence adjustment after an FTP command rewrite that changed the length is not
-   *   modelled, so replies acknowledging such data are compared in the wrong sequence space.
+   *   tuples. When nf_nat_ftp's rewrite of a PORT/EPRT/227/229 changes its length, the other side's
+   *   acknowledgements arrive shifted: the tracker takes the shift off (`Connection.seqAdjust`).
    */
   vantage?: "inside" | "arrival";
 }
@@ -169,6 +171,8 @@ export interface NatStats {
   dropped: number;
   /** Packets matched through their translated (inside-interface) tuples. */
   insideMatches: number;
+  /** New connections whose translation was observed (`process` given the packet's translated tuple). */
+  observed: number;
   /** Notes from decisions (assumptions a rule needed), by text. */
   notes: Map<string, number>;
 }
@@ -201,6 +205,12 @@ export interface EngineOptions {
   gcEarlyDropDelaySeconds?: number | null;
   /** Configured NAT (see EngineNatOptions); none by default. */
   nat?: EngineNatOptions | null;
+  /**
+   * Observed NAT feeds the engine (`process` with observed translations): keep translated
+   * connections' tuples as their packets leave the device too, so that a packet whose arrival
+   * sighting was missed (seen only after translation) still finds its connection. Default false.
+   */
+  observedNat?: boolean;
 }
 
 export interface ExpectationStats {
@@ -298,10 +308,24 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       maxLive: 0,
     },
     helpers: newHelperStats(),
-    nat: { translated: 0, followedMaster: 0, ownChoice: 0, dropped: 0, insideMatches: 0, notes: new Map() },
+    nat: {
+      translated: 0,
+      followedMaster: 0,
+      ownChoice: 0,
+      dropped: 0,
+      insideMatches: 0,
+      observed: 0,
+      notes: new Map(),
+    },
   };
   /** Reason for the last INVALID or IGNORED verdict. */
   reason = "";
+  /**
+   * The confirmed connection the last packet belonged to (its tuple matched, or it created and
+   * confirmed it), else null: not tracked, an ICMP error (RELATED to another connection), or a first
+   * packet that made no entry. Consumers use it instead of a second lookup of their own.
+   */
+  lastConnection: Connection | null = null;
   /** Whole second all engine times count from (set by the first packet or advanceTo). */
   epochSec = -1;
   /** Engine clock, ns since `epochSec`. */
@@ -338,6 +362,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   private usedExpectationPort = 0;
   /** Direction of the packet the helper is looking at (the NAT helper's `exp->dir` is its inverse). */
   private helperDirection = DIR_ORIGINAL;
+  /** `process`'s observed translation of the packet at hand, null when none was given. */
+  private observedTranslation: Tuple | null = null;
   /** nf_conntrack_tuple_taken over the live table, for NAT's port choice. */
   private readonly natView: NatTableView = {
     isTaken: (tuple: Tuple, newOriginal: Tuple): boolean => {
@@ -376,7 +402,10 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     };
     const vantage = nat?.vantage ?? "inside";
     if (vantage !== "inside" && vantage !== "arrival") throw new Error(`nat.vantage: unknown "${vantage}"`);
-    this.aliasTable = nat !== null && vantage === "inside" ? new ConnectionTable<NatAlias>() : null;
+    this.aliasTable =
+      (nat !== null && vantage === "inside") || options.observedNat === true
+        ? new ConnectionTable<NatAlias>()
+        : null;
     this.expectationTable = new ExpectationTable(this.settings.expectMax, (expectation, cause, at) =>
       this.expectationRemoved(expectation, cause, at),
     );
@@ -438,8 +467,14 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     out.tsNsec = Math.round(t - sec * NS);
   }
 
-  process(packet: DecodedPacket): PacketVerdict {
+  /**
+   * Tracks one packet. `observedTranslation`: the packet's tuple as it left the device (observed NAT,
+   * lib/pipeline/observed-nat.ts; the packet itself as it arrived): when the packet creates a
+   * connection, that observation is its NAT instead of the rules'. The tuple is read, not kept.
+   */
+  process(packet: DecodedPacket, observedTranslation: Tuple | null = null): PacketVerdict {
     this.stats.packets++;
+    this.observedTranslation = observedTranslation;
     if (this.epochSec < 0) this.epochSec = packet.tsSec;
     let t = (packet.tsSec - this.epochSec) * NS + packet.tsNsec;
     if (t < this.now) {
@@ -448,6 +483,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     }
     this.expireUntil(t);
     this.now = t;
+    this.lastConnection = null;
     const verdict = this.classify(packet);
     this.stats.verdicts[verdict]++;
     if (
@@ -485,11 +521,13 @@ export class ConntrackEngine implements TcpHost, HelperHost {
         connection = this.aliasTable!.connectionOf(aliasNode).connection;
         direction = aliasNode & 1;
         confirmed = true;
+        this.lastConnection = connection;
         this.stats.nat.insideMatches++;
       } else if (node >= 0) {
         connection = this.table.connectionOf(node);
         direction = node & 1;
         confirmed = true;
+        this.lastConnection = connection;
       } else {
         connection = this.spare;
         direction = DIR_ORIGINAL;
@@ -519,7 +557,13 @@ export class ConntrackEngine implements TcpHost, HelperHost {
         continue;
       }
       // The NAT hooks run after conntrack, before the helper and confirmation (nf_nat_inet_fn).
-      if (!confirmed && this.natRules !== null && !this.setUpNat(connection)) {
+      if (!confirmed && this.observedTranslation !== null) {
+        this.setUpObservedNat(connection, this.observedTranslation);
+      } else if (
+        !confirmed &&
+        (this.natRules !== null || this.usedExpectationDirection >= 0) &&
+        !this.setUpNat(connection)
+      ) {
         this.expectationTable.removeForMaster(connection, this.now);
         this.reason = Reason.natDropped;
         return Verdict.Dropped;
@@ -849,6 +893,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     connection.expectations = null;
     connection.cachedEventBits = 0;
     connection.natAlias = null;
+    connection.seqAdjust = null;
     this.usedExpectationDirection = -1;
     return true;
   }
@@ -879,7 +924,10 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   expectRelated(master: Connection, request: ExpectRequest): number {
     const helper = master.helperModule;
     if (helper === null) return ExpectErrorShutdown;
-    const outcome = this.expectationTable.register(master, helper.name, helper.policy, request, this.now);
+    let outcome = this.expectationTable.register(master, helper.name, helper.policy, request, this.now);
+    if (outcome === ExpectError.Busy && request.natFindPort && master.natted) {
+      outcome = this.findExpectationPort(master, helper, request);
+    }
     if (typeof outcome === "number") {
       this.stats.expectations.refused++;
       return outcome;
@@ -894,6 +942,40 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     if (this.expectationTable.size > stats.maxLive) stats.maxLive = this.expectationTable.size;
     this.emitExpect(outcome, "NEW", this.now, "");
     return 0;
+  }
+
+  /**
+   * `nf_nat_exp_find_port` after the announced port clashed with another master's expectation: the
+   * kernel tries up to 128 random ports between it and 65534; here the next ones up, in order (our
+   * choice, counted as such). Leaves the port taken in `request.dstPort`.
+   */
+  private findExpectationPort(
+    master: Connection,
+    helper: ConntrackHelper,
+    request: ExpectRequest,
+  ): Expectation | number {
+    const first = request.dstPort;
+    const attempts = Math.min(NAT_EXPECT_PORT_ATTEMPTS, 0xfffe - first);
+    let outcome: Expectation | number = ExpectError.Busy;
+    for (let i = 1; i <= attempts && outcome === ExpectError.Busy; i++) {
+      request.dstPort = first + i;
+      outcome = this.expectationTable.register(master, helper.name, helper.policy, request, this.now);
+    }
+    if (typeof outcome === "number") return outcome;
+    const stats = this.stats.nat;
+    stats.ownChoice++;
+    stats.notes.set(NOTE_EXPECT_PORT_MOVED, (stats.notes.get(NOTE_EXPECT_PORT_MOVED) ?? 0) + 1);
+    return outcome;
+  }
+
+  /** HelperHost: a NAT helper changed the length of this packet's data (`nf_ct_seqadj_set`). */
+  adjustSequence(connection: Connection, direction: number, seq: number, delta: number): void {
+    // Only configured NAT seen on arrival needs it: an inside capture shows the receiver's acks after
+    // the device shifted them back, and observed NAT hands the engine the ack each packet left with.
+    if (this.natRules === null || this.aliasTable !== null) return;
+    if ((connection.status & Status.NatObserved) !== 0) return;
+    if (connection.seqAdjust === null) connection.seqAdjust = new SeqAdjust();
+    connection.seqAdjust.set(direction, seq, delta);
   }
 
   private expectationRemoved(expectation: Expectation, cause: ExpectRemovalCause, at: number): void {
@@ -932,6 +1014,10 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     event.expectation = expectation;
     event.timeout = expectationRemainingSeconds(expectation, at, this.settings.hz);
     event.cause = cause;
+    // An unconfirmed master announcing is the entry of the packet at hand, confirmed right after its
+    // helper accepted it: numbered then, as the kernel's id exists from allocation.
+    const master = expectation.master;
+    event.masterId = master.id > 0 ? master.id : type === "NEW" && master === this.spare ? this.nextId : 0;
     this.onExpectEvent(event);
   }
 
@@ -968,7 +1054,11 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     stats.translated++;
     if (decision.srcNat?.kind === "follow-master" || decision.dstNat?.kind === "follow-master")
       stats.followedMaster++;
-    if (decision.srcNat?.ownChoice === true || decision.dstNat?.ownChoice === true) stats.ownChoice++;
+    if (decision.srcNat?.ownChoice === true || decision.dstNat?.ownChoice === true) {
+      stats.ownChoice++;
+      connection.status |= Status.NatOwnChoice;
+      stats.notes.set(NOTE_OWN_PORT, (stats.notes.get(NOTE_OWN_PORT) ?? 0) + 1);
+    }
     if (this.aliasTable !== null) {
       const alias = new NatAlias(connection);
       invertTuple(connection.reply, alias.original);
@@ -976,6 +1066,39 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       connection.natAlias = alias;
     }
     return true;
+  }
+
+  /**
+   * Observed NAT for a new connection: the reply tuple is the inverse of the tuple its first packet
+   * left the device with, so a port or ICMP id the device chose on a clash comes out as it chose it.
+   */
+  private setUpObservedNat(connection: Connection, translated: Tuple): void {
+    const original = connection.original;
+    const srcNat =
+      translated.srcPort !== original.srcPort ||
+      translated.srcWord0 !== original.srcWord0 ||
+      translated.srcWord1 !== original.srcWord1 ||
+      translated.srcWord2 !== original.srcWord2 ||
+      translated.srcWord3 !== original.srcWord3;
+    const dstNat =
+      (translated.dstPort !== original.dstPort && !translated.isIcmp) ||
+      translated.dstWord0 !== original.dstWord0 ||
+      translated.dstWord1 !== original.dstWord1 ||
+      translated.dstWord2 !== original.dstWord2 ||
+      translated.dstWord3 !== original.dstWord3;
+    if (!srcNat && !dstNat) return;
+    invertTuple(translated, connection.reply);
+    connection.status |= Status.NatObserved;
+    if (srcNat) connection.status |= Status.SrcNat;
+    if (dstNat) connection.status |= Status.DstNat;
+    this.stats.nat.translated++;
+    this.stats.nat.observed++;
+    if (this.aliasTable !== null) {
+      const alias = new NatAlias(connection);
+      invertTuple(connection.reply, alias.original);
+      invertTuple(connection.original, alias.reply);
+      connection.natAlias = alias;
+    }
   }
 
   /**
@@ -1065,6 +1188,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
 
   /** `__nf_conntrack_confirm`: the entry joins the table and the timer starts. */
   private confirm(connection: Connection): void {
+    this.lastConnection = connection;
     connection.id = this.nextId++;
     connection.startedAt = this.now;
     this.table.insert(connection, this.probeHash);
@@ -1205,12 +1329,25 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   }
 }
 
-/** Seconds from `at` to `expiresAt` (engine ns) counted in whole kernel ticks, floored. */
+/**
+ * Seconds from `at` to `expiresAt` (engine ns) as the kernel prints them: it counts in jiffies, and
+ * between the refresh and `at` either the whole ticks in that span passed or one more, by the phase
+ * of a clock no capture shows. We count the fewer (the tick boundaries fall just after the refresh),
+ * so a printed value is never below what the kernel could print, and at most one second above it (the
+ * kernel's tick fell in between; the golden comparison's one tolerance).
+ */
 export function remainingSeconds(expiresAt: number, at: number, hz: number): number {
   const tick = NS / hz;
-  const ticks = Math.floor(expiresAt / tick) - Math.floor(at / tick);
+  const ticks = Math.ceil((expiresAt - at) / tick);
   return Math.floor(ticks / hz);
 }
+
+/** How many other ports `nf_nat_exp_find_port` tries for an expectation whose port is taken. */
+export const NAT_EXPECT_PORT_ATTEMPTS = 128;
+const NOTE_OWN_PORT =
+  "nat: a port or ICMP id clashed and was re-mapped; the kernel picks the new one at random, so the one shown is this model's own choice";
+const NOTE_EXPECT_PORT_MOVED =
+  "nat helper: expectation port taken, the next free one used (the kernel tries random ones)";
 
 /** -ESHUTDOWN: the master has no helper. */
 const ExpectErrorShutdown = 4;

@@ -391,4 +391,10 @@ export class ExpectEvent {
   timeout = 0;
   /** Why a DESTROY happened. */
   cause: ExpectRemovalCause | "" = "";
+  /**
+   * The master's connection id, also before the master is confirmed (a TFTP request announces the
+   * reply on the packet that creates its entry: the id is the one its confirmation gives it); 0 for
+   * a master that was never confirmed.
+   */
+  masterId = 0;
 }

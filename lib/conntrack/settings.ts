@@ -162,7 +162,8 @@ export function parseSysctl(text: string): SysctlParseResult {
       if (!KNOWN_UNMODELLED.has(name) && !isOtherProtocolName(name)) unknown.push(name);
       continue;
     }
-    if (!/^\d+$/.test(value)) {
+    // Digits beyond 2^53 are no value the kernel would take (and past 309 of them, Infinity).
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
       invalid.push({ line: i + 1, text: lines[i] });
       continue;
     }

@@ -256,7 +256,7 @@ export function foreignBucket(hash: number, bucketCount: number): number {
 }
 
 /**
- * Min-heap of connections keyed by `heapKey`. A connection's key may lag behind a later
+ * Min-heap of connections keyed by expiry. A connection's key may lag behind a later
  * `expiresAt` (refreshes only write the field); `popExpired` re-files such entries. Shortened
  * timeouts must call `update` so the key never runs late.
  *
@@ -286,7 +286,6 @@ export class ExpiryHeap {
       order.set(this.order);
       this.order = order;
     }
-    connection.heapKey = connection.expiresAt;
     this.keyOf[slot] = connection.expiresAt;
     this.idOf[slot] = connection.id;
     this.bySlot[slot] = connection;
@@ -297,10 +296,10 @@ export class ExpiryHeap {
 
   /** Call after `expiresAt` changed: moves the key earlier at once, later only lazily. */
   update(connection: Connection): void {
-    if (connection.expiresAt < connection.heapKey) {
-      const slot = connection.tableSlot;
-      connection.heapKey = connection.expiresAt;
-      this.keyOf[slot] = connection.expiresAt;
+    const slot = connection.tableSlot;
+    const expiresAt = connection.expiresAt;
+    if (expiresAt < this.keyOf[slot]) {
+      this.keyOf[slot] = expiresAt;
       this.siftUp(this.positionOf[slot], slot);
     }
   }
@@ -326,9 +325,9 @@ export class ExpiryHeap {
       const slot = this.order[0];
       if (this.keyOf[slot] > now) return null;
       const top = this.bySlot[slot]!;
-      if (top.expiresAt > top.heapKey) {
-        top.heapKey = top.expiresAt;
-        this.keyOf[slot] = top.expiresAt;
+      const expiresAt = top.expiresAt;
+      if (expiresAt > this.keyOf[slot]) {
+        this.keyOf[slot] = expiresAt;
         this.siftDown(0, slot);
         continue;
       }

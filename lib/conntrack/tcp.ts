@@ -23,6 +23,7 @@ import {
   TcpState,
 } from "./connection.js";
 import type { ConntrackSettings } from "./settings.js";
+import type { SeqAdjust } from "./nat/seqadj.js";
 
 /** Packet classes (`enum tcp_bit_set`): the table's row index. */
 export const TcpClass = { Syn: 0, SynAck: 1, Fin: 2, Ack: 3, Rst: 4, None: 5 } as const;
@@ -206,7 +207,7 @@ export class TcpTracker {
     } else {
       tcp.reset();
     }
-    const sender = tcp.seen[0];
+    const sender = tcp.seen0;
     sender.end = segmentEnd(packet);
     sender.maxwin = packet.tcpWindow === 0 ? 1 : packet.tcpWindow;
     if (newState === TcpState.SynSent) {
@@ -216,7 +217,7 @@ export class TcpTracker {
       // Mid-stream: the history is lost, so assume SACK and never fail window checks.
       sender.maxend = sender.end + sender.maxwin;
       sender.flags = TcpFlag.SackPerm | TcpFlag.BeLiberal;
-      tcp.seen[1].flags = TcpFlag.SackPerm | TcpFlag.BeLiberal;
+      tcp.seen1.flags = TcpFlag.SackPerm | TcpFlag.BeLiberal;
     }
     tcp.lastIndex = TcpClass.None;
     return true;
@@ -236,7 +237,7 @@ export class TcpTracker {
       case TcpState.Ignore: {
         if (newState === TcpState.SynSent) {
           if (oldState < TcpState.TimeWait) break;
-          const closeInit = (tcp.seen[direction].flags | tcp.seen[1 - direction].flags) & TcpFlag.CloseInit;
+          const closeInit = (tcp.seen0.flags | tcp.seen1.flags) & TcpFlag.CloseInit;
           if (closeInit !== 0 || (tcp.lastDir === direction && tcp.lastIndex === TcpClass.Rst)) {
             return TcpResult.Reopen;
           }
@@ -250,14 +251,14 @@ export class TcpTracker {
           // The SYN/ACK answers a SYN we ignored: both ends are in sync and we were not.
           oldState = TcpState.SynSent;
           newState = TcpState.SynRecv;
-          const synSender = tcp.seen[tcp.lastDir];
+          const synSender = tcp.lastDir === 0 ? tcp.seen0 : tcp.seen1;
           synSender.end = tcp.lastEnd;
           synSender.maxend = tcp.lastEnd;
           synSender.maxwin = tcp.lastWin === 0 ? 1 : tcp.lastWin;
           synSender.scale = tcp.lastWscale;
           tcp.lastFlags &= ~TcpFlag.ExpectChallengeAck;
           synSender.flags = tcp.lastFlags;
-          const other = tcp.seen[direction];
+          const other = direction === 0 ? tcp.seen0 : tcp.seen1;
           other.end = 0;
           other.maxend = 0;
           other.maxwin = 0;
@@ -322,7 +323,7 @@ export class TcpTracker {
           skipWindowCheck = true;
           break;
         }
-        const peer = tcp.seen[1 - direction];
+        const peer = direction === 0 ? tcp.seen1 : tcp.seen0;
         const seq = packet.tcpSeq;
         if ((peer.flags & TcpFlag.MaxackSet) !== 0 && tcp.lastIndex !== TcpClass.Syn) {
           const established = tcp.state === TcpState.Established && connection.assured;
@@ -361,7 +362,7 @@ export class TcpTracker {
     }
 
     if (!skipWindowCheck) {
-      const verdict = this.inWindow(tcp, direction, index, packet);
+      const verdict = this.inWindow(tcp, direction, index, packet, connection.seqAdjust);
       if (verdict === WINDOW_IGNORE) return TcpResult.Ignore;
       if (verdict === WINDOW_INVALID) {
         this.handleInvalid(connection, direction, index, host);
@@ -373,7 +374,7 @@ export class TcpTracker {
     tcp.lastDir = direction;
     tcp.state = newState;
     if (oldState !== newState && newState === TcpState.FinWait)
-      tcp.seen[direction].flags |= TcpFlag.CloseInit;
+      (direction === 0 ? tcp.seen0 : tcp.seen1).flags |= TcpFlag.CloseInit;
 
     const timeouts = this.timeouts;
     let timeout: number;
@@ -382,7 +383,7 @@ export class TcpTracker {
     } else if (index === TcpClass.Rst) {
       timeout = timeouts[TcpState.Close];
     } else if (
-      ((tcp.seen[0].flags | tcp.seen[1].flags) & TcpFlag.DataUnacknowledged) !== 0 &&
+      ((tcp.seen0.flags | tcp.seen1.flags) & TcpFlag.DataUnacknowledged) !== 0 &&
       timeouts[newState] > timeouts[TIMEOUT_UNACK]
     ) {
       timeout = timeouts[TIMEOUT_UNACK];
@@ -416,9 +417,15 @@ export class TcpTracker {
   }
 
   /** `tcp_in_window`. */
-  private inWindow(tcp: TcpConnectionState, direction: number, index: number, packet: DecodedPacket): number {
-    const sender = tcp.seen[direction];
-    const receiver = tcp.seen[1 - direction];
+  private inWindow(
+    tcp: TcpConnectionState,
+    direction: number,
+    index: number,
+    packet: DecodedPacket,
+    seqAdjust: SeqAdjust | null,
+  ): number {
+    const sender = direction === 0 ? tcp.seen0 : tcp.seen1;
+    const receiver = direction === 0 ? tcp.seen1 : tcp.seen0;
     const flags = packet.tcpFlags;
     const syn = (flags & TCP_SYN) !== 0;
     const hasAck = (flags & TCP_ACK) !== 0;
@@ -430,6 +437,12 @@ export class TcpTracker {
     let end = segmentEnd(packet);
 
     if ((receiver.flags & TcpFlag.SackPerm) !== 0) sack = highestSack(packet, sack);
+    if (seqAdjust !== null) {
+      // A NAT helper resized the receiver's data: this ack counts in the shifted space (nf_ct_seq_offset).
+      const offset = seqAdjust.offset(1 - direction, (ack - 1) >>> 0);
+      ack = (ack - offset) >>> 0;
+      sack = (sack - offset) >>> 0;
+    }
 
     if (sender.maxwin === 0) {
       if (syn) {

@@ -7,9 +7,30 @@ import { PACKET_CLASS_NAMES, PacketClass, type PacketClassName } from "../decode
 export class PacketAccounting {
   private readonly perInput: Float64Array[] = [];
   private readonly reasonCounts = new Map<string, number>();
+  private readonly duplicatesPerInput: Float64Array;
 
   constructor(readonly inputCount: number) {
     for (let i = 0; i < inputCount; i++) this.perInput.push(new Float64Array(PACKET_CLASS_NAMES.length));
+    this.duplicatesPerInput = new Float64Array(inputCount);
+  }
+
+  /**
+   * A decoded packet that was the second sighting of one already seen at another vantage (observed
+   * NAT): counted `decoded` as well, but never given to the engine, so that decoded = tracked +
+   * duplicate sightings.
+   */
+  countDuplicateSighting(inputIndex: number): void {
+    this.duplicatesPerInput[inputIndex]++;
+  }
+
+  duplicateSightingsOf(inputIndex: number): number {
+    return this.duplicatesPerInput[inputIndex];
+  }
+
+  get duplicateSightings(): number {
+    let total = 0;
+    for (const n of this.duplicatesPerInput) total += n;
+    return total;
   }
 
   count(inputIndex: number, packetClass: PacketClass, reason: string): void {

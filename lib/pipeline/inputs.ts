@@ -35,6 +35,8 @@ async function captureFilesBelow(directory: string): Promise<string[]> {
 export interface InputOptions {
   /** Hold records this long to put late ones back in timestamp order (0: keep file order). */
   reorderWindowNs?: number;
+  /** Called once every input is open, with the readers (for a progress display's byte counts). */
+  onOpened?: (inputs: readonly CaptureSource[]) => void;
 }
 
 export interface OpenedInputs {
@@ -55,6 +57,7 @@ export async function openInputs(
     await Promise.all(inputs.map((input) => input.close()));
     throw error;
   }
+  options.onOpened?.(inputs);
   const windowNs = options.reorderWindowNs ?? 0;
   const ordered = windowNs > 0 ? inputs.map((input) => reorderSource(input, { windowNs })) : inputs;
   const source = ordered.length === 1 ? ordered[0] : mergeSources(ordered);

@@ -19,8 +19,10 @@ import type { ExpectEvent } from "../conntrack/expectations.js";
 import { FtpHelper } from "../conntrack/helpers/ftp.js";
 import { TftpHelper } from "../conntrack/helpers/tftp.js";
 import type { ConntrackSettings } from "../conntrack/settings.js";
+import type { Connection, Tuple } from "../conntrack/connection.js";
 import { PacketAccounting } from "./accounting.js";
 import { openInputs, type InputOptions } from "./inputs.js";
+import { ObservedNatMatcher, type ObservedNatOptions, type ObservedNatStats } from "./observed-nat.js";
 
 /** A capture time, absolute or counted from the first packet. */
 export type TimePoint =
@@ -58,7 +60,9 @@ export interface ReplayOptions
    * Receives every record after the decoder (and, for decoded packets, the engine) saw it: its class,
    * the decoder's reused packet, the engine's verdict (`Verdict`, -1 when the record never reached
    * the engine) and, for INVALID, IGNORED and DROPPED, the engine's reason ("" otherwise). The
-   * engine's events for the packet have been delivered by then. Everything passed is reused.
+   * engine's events for the packet have been delivered by then. `connection` is the engine's
+   * `lastConnection` (the confirmed connection the packet belonged to, else null). Everything passed
+   * is reused.
    */
   onPacket?: (
     record: CaptureRecord,
@@ -66,6 +70,7 @@ export interface ReplayOptions
     packet: DecodedPacket,
     verdict: number,
     reason: string,
+    connection: Connection | null,
   ) => void;
   /** Called once the inputs are open, with their names in record `inputIndex` order. */
   onInputs?: (inputNames: readonly string[]) => void;
@@ -74,6 +79,14 @@ export interface ReplayOptions
    * or null to go on at once.
    */
   backpressure?: () => Promise<void> | null;
+  /**
+   * Observed NAT (lib/pipeline/observed-nat.ts): the inputs are several vantages of one NAT device;
+   * each packet seen at two of them is tracked once, as it arrived, with the other sighting's
+   * addresses and ports as its translation. Null or absent: every packet is tracked as read. With
+   * it, `onPacket` gets decoded packets up to the window late, without their link-layer bytes, and
+   * second sightings with verdict -1 and reason DUPLICATE_SIGHTING.
+   */
+  observedNat?: ObservedNatOptions | null;
   /** Stop reading after this capture time and run the engine clock up to it. */
   until?: TimePoint;
   /** After the input, let every remaining entry expire at its own time (DESTROY events). */
@@ -100,40 +113,148 @@ export interface ReplayResult {
   last: { tsSec: number; tsNsec: number } | null;
   /** Whether `until` cut the input short. */
   stoppedEarly: boolean;
+  /** The observed-NAT stage's counters, null when it did not run. */
+  observedNat?: ObservedNatStats | null;
   /** The resolved `until` (absolute), null when not asked for or no packet resolved a relative one. */
   until: { tsSec: number; tsNsec: number } | null;
 }
 
 const NS = 1e9;
 
-export async function replayCaptures(
-  files: readonly string[],
-  options: ReplayOptions = {},
-): Promise<ReplayResult> {
+/** `onPacket`'s reason for the second sighting of a packet (observed NAT), which is not tracked. */
+export const DUPLICATE_SIGHTING = "duplicate sighting (seen at another vantage, tracked once)";
+
+/** What the decode → conntrack step has counted so far. */
+export interface RecordStepCounts {
+  /** Records handed to the decoder. */
+  records: number;
+  /** Decoded packets handed to the engine. */
+  tracked: number;
+  /** Connection events delivered. */
+  events: number;
+  expectEvents: { NEW: number; DESTROY: number };
+}
+
+export type RecordStepOptions = Pick<
+  ReplayOptions,
+  | "settings"
+  | "helpers"
+  | "helperPorts"
+  | "ftpLoose"
+  | "nat"
+  | "observedNat"
+  | "decoder"
+  | "onEvent"
+  | "onExpectEvent"
+  | "onPacket"
+>;
+
+/**
+ * One record through the decoder and the engine: the step `replayCaptures` runs for every record
+ * read, shared with live capture so both decode and track alike.
+ */
+export interface RecordStep {
+  readonly engine: ConntrackEngine;
+  readonly decoder: PacketDecoder;
+  readonly accounting: PacketAccounting;
+  readonly counts: RecordStepCounts;
+  /** Decodes `record` and tracks it; its events have been delivered when this returns. */
+  handle(record: CaptureRecord): void;
+  /** End of input: delivers what the observed-NAT stage still holds (nothing without it). */
+  flush(): void;
+  /** The observed-NAT stage's counters, null without it. */
+  readonly observedNat: ObservedNatStats | null;
+}
+
+export function createRecordStep(options: RecordStepOptions, inputCount: number): RecordStep {
   const onEvent = options.onEvent ?? null;
   const onExpectEvent = options.onExpectEvent ?? null;
   const onPacket = options.onPacket ?? null;
-  let events = 0;
-  const expectEvents = { NEW: 0, DESTROY: 0 };
+  const counts: RecordStepCounts = {
+    records: 0,
+    tracked: 0,
+    events: 0,
+    expectEvents: { NEW: 0, DESTROY: 0 },
+  };
   const engine = new ConntrackEngine({
     settings: options.settings,
     helpers: options.helpers,
     helperPorts: options.helperPorts,
     ftpLoose: options.ftpLoose,
     nat: options.nat,
+    observedNat: options.observedNat !== undefined && options.observedNat !== null,
     onEvent: (event) => {
-      events++;
+      counts.events++;
       if (onEvent !== null) onEvent(event);
     },
     onExpectEvent: (event) => {
-      expectEvents[event.type]++;
+      counts.expectEvents[event.type]++;
       if (onExpectEvent !== null) onExpectEvent(event);
     },
   });
   const decoder = new PacketDecoder(options.decoder);
+  const accounting = new PacketAccounting(inputCount);
+
+  const track = (packet: DecodedPacket, translation: Tuple | null, record: CaptureRecord): void => {
+    counts.tracked++;
+    const verdict = engine.process(packet, translation);
+    if (onPacket !== null) {
+      const explained =
+        verdict === Verdict.Invalid || verdict === Verdict.Ignored || verdict === Verdict.Dropped;
+      onPacket(
+        record,
+        PacketClass.Decoded,
+        packet,
+        verdict,
+        explained ? engine.reason : "",
+        engine.lastConnection,
+      );
+    }
+  };
+  const observedNat = options.observedNat ?? null;
+  const matcher =
+    observedNat === null
+      ? null
+      : new ObservedNatMatcher(observedNat, track, (packet, record) => {
+          accounting.countDuplicateSighting(record.inputIndex);
+          if (onPacket !== null) onPacket(record, PacketClass.Decoded, packet, -1, DUPLICATE_SIGHTING, null);
+        });
+
+  const handle = (record: CaptureRecord): void => {
+    counts.records++;
+    const packetClass = decoder.decode(record);
+    accounting.count(record.inputIndex, packetClass, decoder.packet.reason);
+    if (packetClass === PacketClass.Decoded) {
+      if (matcher !== null) matcher.push(decoder.packet, record);
+      else track(decoder.packet, null, record);
+    } else {
+      if (matcher !== null) matcher.advance(record.tsSec, record.tsNsec);
+      if (onPacket !== null) onPacket(record, packetClass, decoder.packet, -1, "", null);
+    }
+  };
+  const flush = (): void => {
+    if (matcher !== null) matcher.flush();
+  };
+
+  return {
+    engine,
+    decoder,
+    accounting,
+    counts,
+    handle,
+    flush,
+    observedNat: matcher === null ? null : matcher.stats,
+  };
+}
+
+export async function replayCaptures(
+  files: readonly string[],
+  options: ReplayOptions = {},
+): Promise<ReplayResult> {
   const { inputs, source } = await openInputs(files, options);
   if (options.onInputs) options.onInputs(inputs.map((input) => input.name));
-  const accounting = new PacketAccounting(inputs.length);
+  const step = createRecordStep(options, inputs.length);
+  const { engine, decoder, accounting, counts, handle } = step;
   const backpressure = options.backpressure ?? null;
   const untilOption = options.until ?? null;
   let stopSec = Infinity;
@@ -142,30 +263,11 @@ export async function replayCaptures(
     stopSec = untilOption.tsSec;
     stopNsec = untilOption.tsNsec;
   }
-  let records = 0;
-  let tracked = 0;
   let firstSec = -1;
   let firstNsec = 0;
   let lastSec = -1;
   let lastNsec = 0;
   let stoppedEarly = false;
-
-  const handle = (record: CaptureRecord): void => {
-    records++;
-    const packetClass = decoder.decode(record);
-    accounting.count(record.inputIndex, packetClass, decoder.packet.reason);
-    if (packetClass === PacketClass.Decoded) {
-      tracked++;
-      const verdict = engine.process(decoder.packet);
-      if (onPacket !== null) {
-        const explained =
-          verdict === Verdict.Invalid || verdict === Verdict.Ignored || verdict === Verdict.Dropped;
-        onPacket(record, packetClass, decoder.packet, verdict, explained ? engine.reason : "");
-      }
-    } else if (onPacket !== null) {
-      onPacket(record, packetClass, decoder.packet, -1, "");
-    }
-  };
 
   try {
     let more = true;
@@ -200,6 +302,7 @@ export async function replayCaptures(
     await source.close();
     await Promise.all(inputs.map((input) => input.close()));
   }
+  step.flush();
   decoder.finish();
   if (Number.isFinite(stopSec)) engine.advanceTo(stopSec, stopNsec);
   if (options.drain) engine.drain();
@@ -209,13 +312,14 @@ export async function replayCaptures(
     accounting,
     inputNames: inputs.map((input) => input.name),
     warnings: inputs.flatMap((input) => input.warnings),
-    records,
-    tracked,
-    events,
-    expectEvents,
+    records: counts.records,
+    tracked: counts.tracked,
+    events: counts.events,
+    expectEvents: counts.expectEvents,
     first: firstSec < 0 ? null : { tsSec: firstSec, tsNsec: firstNsec },
     last: lastSec < 0 ? null : { tsSec: lastSec, tsNsec: lastNsec },
     stoppedEarly,
+    observedNat: step.observedNat,
     until: Number.isFinite(stopSec) ? { tsSec: stopSec, tsNsec: stopNsec } : null,
   };
 }

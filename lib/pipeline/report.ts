@@ -8,13 +8,25 @@ import { createWriteStream } from "node:fs";
 import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
-import { ChunkedWriter, replayCaptures, type ReplayOptions, type ReplayResult } from "./replay.js";
+import {
+  ChunkedWriter,
+  DEFAULT_HELPER_PORTS,
+  replayCaptures,
+  type ReplayOptions,
+  type ReplayResult,
+} from "./replay.js";
 import { createEventFormatter, createExpectEventFormatter, csvRow } from "../report/event-formats.js";
 import { FLOW_CSV_COLUMNS, FlowTracker, flowCsvRow, type FlowRecord } from "../report/flows.js";
 import { ORPHAN_CSV_COLUMNS, OrphanTracker, orphanCsvRow, type OrphanRecord } from "../report/orphans.js";
 import { SummaryBuilder, type ReportSummary } from "../report/summary.js";
 import { renderHtmlReport } from "../report/html.js";
-import { safeCsvCell } from "../report/escape.js";
+import { describeHelperSettings, describeNatSettings } from "../report/run-options.js";
+import {
+  NAT_CSV_COLUMNS,
+  NatMappingTracker,
+  natMappingCsvRow,
+  type NatMappingRecord,
+} from "../report/nat-mappings.js";
 
 export const REPORT_FILES = [
   "flows.csv",
@@ -23,6 +35,7 @@ export const REPORT_FILES = [
   "orphans.csv",
   "nat.csv",
   "expectations.csv",
+  "nat.ndjson",
   "summary.json",
   "index.html",
 ] as const;
@@ -45,7 +58,10 @@ export interface ReportOptions extends Omit<
   maxHistory?: number;
   communityIdSeed?: number;
   topTalkers?: number;
-  /** Shown in summary.json under `options` (the command line's choices). */
+  /**
+   * Shown in summary.json under `options` (the command line's choices); `helpers` and `nat` there are
+   * always the settings the replay ran with.
+   */
   describeOptions?: Record<string, unknown>;
   /** Generator line for index.html (default "pcap-conntrack report"). */
   generator?: string;
@@ -82,39 +98,6 @@ class ReportFile {
   }
 }
 
-export const NAT_CSV_COLUMNS = [
-  "connection_id",
-  "protocol",
-  "nat",
-  "orig_src",
-  "orig_sport",
-  "orig_dst",
-  "orig_dport",
-  "reply_src",
-  "reply_sport",
-  "reply_dst",
-  "reply_dport",
-];
-
-function natCsvRow(record: FlowRecord): string {
-  const { original, reply } = record;
-  return csvRow(
-    [
-      record.id,
-      record.protocol,
-      record.nat,
-      original.src,
-      original.sport,
-      original.dst,
-      original.dport,
-      reply.src,
-      reply.sport,
-      reply.dst,
-      reply.dport,
-    ].map(safeCsvCell),
-  );
-}
-
 export async function writeReport(files: readonly string[], options: ReportOptions): Promise<ReportResult> {
   const dir = options.outputDir;
   await mkdir(dir, { recursive: true });
@@ -125,7 +108,8 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const orphansCsv = open("orphans.csv");
   const natCsv = open("nat.csv");
   const expectCsv = open("expectations.csv");
-  const streamed = [flowsCsv, flowsJson, eventsCsv, orphansCsv, natCsv, expectCsv];
+  const natJson = open("nat.ndjson");
+  const streamed = [flowsCsv, flowsJson, eventsCsv, orphansCsv, natCsv, expectCsv, natJson];
 
   const htmlMaxFlows = options.htmlMaxFlows ?? 2000;
   const htmlMaxOrphans = options.htmlMaxOrphans ?? 1000;
@@ -135,13 +119,21 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const eventFormat = createEventFormatter("csv");
   const expectFormat = createExpectEventFormatter("csv");
 
+  const pageNat: NatMappingRecord[] = [];
+  const natMappings = new NatMappingTracker({
+    onMapping: (record) => {
+      natCsv.writer.write(natMappingCsvRow(record));
+      natJson.writer.write(`${JSON.stringify(record)}\n`);
+      if (pageNat.length < htmlMaxFlows) pageNat.push(record);
+    },
+  });
   const flows = new FlowTracker({
     maxHistory: options.maxHistory,
     communityIdSeed: options.communityIdSeed,
     onFlow: (record) => {
       flowsCsv.writer.write(flowCsvRow(record));
       flowsJson.writer.write(`${JSON.stringify(record)}\n`);
-      if (record.nat !== "none") natCsv.writer.write(natCsvRow(record));
+      natMappings.onFlow(record);
       summary.addFlow(record);
       if (pageFlows.length < htmlMaxFlows) pageFlows.push(record);
     },
@@ -191,11 +183,12 @@ export async function writeReport(files: readonly string[], options: ReportOptio
         if (eventsWanted) eventsCsv.writer.write(eventFormat.format(event));
         orphans.onEvent(event);
         flows.onEvent(event);
+        if (event.type === "NEW") natMappings.onNew(event.connection);
       },
       onExpectEvent: (event) => expectCsv.writer.write(expectFormat.format(event)),
-      onPacket: (record, _packetClass, packet, verdict, reason) => {
+      onPacket: (record, _packetClass, packet, verdict, reason, connection) => {
         if (verdict < 0) return;
-        const flow = flows.onPacket(packet, verdict);
+        const flow = flows.onPacket(packet, verdict, connection);
         orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, flow);
       },
       backpressure: () => {
@@ -216,6 +209,8 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const reportSummary = summary.build(replay, orphans, {
     options: {
       ...(options.describeOptions ?? {}),
+      helpers: describeHelperSettings(options, DEFAULT_HELPER_PORTS),
+      nat: describeNatSettings(options.nat),
       drain: options.drain === true,
       eventsListedInEventsCsv: eventsWanted,
       orphanMemory: options.orphanMemory ?? 4096,
@@ -234,6 +229,8 @@ export async function writeReport(files: readonly string[], options: ReportOptio
       totalFlows: flows.emitted,
       orphans: pageOrphans,
       totalOrphans: orphans.count,
+      natMappings: pageNat,
+      totalNatMappings: natMappings.emitted,
       timelineRows: options.timelineRows ?? 500,
       generator: options.generator ?? "pcap-conntrack report",
     }),
@@ -241,7 +238,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   return {
     replay,
     summary: reportSummary,
-    files: [...streamed.map((file) => file.path).slice(0, 6), summaryPath, htmlPath],
+    files: [...streamed.map((file) => file.path), summaryPath, htmlPath],
   };
 }
 

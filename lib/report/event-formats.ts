@@ -257,8 +257,9 @@ export interface ExpectationRecord {
   /** The master connection's original tuple (`master-src=` …). */
   master: TupleRecord;
   /**
-   * The master's connection id; null while the master is not confirmed yet (TFTP: the request that
-   * creates the master announces the reply, and the engine numbers a connection when it confirms it).
+   * The master's connection id. In an event, also while the master is not confirmed yet (TFTP: the
+   * request that creates the master announces the reply): the id its confirmation gives it; null
+   * for a master never confirmed.
    */
   masterId: number | null;
   class: number;
@@ -333,6 +334,7 @@ export function expectEventRecord(event: ExpectEvent): ExpectEventRecord {
     epoch: epochOf(event.tsSec, event.tsNsec),
     type: event.type,
     ...expectationRecord(event.expectation, event.timeout),
+    masterId: event.masterId > 0 ? event.masterId : null,
     cause: event.type === "DESTROY" && event.cause !== "" ? event.cause : null,
   };
 }

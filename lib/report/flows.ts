@@ -5,7 +5,7 @@
  * Memory follows the live table, never the capture.
  */
 import { IPPROTO_TCP, type DecodedPacket } from "../decode/packet.js";
-import { TCP_STATE_NAMES, Tuple, type Connection } from "../conntrack/connection.js";
+import { Status, TCP_STATE_NAMES, Tuple, type Connection } from "../conntrack/connection.js";
 import {
   Verdict,
   type ConntrackEngine,
@@ -14,7 +14,6 @@ import {
 } from "../conntrack/engine.js";
 import { csvRow, isoTimeNs, protocolName, tupleRecord, type TupleRecord } from "./event-formats.js";
 import { tupleCommunityId } from "./community-id.js";
-import { fillPacketTuple } from "./packet-tuple.js";
 import { safeCsvCell } from "./escape.js";
 
 export type NatKind = "none" | "snat" | "dnat" | "both";
@@ -38,6 +37,11 @@ export interface FlowRecord {
   original: TupleRecord;
   reply: TupleRecord;
   nat: NatKind;
+  /**
+   * With NAT, how the translation was known: "observed" (captures before and after the device,
+   * `--nat-observe`) or "configured" (NAT rules); absent without NAT.
+   */
+  natOrigin?: "observed" | "configured";
   firstPacket: string;
   lastPacket: string;
   /** Seconds from the first to the last packet. */
@@ -206,14 +210,9 @@ export interface FlowTrackerOptions {
 }
 
 const NS = 1e9;
-/** Keys of the packet lookup stay small integers (no boxed numbers per packet). */
-const HASH_MASK = 0x3fffffff;
 
 export class FlowTracker {
   private readonly live = new Map<number, FlowState>();
-  /** Live flows by the hash of each of their tuples, to find a packet's connection. */
-  private readonly byTuple = new Map<number, FlowState[]>();
-  private readonly probe = new Tuple();
   private readonly maxHistory: number;
   private readonly onFlow: (record: FlowRecord) => void;
   private readonly seed: number;
@@ -238,8 +237,6 @@ export class FlowTracker {
       flow.firstSec = flow.lastSec = event.tsSec;
       flow.firstNsec = flow.lastNsec = event.tsNsec;
       this.live.set(connection.id, flow);
-      this.index(flow, connection.original);
-      if (!connection.original.equals(connection.reply)) this.index(flow, connection.reply);
       this.noteState(flow, event);
       return;
     }
@@ -266,12 +263,13 @@ export class FlowTracker {
   }
 
   /**
-   * Feed every packet the engine tracked (after its events). Returns the live flow the packet
-   * belonged to, or null (untracked, INVALID, or an ICMP error about another connection).
+   * Feed every packet the engine tracked (after its events), with the engine's `lastConnection`.
+   * Returns the live flow the packet belonged to, or null (untracked, an ICMP error about another
+   * connection, or a first packet that made no entry).
    */
-  onPacket(packet: DecodedPacket, verdict: number): FlowState | null {
-    if (verdict < 0 || verdict === Verdict.Ignored) return null;
-    const flow = this.find(packet);
+  onPacket(packet: DecodedPacket, verdict: number, connection: Connection | null): FlowState | null {
+    if (verdict < 0 || verdict === Verdict.Ignored || connection === null) return null;
+    const flow = this.live.get(connection.id) ?? null;
     if (
       flow !== null &&
       verdict !== Verdict.Invalid &&
@@ -281,19 +279,6 @@ export class FlowTracker {
       flow.lastNsec = packet.tsNsec;
     }
     return flow;
-  }
-
-  /** The live flow whose original or reply tuple is the packet's, or null. */
-  find(packet: DecodedPacket): FlowState | null {
-    const probe = this.probe;
-    if (!fillPacketTuple(packet, probe)) return null;
-    const bucket = this.byTuple.get(probe.hash() & HASH_MASK);
-    if (bucket === undefined) return null;
-    for (let i = 0; i < bucket.length; i++) {
-      const connection = bucket[i].connection;
-      if (probe.equals(connection.original) || probe.equals(connection.reply)) return bucket[i];
-    }
-    return null;
   }
 
   /** The live flow of a connection id. */
@@ -345,26 +330,8 @@ export class FlowTracker {
     flow.history.push(state, tsSec, tsNsec);
   }
 
-  private index(flow: FlowState, tuple: Tuple): void {
-    const key = tuple.hash() & HASH_MASK;
-    const bucket = this.byTuple.get(key);
-    if (bucket === undefined) this.byTuple.set(key, [flow]);
-    else bucket.push(flow);
-  }
-
-  private unindex(flow: FlowState, tuple: Tuple): void {
-    const key = tuple.hash() & HASH_MASK;
-    const bucket = this.byTuple.get(key);
-    if (bucket === undefined) return;
-    const at = bucket.indexOf(flow);
-    if (at >= 0) bucket.splice(at, 1);
-    if (bucket.length === 0) this.byTuple.delete(key);
-  }
-
   private forget(flow: FlowState): void {
     this.live.delete(flow.connection.id);
-    this.unindex(flow, flow.connection.original);
-    if (!flow.connection.original.equals(flow.connection.reply)) this.unindex(flow, flow.connection.reply);
   }
 
   private emit(
@@ -425,6 +392,8 @@ export class FlowTracker {
       masterId: connection.masterId > 0 ? connection.masterId : null,
       communityId: tupleCommunityId(connection.original, { seed: this.seed }),
     };
+    if (record.nat !== "none")
+      record.natOrigin = (connection.status & Status.NatObserved) !== 0 ? "observed" : "configured";
     this.emitted++;
     this.onFlow(record);
   }

@@ -9,6 +9,7 @@
  */
 import type { FlowRecord } from "./flows.js";
 import type { OrphanRecord } from "./orphans.js";
+import type { NatMappingRecord } from "./nat-mappings.js";
 import type { ReportSummary } from "./summary.js";
 import { escapeHtml, jsonForScript } from "./escape.js";
 
@@ -21,6 +22,9 @@ export interface HtmlReportInput {
   totalFlows: number;
   orphans: OrphanRecord[];
   totalOrphans: number;
+  /** NAT mappings the page shows (capped by the caller) and how many the report has. */
+  natMappings: NatMappingRecord[];
+  totalNatMappings: number;
   /** How many flows the timeline draws at most. */
   timelineRows: number;
   /** Generator line (tool and version); no wall-clock time, so regenerating changes nothing. */
@@ -164,9 +168,13 @@ makeTable("flows", [
   ["pkts >", (f) => f.originalPackets], ["bytes >", (f) => f.originalBytes], ["pkts <", (f) => f.replyPackets], ["bytes <", (f) => f.replyBytes],
   ["helper", (f) => f.helper], ["master", (f) => f.masterId], ["community id", (f) => f.communityId],
 ], data.flows);
+const endpoint = (e) => e.address + (e.port !== null ? (e.address.includes(":") ? "." : ":") + e.port : "");
 makeTable("nat", [
-  ["id", (f) => f.id], ["proto", (f) => f.protocol], ["kind", (f) => f.nat], ["original", (f) => tuple(f.original)], ["reply", (f) => tuple(f.reply)],
-], data.flows.filter((f) => f.nat !== "none"));
+  ["proto", (m) => m.protocol], ["kind", (m) => m.kind], ["inside", (m) => endpoint(m.inside)],
+  ["outside", (m) => endpoint(m.outside)], ["remote", (m) => endpoint(m.remote)], ["first", (m) => m.firstSeen],
+  ["last", (m) => m.lastSeen], ["connections", (m) => m.connections], ["bytes", (m) => m.bytes],
+  ["origin", (m) => m.origin], ["port", (m) => m.portChoice], ["ids", (m) => m.connectionIds.join(" ")],
+], data.nat);
 makeTable("orphans", [
   ["input", (o) => o.input], ["packet", (o) => o.packet], ["time", (o) => o.time], ["proto", (o) => o.protocol],
   ["src", (o) => o.src + (o.sport !== null ? ":" + o.sport : "")], ["dst", (o) => o.dst + (o.dport !== null ? ":" + o.dport : "")],
@@ -210,6 +218,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
   const data = {
     flows: input.flows,
     orphans: input.orphans,
+    nat: input.natMappings,
     timelineRows: input.timelineRows,
     colours: STATE_COLOURS,
     endOfInput: summary.capture.lastPacket,
@@ -236,7 +245,13 @@ ${summarySection(summary)}
     .map(([state, colour]) => `<span><i style="background:${colour}"></i>${escapeHtml(state)}</span>`)
     .join("")}</div>
 <div id="timeline"></div></section>
-<section><h2>NAT</h2><p class="note">Connections whose reply tuple is not the inverted original.</p>
+<section><h2>NAT</h2><p class="note">Mappings: an inside endpoint leaving as an outside one, towards a remote one
+(connections whose reply tuple is not the inverted original).</p>${capNote(
+    input.natMappings.length,
+    input.totalNatMappings,
+    "NAT mappings",
+    "nat.csv",
+  )}
 <span id="nat-count"></span><table class="data" id="nat"></table></section>
 <section><h2>Orphaned packets</h2>${capNote(input.orphans.length, input.totalOrphans, "orphaned packets", "orphans.csv")}
 <input class="filter" id="orphans-filter" placeholder="filter orphans" aria-label="filter orphans"> <span id="orphans-count"></span>

@@ -116,9 +116,12 @@ export class SummaryBuilder {
         verdictReasons: sortedCounts(Object.fromEntries(stats.reasons)),
         tcpAcceptedWithoutUpdate: stats.tcpIgnored,
         earlierThanClock: stats.timeWentBack,
+        ...(result.observedNat ? { duplicateSightings: result.accounting.duplicateSightings } : {}),
         reconciles: {
           records: classSum === result.records,
-          decoded: classes.decoded === result.tracked && verdictSum === result.tracked,
+          decoded:
+            classes.decoded === result.tracked + result.accounting.duplicateSightings &&
+            verdictSum === result.tracked,
         },
       },
       connections: {
@@ -184,6 +187,11 @@ export interface ReportSummary {
     verdictReasons: Record<string, number>;
     tcpAcceptedWithoutUpdate: number;
     earlierThanClock: number;
+    /**
+     * Observed NAT only: decoded packets that were a second sighting of one seen at another vantage,
+     * not tracked (decoded = tracked + these).
+     */
+    duplicateSightings?: number;
     reconciles: { records: boolean; decoded: boolean };
   };
   connections: {

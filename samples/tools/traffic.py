@@ -27,6 +27,9 @@ FTP_PORT = 21
 FTP_ACTIVE_DATA_PORT = 20
 TFTP_PORT = 69
 REUSED_CLIENT_PORT = 40000
+# tcp-port-clash: two inside addresses (record.sh adds the second) connect from this same source port.
+CLASH_CLIENTS = ("10.1.2.3", "10.1.2.4")
+CLASH_CLIENT_PORT = 40001
 ICMP_ECHO_ID = 0x4242
 
 # Payloads are fixed so that two recordings of one scenario differ only in ports, sequence numbers and times.
@@ -39,6 +42,8 @@ FTP_LISTING = (
 TFTP_FILE_NAME = "boot.img"
 TFTP_FILE = bytes((i * 13 + 5) % 256 for i in range(1200))
 TFTP_BLOCK = 512
+# Long enough for the delayed ACK of the server's FIN to go out first (40 ms seen, at most 200 ms).
+FTP_DATA_CLOSE_DELAY = 0.25
 
 
 def log(message):
@@ -72,14 +77,14 @@ def tcp_listener(address, port, timeout):
     return listener
 
 
-def tcp_connect(server, port, timeout, source_port=0):
+def tcp_connect(server, port, timeout, source_port=0, source_address=""):
     sock = socket.socket(family_of(server), socket.SOCK_STREAM)
     sock.settimeout(timeout)
     if source_port:
         # The previous connection from this port ended with the server closing first, so the client's
         # socket is fully closed; SO_REUSEADDR only guards against a lingering local TIME_WAIT.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("", source_port))
+        sock.bind((source_address, source_port))
     sock.connect((server, port))
     return sock
 
@@ -139,9 +144,10 @@ def server_close_first(conn):
 
 
 class FtpSession:
-    def __init__(self, conn, server):
+    def __init__(self, conn, server, close_after_client=False):
         self.conn = conn
         self.server = server
+        self.close_after_client = close_after_client
         self.reader = conn.makefile("rb")
         self.active_target = None
         self.passive_listener = None
@@ -218,24 +224,59 @@ class FtpSession:
                 self.send_data(FTP_FILE, f"{argument} ({len(FTP_FILE)} bytes)")
             elif command == "QUIT":
                 self.reply("221 Goodbye")
+                if self.close_after_client:
+                    # Both ends closing on 221 lets the two FINs cross inside the router, where the order
+                    # its CPUs handled them cannot be told from one capture; closing on EOF orders them.
+                    self.reader.read()
                 break
             else:
                 self.reply("502 Command not implemented")
         self.conn.close()
 
 
-def ftp_server(args):
+def ftp_server(args, close_after_client=False):
     listener = tcp_listener(args.server, FTP_PORT, args.timeout)
     signal_ready(args.ready)
     conn, peer = listener.accept()
     conn.settimeout(args.timeout)
     log(f"ftp server: control connection from {peer}")
-    FtpSession(conn, args.server).run()
+    FtpSession(conn, args.server, close_after_client).run()
     listener.close()
 
 
-def ftp_client(args, passive_for_list, passive_for_retr):
-    ftp = ftplib.FTP(timeout=args.timeout)
+class DelayedCloseSocket(socket.socket):
+    """A data socket that waits close_delay s after its transfer ended before it closes."""
+
+    def __init__(self, sock, close_delay):
+        timeout = sock.gettimeout()
+        super().__init__(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        self.settimeout(timeout)
+        self.close_delay = close_delay
+
+    def __exit__(self, *exc_info):
+        time.sleep(self.close_delay)
+        super().__exit__(*exc_info)
+
+
+class DelayedDataCloseFtp(ftplib.FTP):
+    """ftplib.FTP closing each data connection a while after the server's FIN: our kernel then acks that
+    FIN on its own before our FIN follows, so the router's entry passes CLOSE_WAIT (the seed's path)
+    instead of going from FIN_WAIT straight to LAST_ACK."""
+
+    def __init__(self, data_close_delay, **kwargs):
+        super().__init__(**kwargs)
+        self.data_close_delay = data_close_delay
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = super().ntransfercmd(cmd, rest)
+        return DelayedCloseSocket(conn, self.data_close_delay), size
+
+
+def ftp_client(args, passive_for_list, passive_for_retr, data_close_delay=0.0):
+    if data_close_delay > 0:
+        ftp = DelayedDataCloseFtp(data_close_delay, timeout=args.timeout)
+    else:
+        ftp = ftplib.FTP(timeout=args.timeout)
     ftp.connect(args.server, FTP_PORT)
     ftp.login("anonymous", "sample@example.org")
     ftp.set_pasv(passive_for_list)
@@ -453,6 +494,21 @@ def tcp_port_reuse(args):
         log(f"tcp client: connection {index} from port {REUSED_CLIENT_PORT} done")
 
 
+def tcp_port_clash(args):
+    # Both connections are open at once, so the router's MASQUERADE finds the first one's mapping taken
+    # when the second SYN (same source port, other inside address) leaves by the same outside address.
+    first = tcp_connect(args.server, TCP_PORT, args.timeout, CLASH_CLIENT_PORT, CLASH_CLIENTS[0])
+    time.sleep(0.2)
+    second = tcp_connect(args.server, TCP_PORT, args.timeout, CLASH_CLIENT_PORT, CLASH_CLIENTS[1])
+    # The server echoes one connection at a time: finish the first before the second talks.
+    for sock, message in ((first, b"from the first client\n"), (second, b"from the second client\n")):
+        sock.sendall(message)
+        receive_exactly(sock, len(message))
+        time.sleep(0.2)
+        sock.close()
+    log(f"tcp client: two connections from port {CLASH_CLIENT_PORT} done")
+
+
 def ssh_syn_unanswered(args):
     try:
         tcp_connect(args.server, SSH_PORT, args.connect_timeout)
@@ -470,9 +526,11 @@ SERVERS = {
     "tcp-reset-midstream": lambda a: tcp_server(a, 1, serve_echo),
     "tcp-midstream-pickup": lambda a: tcp_server(a, 1, serve_echo),
     "tcp-port-reuse-after-timewait": lambda a: tcp_server(a, 3, server_close_first),
+    "tcp-port-clash": lambda a: tcp_server(a, 2, serve_echo),
     "udp-request-response": lambda a: udp_echo_server(a, 1),
     "udp-stream-assured": lambda a: udp_echo_server(a, 10),
     "ftp-active": ftp_server,
+    "ftp-active-close-wait": lambda a: ftp_server(a, close_after_client=True),
     "ftp-passive": ftp_server,
     "ftp-ipv6-eprt-epsv": ftp_server,
     "tftp-read": tftp_server,
@@ -489,6 +547,7 @@ CLIENTS = {
     "tcp-reset-midstream": tcp_reset_midstream,
     "tcp-midstream-pickup": tcp_midstream_pickup,
     "tcp-port-reuse-after-timewait": tcp_port_reuse,
+    "tcp-port-clash": tcp_port_clash,
     "udp-request-response": lambda a: udp_exchange(a, 1, 0, UDP_PORT, True),
     # 0.45 s, not 0.4: the kernel assures a UDP flow once more than 2*HZ jiffies passed since its first
     # packet, so a datagram 2.000-2.004 s in (0.4 s x 5 plus drift) is assured or not by the tick's phase.
@@ -496,6 +555,7 @@ CLIENTS = {
     "udp-unanswered": lambda a: udp_exchange(a, 3, 1.0, UDP_DROPPED_PORT, False),
     "icmp-port-unreachable": lambda a: udp_exchange(a, 2, 1.0, UDP_CLOSED_PORT, False),
     "ftp-active": lambda a: ftp_client(a, False, False),
+    "ftp-active-close-wait": lambda a: ftp_client(a, False, False, FTP_DATA_CLOSE_DELAY),
     "ftp-passive": lambda a: ftp_client(a, True, True),
     "ftp-ipv6-eprt-epsv": lambda a: ftp_client(a, False, True),
     "tftp-read": tftp_client,

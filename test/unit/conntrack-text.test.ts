@@ -255,9 +255,9 @@ test("tuple words and TCP sequence fields read back unsigned whatever was stored
   assert.equal(copy.hash(), tuple.hash());
   assert.equal(tuple.sameDestination(4, 0, 0, 0, 0xffffffff), true);
   const tcp = new TcpConnectionState();
-  tcp.seen[1].maxend = 0xfffffff0 + 0x20;
+  tcp.seen1.maxend = 0xfffffff0 + 0x20;
   tcp.lastAck = 0x80000000;
-  assert.equal(tcp.seen[1].maxend, 0x10);
+  assert.equal(tcp.seen1.maxend, 0x10);
   assert.equal(tcp.lastAck, 0x80000000);
   tcp.reset();
   assert.equal(tcp.lastAck, 0);

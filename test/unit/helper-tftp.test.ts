@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Verdict } from "../../lib/conntrack/engine.js";
+import { ConntrackEngine, Verdict } from "../../lib/conntrack/engine.js";
+import { expectEventRecord } from "../../lib/report/event-formats.js";
 import { helperEngine, tftpRequest, udpPacket } from "./helper-fixtures.js";
 
 const EXPECT =
@@ -69,4 +70,31 @@ test("tftp: port 69 over IPv6 and extra helper ports", () => {
     log[0],
     "exp:     [NEW] 300 proto=17 src=2001:db8:2::47 dst=2001:db8:1::3 sport=0 dport=40000 mask-src=ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff mask-dst=ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff sport=0 dport=65535 master-src=2001:db8:1::3 master-dst=2001:db8:2::47 sport=40000 dport=1069 class=0 helper=tftp <>",
   );
+});
+
+test("tftp: the expectation announced before its master's NEW names the id the master gets", () => {
+  const order: string[] = [];
+  const engine = new ConntrackEngine({
+    onEvent: (event) => order.push(`ct ${event.type} ${event.connection.id}`),
+    onExpectEvent: (event) => {
+      const record = expectEventRecord(event);
+      order.push(`exp ${record.type} ${record.tuple.dport} master ${record.masterId}`);
+    },
+  });
+  // Connections before it, so that the master's id is not just the first one.
+  engine.process(udpPacket("10.1.2.3", "203.0.113.47", 40000, 9000, Buffer.from("x"), 10));
+  engine.process(udpPacket("10.1.2.3", "203.0.113.47", 40001, 9000, Buffer.from("x"), 10.1));
+  engine.process(tftpRequest("10.1.2.3", "203.0.113.47", 55248, 1, 10.2));
+  engine.process(tftpRequest("10.1.2.3", "203.0.113.47", 55248, 1, 10.3));
+  engine.process(udpPacket("203.0.113.47", "10.1.2.3", 51353, 55248, Buffer.from([0, 3, 0, 1]), 10.4));
+  assert.deepEqual(order, [
+    "ct NEW 1",
+    "ct NEW 2",
+    "exp NEW 55248 master 3",
+    "ct NEW 3",
+    "exp DESTROY 55248 master 3",
+    "exp NEW 55248 master 3",
+    "exp DESTROY 55248 master 3",
+    "ct NEW 4",
+  ]);
 });

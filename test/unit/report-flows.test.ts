@@ -31,7 +31,7 @@ function harness(settings: Record<string, number> = {}, orphanMemory = 4096) {
   let number = 0;
   const feed = (packet: DecodedPacket): void => {
     const verdict = engine.process(packet);
-    const flow = flowTracker.onPacket(packet, verdict);
+    const flow = flowTracker.onPacket(packet, verdict, engine.lastConnection);
     orphanTracker.onPacket(0, ++number, packet, verdict, engine.reason, flow);
   };
   return { engine, flows, orphans, flowTracker, orphanTracker, feed };

@@ -108,6 +108,8 @@ test("the page escapes packet-derived text and keeps it out of markup", () => {
     summary: summary(),
     flows: [flow(1)],
     totalFlows: 2,
+    natMappings: [],
+    totalNatMappings: 0,
     orphans: [],
     totalOrphans: 1,
     timelineRows: 500,

@@ -50,7 +50,7 @@ const CHAR_COLON = 0x3a;
 /** "No terminator required" for the number parser (the 227 reply). */
 const ANY_TERMINATOR = -1;
 
-const enum Parser {
+export const enum Parser {
   Rfc959,
   Rfc1123,
   Eprt,
@@ -95,6 +95,9 @@ export class FtpHelper implements ConntrackHelper {
   /** The announced address (four words, IPv4 in word 0) and port of the last match. */
   private readonly address = new Uint32Array(4);
   private port = 0;
+  /** The matched pattern's parser and the length of its numbers' text (the kernel's `matchlen`). */
+  private matchParser = Parser.Rfc959;
+  private matchLength = 0;
   private readonly numbers = new Uint32Array(6);
   private readonly ipv6 = new Uint8Array(16);
   private readonly ipv6Work = new Uint8Array(16);
@@ -165,7 +168,7 @@ export class FtpHelper implements ConntrackHelper {
     let verdict: HelperVerdictValue = HelperVerdict.Accept;
     if (found === MATCH_FOUND) {
       stats.commands++;
-      verdict = this.expect(connection, announcer, other, host);
+      verdict = this.expect(connection, direction, seq, announcer, other, host);
     }
     if (endsInNewline) remember(state, direction, nextSeq);
     return verdict;
@@ -174,6 +177,8 @@ export class FtpHelper implements ConntrackHelper {
   /** Builds and registers the expectation for the announced address and port. */
   private expect(
     connection: Connection,
+    direction: number,
+    seq: number,
     announcer: Tuple,
     other: Tuple,
     host: HelperHost,
@@ -183,6 +188,13 @@ export class FtpHelper implements ConntrackHelper {
     // From the other side to where the announcer's traffic appears to come from (NAT-aware).
     request.reset(IPPROTO_TCP, other);
     request.dstPort = this.port;
+    const natted = connection.natted;
+    if (natted) {
+      // nf_nat_ftp: the data connection is translated back to the announced port, and may have to
+      // be expected on another one.
+      request.natSavedPort = this.port;
+      request.natFindPort = true;
+    }
     if (
       address[0] !== announcer.src0 ||
       address[1] !== announcer.src1 ||
@@ -201,7 +213,30 @@ export class FtpHelper implements ConntrackHelper {
       host.helperStats.refusedDrops++;
       return HelperVerdict.Drop;
     }
+    if (natted) this.rewrite(connection, direction, seq, other, request.dstPort, host);
     return HelperVerdict.Accept;
+  }
+
+  /**
+   * nf_nat_ftp's rewrite: the numbers' text becomes the address the data connection must go to on
+   * the far side (where this packet is going: `other`'s destination) and the expected port. Only
+   * its length matters to the model: a change shifts the sequence numbers of what follows.
+   */
+  private rewrite(
+    connection: Connection,
+    direction: number,
+    seq: number,
+    other: Tuple,
+    port: number,
+    host: HelperHost,
+  ): void {
+    const stats = host.helperStats;
+    stats.natRewrites++;
+    const length = rewrittenLength(this.matchParser, other, port);
+    const delta = length - this.matchLength;
+    if (delta === 0) return;
+    stats.natResized++;
+    host.adjustSequence(connection, direction, seq, delta);
   }
 
   /** `find_pattern`: the command must open the segment. */
@@ -227,7 +262,10 @@ export class FtpHelper implements ConntrackHelper {
       i++;
     }
     const parsed = this.parse(candidate.parser, buf, start + i, length - i, candidate.terminator, family);
-    return parsed > 0 ? MATCH_FOUND : MATCH_MALFORMED;
+    if (parsed <= 0) return MATCH_MALFORMED;
+    this.matchParser = candidate.parser;
+    this.matchLength = parsed;
+    return MATCH_FOUND;
   }
 
   private parse(
@@ -323,6 +361,34 @@ export class FtpHelper implements ConntrackHelper {
       port = (port * 10 + (c - 0x30)) & 0xffff;
     }
     return 0;
+  }
+}
+
+/** Characters of `value` in decimal (0 ≤ value ≤ 65535). */
+function decimalLength(value: number): number {
+  return value < 10 ? 1 : value < 100 ? 2 : value < 1000 ? 3 : value < 10000 ? 4 : 5;
+}
+
+/**
+ * Length of the text nf_nat_ftp writes for `address` (`tuple`'s destination) and `port`:
+ * `a,b,c,d,p1,p2` (PORT, 227), `|1|a.b.c.d|port|` or `|2|` and the IPv6 address as `%pI6` prints it
+ * (eight groups of four hex digits, 39 characters) (EPRT), `|||port|` (229).
+ */
+export function rewrittenLength(parser: Parser, tuple: Tuple, port: number): number {
+  const v4 = tuple.dst0 >>> 0;
+  const dotted =
+    decimalLength(v4 >>> 24) +
+    decimalLength((v4 >>> 16) & 0xff) +
+    decimalLength((v4 >>> 8) & 0xff) +
+    decimalLength(v4 & 0xff);
+  switch (parser) {
+    case Parser.Rfc959:
+    case Parser.Rfc1123:
+      return dotted + 5 + decimalLength(port >>> 8) + decimalLength(port & 0xff);
+    case Parser.Eprt:
+      return (tuple.family === 4 ? dotted + 3 : 39) + 5 + decimalLength(port);
+    case Parser.EpsvResponse:
+      return 4 + decimalLength(port);
   }
 }
 

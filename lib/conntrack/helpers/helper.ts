@@ -59,6 +59,12 @@ export class ExpectRequest {
    * NAT helper's `exp->saved_proto`); -1: `dstPort` (FTP's PORT/227 port).
    */
   natSavedPort = -1;
+  /**
+   * Under NAT, a clash with another master's expectation moves it to another port
+   * (`nf_nat_exp_find_port`, as nf_nat_ftp does; nf_nat_tftp does not); the engine leaves the port
+   * it took in `dstPort`.
+   */
+  natFindPort = false;
 
   /**
    * Starts a request between the addresses of `between` (its source → its destination): exact source
@@ -79,6 +85,7 @@ export class ExpectRequest {
     this.srcPort = -1;
     this.expectClass = 0;
     this.natSavedPort = -1;
+    this.natFindPort = false;
   }
 }
 
@@ -86,6 +93,11 @@ export class ExpectRequest {
 export interface HelperHost {
   /** `nf_ct_expect_related`: registers `request` for `master`; returns an `ExpectError` value. */
   expectRelated(master: Connection, request: ExpectRequest): number;
+  /**
+   * `nf_ct_seqadj_set`: a NAT helper rewrote the data of the packet at hand, which starts at `seq`
+   * in `direction`, changing its length by `delta` bytes.
+   */
+  adjustSequence(connection: Connection, direction: number, seq: number, delta: number): void;
   /** Counters of what helpers saw and did. */
   readonly helperStats: HelperStats;
 }
@@ -108,6 +120,9 @@ export interface HelperStats {
   refusedDrops: number;
   /** Payload bytes the capture did not keep (snaplen): the helper could not read the segment. */
   payloadNotCaptured: number;
+  /** Under NAT: commands and replies the NAT helper rewrote (nf_nat_ftp), and of those, resized. */
+  natRewrites: number;
+  natResized: number;
 }
 
 export function newHelperStats(): HelperStats {
@@ -120,6 +135,8 @@ export function newHelperStats(): HelperStats {
     addressMismatch: 0,
     refusedDrops: 0,
     payloadNotCaptured: 0,
+    natRewrites: 0,
+    natResized: 0,
   };
 }
 

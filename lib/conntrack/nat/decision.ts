@@ -184,6 +184,18 @@ export function findNatRule(
   t: Tuple,
   context: NatContext,
 ): NatRule | null {
+  // A chain's outcome for this tuple is the same wherever it is reached from: walking each chain once
+  // keeps rules that jump to the same chains many times linear, not exponential, in their depth.
+  let walked: Map<string, NatRule | null | "return"> | null = null;
+  const walkOnce = (name: string, depth: number): NatRule | null | "return" => {
+    walked ??= new Map();
+    let result = walked.get(name);
+    if (result === undefined) {
+      result = walk(name, depth);
+      walked.set(name, result);
+    }
+    return result;
+  };
   const walk = (name: string, depth: number): NatRule | null | "return" => {
     const chain = rules.chains.get(name);
     if (chain === undefined || depth > 64) return "return";
@@ -196,13 +208,13 @@ export function findNatRule(
         case "ACCEPT":
           return null;
         case "JUMP": {
-          const result = walk(target.chain, depth + 1);
+          const result = walkOnce(target.chain, depth + 1);
           if (result !== "return") return result;
           break;
         }
         case "GOTO":
           // RETURN in a chain reached by goto returns past the chain that did the goto.
-          return walk(target.chain, depth + 1);
+          return walkOnce(target.chain, depth + 1);
         default:
           return rule;
       }

@@ -1,6 +1,12 @@
 /** Configured NAT: rules (iptables-save or flags) and the kernel's choice of translation. */
 export * from "./rules.js";
-export { parseNatRules, splitRuleWords, type ParsedNatRules, type ParseNatRulesOptions } from "./iptables.js";
+export {
+  parseNatRules,
+  natRulesFamilyOf,
+  splitRuleWords,
+  type ParsedNatRules,
+  type ParseNatRulesOptions,
+} from "./iptables.js";
 export { natRulesFromFlags, type NatFlags, type FlagNatRules } from "./flags.js";
 export {
   findNatRule,
@@ -14,3 +20,4 @@ export {
   type NatTableView,
   type NatTranslation,
 } from "./decision.js";
+export { SeqAdjust } from "./seqadj.js";

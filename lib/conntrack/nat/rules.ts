@@ -131,6 +131,22 @@ export function emptyRange(): NatRange {
   };
 }
 
+/**
+ * Appends `extra`'s chains and interface addresses after `base`'s. Rules keep their family, so an
+ * `iptables-save` and an `ip6tables-save` set merge into one that serves both families.
+ */
+export function mergeNatRuleSets(base: NatRuleSet, extra: NatRuleSet): void {
+  for (const [name, chain] of extra.chains) {
+    const target = base.chains.get(name);
+    if (target === undefined) base.chains.set(name, chain);
+    else target.rules.push(...chain.rules);
+  }
+  for (const [name, addresses] of extra.interfaceAddresses) {
+    if (addresses.v4 !== undefined) setInterfaceAddress(base, name, addresses.v4);
+    if (addresses.v6 !== undefined) setInterfaceAddress(base, name, addresses.v6);
+  }
+}
+
 export function setInterfaceAddress(rules: NatRuleSet, name: string, address: NatAddress): void {
   const entry = rules.interfaceAddresses.get(name) ?? {};
   if (address.family === 4) entry.v4 = address;
