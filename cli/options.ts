@@ -69,3 +69,10 @@ export function parseDurationNs(text: string, option: string): number {
   if (!match) throw new UsageError(`--${option}: "${text}" is not a duration (examples: 0, 200ms, 1s)`);
   return Math.round(Number(match[1]) * UNIT_NS[match[2] ?? "s"]);
 }
+
+/** A numeric option's value, checked: a whole number of at least `minimum` (UsageError otherwise). */
+export function wholeNumberOption(name: string, value: number, minimum: number): number {
+  if (!Number.isInteger(value) || value < minimum)
+    throw new UsageError(`--${name}: "${value}" is not a whole number of at least ${minimum}`);
+  return value;
+}

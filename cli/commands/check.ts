@@ -14,7 +14,13 @@ import { UsageError } from "../errors.js";
 import { observedNatFromArguments, withObservedNatOptions } from "../nat-options.js";
 import { startCommandProgress, withProgressOption } from "../progress.js";
 import { writeOutput } from "../output.js";
-import { DASH_TOKEN, parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
+import {
+  DASH_TOKEN,
+  parseDurationNs,
+  wholeNumberOption,
+  withCaptureInputs,
+  withOutputOption,
+} from "../options.js";
 import { parseTimePoint } from "./table.js";
 import {
   formatReplaySummary,
@@ -39,12 +45,6 @@ interface CheckArguments extends SettingsArguments {
   "orphan-memory": number;
   summary: boolean;
   progress?: boolean;
-}
-
-function wholeNumber(name: string, value: number, minimum: number): number {
-  if (!Number.isInteger(value) || value < minimum)
-    throw new UsageError(`--${name}: "${value}" is not a whole number of at least ${minimum}`);
-  return value;
 }
 
 export const checkCommand: CommandModule<object, CheckArguments> = {
@@ -136,8 +136,8 @@ export const checkCommand: CommandModule<object, CheckArguments> = {
       reorderWindowNs: parseDurationNs(args["reorder-window"], "reorder-window"),
       drain: args.drain,
       until: args.until === undefined ? undefined : parseTimePoint(args.until),
-      maxListed: wholeNumber("max-listed", args["max-listed"], 0),
-      orphanMemory: wholeNumber("orphan-memory", args["orphan-memory"], 1),
+      maxListed: wholeNumberOption("max-listed", args["max-listed"], 0),
+      orphanMemory: wholeNumberOption("orphan-memory", args["orphan-memory"], 1),
     }).finally(() => progress.finish());
     reportWarnings(replay);
     if (args.summary) process.stderr.write(formatReplaySummary(replay));

@@ -2,7 +2,13 @@ import type { CommandModule } from "yargs";
 import { expandInputs } from "../../lib/pipeline/inputs.js";
 import { REPORT_FILES, writeReport } from "../../lib/pipeline/report.js";
 import { noteOutputPath, UsageError } from "../errors.js";
-import { DASH_TOKEN, parseDurationNs, withCaptureInputs, withForceOption } from "../options.js";
+import {
+  DASH_TOKEN,
+  parseDurationNs,
+  wholeNumberOption,
+  withCaptureInputs,
+  withForceOption,
+} from "../options.js";
 import { refuseExistingReport } from "../output.js";
 import { parseTimePoint } from "./table.js";
 import { startCommandProgress, withProgressOption } from "../progress.js";
@@ -32,12 +38,6 @@ interface ReportArguments extends SettingsArguments {
   "community-id-seed": number;
   summary: boolean;
   progress?: boolean;
-}
-
-function positiveInteger(name: string, value: number, minimum = 1): number {
-  if (!Number.isInteger(value) || value < minimum)
-    throw new UsageError(`--${name}: "${value}" is not a whole number of at least ${minimum}`);
-  return value;
 }
 
 export const reportCommand: CommandModule<object, ReportArguments> = {
@@ -123,10 +123,10 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
       drain: args.drain,
       until: args.until === undefined ? undefined : parseTimePoint(args.until),
       title: args.title,
-      htmlMaxFlows: positiveInteger("html-max-flows", args["html-max-flows"], 0),
-      htmlMaxOrphans: positiveInteger("html-max-orphans", args["html-max-orphans"], 0),
-      timelineRows: positiveInteger("timeline-rows", args["timeline-rows"], 0),
-      orphanMemory: positiveInteger("orphan-memory", args["orphan-memory"]),
+      htmlMaxFlows: wholeNumberOption("html-max-flows", args["html-max-flows"], 0),
+      htmlMaxOrphans: wholeNumberOption("html-max-orphans", args["html-max-orphans"], 0),
+      timelineRows: wholeNumberOption("timeline-rows", args["timeline-rows"], 0),
+      orphanMemory: wholeNumberOption("orphan-memory", args["orphan-memory"], 1),
       communityIdSeed: seed,
       describeOptions: {
         sysctl: args.sysctl ?? null,

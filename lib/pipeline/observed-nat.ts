@@ -29,12 +29,11 @@
 import type { CaptureRecord } from "../capture/source.js";
 import { emptyCaptureRecord } from "../capture/source.js";
 import { Tuple } from "../conntrack/connection.js";
+import { fillPacketTuple } from "../report/packet-tuple.js";
 import {
   DecodedPacket,
-  IPPROTO_GRE,
   IPPROTO_ICMP,
   IPPROTO_ICMPV6,
-  IPPROTO_SCTP,
   IPPROTO_TCP,
   IPPROTO_UDP,
   IPPROTO_UDPLITE,
@@ -231,7 +230,7 @@ export class ObservedNatMatcher {
   private pairWith(arrival: HeldPacket, departure: DecodedPacket): void {
     arrival.state = PAIRED;
     const translation = arrival.translation;
-    tupleOf(departure, translation);
+    fillPacketTuple(departure, translation);
     const packet = arrival.packet;
     if (packet.protocol === IPPROTO_TCP && departure.protocol === IPPROTO_TCP) {
       // The acknowledgment as the tracker compares it: with the sequence adjustment taken off.
@@ -239,7 +238,8 @@ export class ObservedNatMatcher {
       if (departure.tcpSackCount === packet.tcpSackCount)
         copyPrefix(packet.tcpSackBlocks, departure.tcpSackBlocks, 2 * departure.tcpSackCount);
     }
-    if (!translation.equals(tupleOf(packet, this.arrivalTuple))) this.stats.translatedPairs++;
+    fillPacketTuple(packet, this.arrivalTuple);
+    if (!translation.equals(this.arrivalTuple)) this.stats.translatedPairs++;
   }
 
   // ------------------------------------------------------------------ the ring
@@ -519,54 +519,6 @@ function sameDestination(a: DecodedPacket, b: DecodedPacket): boolean {
   if (a.ipVersion === 4) return a.dstV4 === b.dstV4;
   for (let i = 0; i < 16; i++) if (a.dst[i] !== b.dst[i]) return false;
   return true;
-}
-
-function hasPortTuple(protocol: number): boolean {
-  return (
-    protocol === IPPROTO_TCP ||
-    protocol === IPPROTO_UDP ||
-    protocol === IPPROTO_UDPLITE ||
-    protocol === IPPROTO_SCTP
-  );
-}
-
-function word(bytes: Uint8Array, at: number): number {
-  return (bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3];
-}
-
-/** The conntrack tuple of a packet, as the engine builds its lookup key. */
-export function tupleOf(packet: DecodedPacket, out: Tuple): Tuple {
-  out.family = packet.ipVersion;
-  out.protocol = packet.protocol;
-  if (packet.ipVersion === 4) {
-    out.srcWord0 = packet.srcV4 | 0;
-    out.dstWord0 = packet.dstV4 | 0;
-    out.srcWord1 = out.srcWord2 = out.srcWord3 = out.dstWord1 = out.dstWord2 = out.dstWord3 = 0;
-  } else {
-    out.srcWord0 = word(packet.src, 0);
-    out.srcWord1 = word(packet.src, 4);
-    out.srcWord2 = word(packet.src, 8);
-    out.srcWord3 = word(packet.src, 12);
-    out.dstWord0 = word(packet.dst, 0);
-    out.dstWord1 = word(packet.dst, 4);
-    out.dstWord2 = word(packet.dst, 8);
-    out.dstWord3 = word(packet.dst, 12);
-  }
-  const protocol = packet.protocol;
-  if (hasPortTuple(protocol)) {
-    out.srcPort = packet.srcPort;
-    out.dstPort = packet.dstPort;
-  } else if (protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6) {
-    out.srcPort = packet.icmpId;
-    out.dstPort = (packet.icmpType << 8) | packet.icmpCode;
-  } else if (protocol === IPPROTO_GRE && packet.greVersion === 1) {
-    out.srcPort = 0;
-    out.dstPort = packet.greKey & 0xffff;
-  } else {
-    out.srcPort = 0;
-    out.dstPort = 0;
-  }
-  return out;
 }
 
 // -------------------------------------------------------------------- copies
