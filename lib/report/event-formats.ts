@@ -439,7 +439,26 @@ function epochText(record: EventRecord): string {
   return record.epoch.toFixed(6);
 }
 
+/** A character that makes csv-stringify quote a cell (delimiter, quote, record delimiters). */
+const NEEDS_QUOTES = /[",\r\n]/;
+
+/**
+ * One CSV line. Rows whose cells need no quoting (nearly all: numbers, addresses, states) are joined
+ * here, as csv-stringify would write them; the others go through csv-stringify, which a reader of the
+ * CSV can rely on. Building a stringifier per row cost more than the rest of a report's row.
+ */
 export function csvRow(cells: readonly Cell[]): string {
+  let line = "";
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells[i];
+    const text = cell === null || cell === undefined ? "" : typeof cell === "number" ? `${cell}` : cell;
+    if (typeof cell === "string" && NEEDS_QUOTES.test(cell)) return stringifyRow(cells);
+    line = i === 0 ? text : `${line},${text}`;
+  }
+  return `${line}\n`;
+}
+
+function stringifyRow(cells: readonly Cell[]): string {
   return stringify([cells.map((cell) => (cell === null || cell === undefined ? "" : cell))]);
 }
 
