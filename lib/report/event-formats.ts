@@ -602,7 +602,14 @@ export class JsonArrayFormatter<T> {
 }
 
 /** ISO 8601 UTC with nanoseconds. */
+/** The last whole second `isoTimeNs` formatted: times come in order, so most calls share it. */
+let cachedSec = Number.NaN;
+let cachedBase = "";
+
 export function isoTimeNs(tsSec: number, tsNsec: number): string {
-  const base = new Date(tsSec * 1000).toISOString().slice(0, 19);
-  return `${base}.${String(tsNsec).padStart(9, "0")}Z`;
+  if (tsSec !== cachedSec) {
+    cachedBase = new Date(tsSec * 1000).toISOString().slice(0, 19);
+    cachedSec = tsSec;
+  }
+  return `${cachedBase}.${String(tsNsec).padStart(9, "0")}Z`;
 }
