@@ -5,6 +5,7 @@ import { PACKET_CLASS_NAMES } from "../../lib/decode/packet.js";
 import { withCaptureInputs, withOutputOption, parseDurationNs } from "../options.js";
 import { refuseExistingOutputs, writeOutput } from "../output.js";
 import { startCommandProgress, withProgressOption } from "../progress.js";
+import { printable } from "../../lib/report/escape.js";
 
 interface StatsArguments {
   files: string[];
@@ -78,13 +79,4 @@ export function formatStatisticsText(statistics: CaptureStatistics): string {
     for (const [reason, count] of reasons) row(reason, count);
   }
   return `${lines.join("\n")}\n`;
-}
-
-/** A capture's own text (an interface name) for a terminal: control characters shown as \xNN, never sent. */
-function printable(text: string): string {
-  return text.replace(
-    // eslint-disable-next-line no-control-regex
-    /[\u0000-\u001f\u007f-\u009f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
 }

@@ -16,6 +16,7 @@ import {
 } from "yaml";
 import { parseAddressMatch, parseProtocol, type AddressMatch } from "../conntrack/nat/rules.js";
 import { protocolName } from "../report/event-formats.js";
+import { printable } from "../report/escape.js";
 
 /** Where a policy field is: 1-based line and column. */
 export interface PolicyLocation {
@@ -39,7 +40,8 @@ export class PolicyError extends Error {
       problems
         .map(
           (problem) =>
-            `${file}:${problem.line}:${problem.column}: ${problem.path || "policy"}: ${problem.message}`,
+            // Messages quote the policy's own text: one line each, no control characters sent.
+            `${file}:${problem.line}:${problem.column}: ${printable(problem.path || "policy")}: ${printable(problem.message)}`,
         )
         .join("\n"),
     );
@@ -174,7 +176,7 @@ export function parsePolicy(text: string, file: string): Policy {
       reader.problems.push({
         ...position,
         path: "(syntax)",
-        message: `not JSON: ${message.replace(/ \(line.*$/, "")}`,
+        message: `not JSON: ${message.replace(/ \(line.*$/s, "")}`,
       });
     }
   }

@@ -36,3 +36,15 @@ export function jsonForScript(value: unknown): string {
     return `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`;
   });
 }
+
+/**
+ * Text an input chose (a capture's interface name, a quoted piece of a bad policy) for a terminal or a
+ * one-line message: control characters shown as \xNN, never sent.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
