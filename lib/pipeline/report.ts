@@ -1,8 +1,8 @@
 /**
  * The `report` command's work as a library call: replays captures once and writes, into one
- * directory, flows.csv, flows.ndjson, events.csv, orphans.csv, nat.csv, expectations.csv (streamed
- * as the replay goes, honouring each file's backpressure), then summary.json and index.html.
- * Each file is written under a temporary name and renamed when complete.
+ * directory, flows.csv, flows.ndjson, events.csv, orphans.csv, nat.csv, nat.ndjson, expectations.csv
+ * (streamed as the replay goes, honouring each file's backpressure), then summary.json and index.html.
+ * Every file is written under a temporary name; all are renamed into place once all are complete.
  */
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
@@ -74,22 +74,24 @@ export interface ReportResult {
   files: string[];
 }
 
-/** A report file written under a temporary name, renamed into place by `commit`. */
+/** A report file written under a temporary name: `finish` completes it, `publish` renames it into place. */
 class ReportFile {
   readonly stream: Writable;
   readonly writer: ChunkedWriter;
-  private readonly temporary: string;
+  readonly temporary: string;
   constructor(readonly path: string) {
-    this.temporary = `${path}.partial-${process.pid}`;
+    this.temporary = `${path}${temporarySuffix()}`;
     this.stream = createWriteStream(this.temporary);
     this.writer = new ChunkedWriter(this.stream);
   }
-  async commit(): Promise<void> {
+  async finish(): Promise<void> {
     await this.writer.finish();
     await new Promise<void>((resolve, reject) => {
       this.stream.once("error", reject);
       this.stream.end(resolve);
     });
+  }
+  async publish(): Promise<void> {
     await rename(this.temporary, this.path);
   }
   async abandon(): Promise<void> {
@@ -200,7 +202,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
       },
     });
     flows.finish(replay.engine);
-    for (const file of streamed) await file.commit();
+    for (const file of streamed) await file.finish();
   } catch (error) {
     await Promise.all(streamed.map((file) => file.abandon()));
     throw error;
@@ -218,23 +220,38 @@ export async function writeReport(files: readonly string[], options: ReportOptio
     },
   });
   const summaryPath = join(dir, "summary.json");
-  await writeAtomically(summaryPath, `${JSON.stringify(reportSummary, null, 2)}\n`);
   const htmlPath = join(dir, "index.html");
-  await writeAtomically(
-    htmlPath,
-    renderHtmlReport({
-      title: options.title ?? `pcap-conntrack report: ${replay.inputNames.join(", ")}`,
-      summary: reportSummary,
-      flows: pageFlows,
-      totalFlows: flows.emitted,
-      orphans: pageOrphans,
-      totalOrphans: orphans.count,
-      natMappings: pageNat,
-      totalNatMappings: natMappings.emitted,
-      timelineRows: options.timelineRows ?? 500,
-      generator: options.generator ?? "pcap-conntrack report",
-    }),
-  );
+  const written: string[] = [];
+  try {
+    await writeTemporary(summaryPath, `${JSON.stringify(reportSummary, null, 2)}\n`, written);
+    await writeTemporary(
+      htmlPath,
+      renderHtmlReport({
+        title: options.title ?? `pcap-conntrack report: ${replay.inputNames.join(", ")}`,
+        summary: reportSummary,
+        flows: pageFlows,
+        totalFlows: flows.emitted,
+        orphans: pageOrphans,
+        totalOrphans: orphans.count,
+        natMappings: pageNat,
+        totalNatMappings: natMappings.emitted,
+        timelineRows: options.timelineRows ?? 500,
+        generator: options.generator ?? "pcap-conntrack report",
+      }),
+      written,
+    );
+  } catch (error) {
+    await Promise.all([
+      ...streamed.map((file) => unlink(file.temporary).catch(() => undefined)),
+      ...written.map((temporary) => unlink(temporary).catch(() => undefined)),
+    ]);
+    throw error;
+  }
+  // Every file is complete before any is renamed, so a full disk or a crash while writing leaves the
+  // previous report as it was. The page goes last: a report with its index.html is whole.
+  for (const file of streamed) await file.publish();
+  await rename(`${summaryPath}${temporarySuffix()}`, summaryPath);
+  await rename(`${htmlPath}${temporarySuffix()}`, htmlPath);
   return {
     replay,
     summary: reportSummary,
@@ -242,13 +259,13 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   };
 }
 
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const temporary = `${path}.partial-${process.pid}`;
-  try {
-    await writeFile(temporary, text);
-    await rename(temporary, path);
-  } catch (error) {
-    await unlink(temporary).catch(() => undefined);
-    throw error;
-  }
+function temporarySuffix(): string {
+  return `.partial-${process.pid}`;
+}
+
+/** Writes `text` under `path`'s temporary name (recorded in `written`), to be renamed into place later. */
+async function writeTemporary(path: string, text: string, written: string[]): Promise<void> {
+  const temporary = `${path}${temporarySuffix()}`;
+  written.push(temporary);
+  await writeFile(temporary, text);
 }
