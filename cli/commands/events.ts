@@ -326,6 +326,15 @@ export function formatReplaySummary(result: ReplayResult): string {
   row("records", result.records);
   for (const name of PACKET_CLASS_NAMES) row(`  ${name}`, classes[name]);
   for (const [reason, count] of Object.entries(result.accounting.reasons)) row(`    ${reason}`, count);
+  const order = result.order;
+  if (order !== undefined) {
+    row("records out of time order (as read)", order.outOfOrder);
+    if (order.reorderWindowNs > 0) {
+      row("  put back in order (--reorder-window)", order.reordered);
+      row("  later than the window (left as read)", order.lateBeyondWindow);
+      row("  released early (window memory full)", order.releasedEarly);
+    }
+  }
   const stats = result.engine.stats;
   if (result.observedNat) {
     const observed = result.observedNat;
@@ -343,6 +352,11 @@ export function formatReplaySummary(result: ReplayResult): string {
   row("connections created", stats.connectionsCreated);
   row("  expired", stats.connectionsExpired);
   row("  killed", stats.connectionsKilled);
+  if (stats.earlyDrops > 0 || stats.gcEarlyDrops > 0 || stats.tableFullDrops > 0) {
+    row("    evicted from a full table (early_drop)", stats.earlyDrops);
+    row("    evicted by the GC's early-drop pass", stats.gcEarlyDrops);
+    row("  first packets dropped: table full", stats.tableFullDrops);
+  }
   row("  still live", result.engine.liveConnections);
   row("  most live at once", stats.maxLive);
   row("events", `NEW ${stats.events.NEW}, UPDATE ${stats.events.UPDATE}, DESTROY ${stats.events.DESTROY}`);

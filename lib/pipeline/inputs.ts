@@ -2,7 +2,7 @@ import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { openCapture } from "../capture/open.js";
 import { mergeSources } from "../capture/merge.js";
-import { reorderSource } from "../capture/reorder.js";
+import { ReorderedSource } from "../capture/reorder.js";
 import type { CaptureSource } from "../capture/source.js";
 
 const CAPTURE_FILE = /\.(pcap|pcapng|cap|dmp)(\.gz)?$/i;
@@ -44,6 +44,21 @@ export interface OpenedInputs {
   inputs: CaptureSource[];
   /** The single stream downstream reads: inputs merged by timestamp, each reordered if asked. */
   source: CaptureSource;
+  /** Time order as read: records older than one before them, and what the reorder window did. */
+  order(): InputOrderStats;
+}
+
+export interface InputOrderStats {
+  /** Records older than a record before them in the same input, as the files hold them. */
+  outOfOrder: number;
+  /** The reorder window (`reorderWindowNs`), 0 when off. */
+  reorderWindowNs: number;
+  /** Records the window put back in order. */
+  reordered: number;
+  /** Records later than the window allows: passed on out of order. */
+  lateBeyondWindow: number;
+  /** Records released before their window ran out because the window's memory was full. */
+  releasedEarly: number;
 }
 
 export async function openInputs(
@@ -59,7 +74,19 @@ export async function openInputs(
   }
   options.onOpened?.(inputs);
   const windowNs = options.reorderWindowNs ?? 0;
-  const ordered = windowNs > 0 ? inputs.map((input) => reorderSource(input, { windowNs })) : inputs;
+  const reordering = windowNs > 0 ? inputs.map((input) => new ReorderedSource(input, { windowNs })) : [];
+  const ordered = windowNs > 0 ? reordering : inputs;
   const source = ordered.length === 1 ? ordered[0] : mergeSources(ordered);
-  return { inputs, source };
+  const order = (): InputOrderStats => {
+    const sum = (count: (source: ReorderedSource) => number) =>
+      reordering.reduce((total, source) => total + count(source), 0);
+    return {
+      outOfOrder: inputs.reduce((total, input) => total + input.outOfOrder, 0),
+      reorderWindowNs: windowNs,
+      reordered: sum((source) => source.reordered),
+      lateBeyondWindow: sum((source) => source.lateBeyondWindow),
+      releasedEarly: sum((source) => source.releasedEarly),
+    };
+  };
+  return { inputs, source, order };
 }

@@ -21,7 +21,7 @@ import { TftpHelper } from "../conntrack/helpers/tftp.js";
 import type { ConntrackSettings } from "../conntrack/settings.js";
 import type { Connection, Tuple } from "../conntrack/connection.js";
 import { PacketAccounting } from "./accounting.js";
-import { openInputs, type InputOptions } from "./inputs.js";
+import { openInputs, type InputOptions, type InputOrderStats } from "./inputs.js";
 import { ObservedNatMatcher, type ObservedNatOptions, type ObservedNatStats } from "./observed-nat.js";
 
 /** A capture time, absolute or counted from the first packet. */
@@ -115,6 +115,8 @@ export interface ReplayResult {
   stoppedEarly: boolean;
   /** The observed-NAT stage's counters, null when it did not run. */
   observedNat?: ObservedNatStats | null;
+  /** Time order of the inputs as read, and what the reorder window did. */
+  order?: InputOrderStats;
   /** The resolved `until` (absolute), null when not asked for or no packet resolved a relative one. */
   until: { tsSec: number; tsNsec: number } | null;
 }
@@ -251,7 +253,7 @@ export async function replayCaptures(
   files: readonly string[],
   options: ReplayOptions = {},
 ): Promise<ReplayResult> {
-  const { inputs, source } = await openInputs(files, options);
+  const { inputs, source, order } = await openInputs(files, options);
   if (options.onInputs) options.onInputs(inputs.map((input) => input.name));
   const step = createRecordStep(options, inputs.length);
   const { engine, decoder, accounting, counts, handle } = step;
@@ -320,6 +322,7 @@ export async function replayCaptures(
     last: lastSec < 0 ? null : { tsSec: lastSec, tsNsec: lastNsec },
     stoppedEarly,
     observedNat: step.observedNat,
+    order: order(),
     until: Number.isFinite(stopSec) ? { tsSec: stopSec, tsNsec: stopNsec } : null,
   };
 }

@@ -6,6 +6,7 @@
 import { PACKET_CLASS_NAMES } from "../decode/packet.js";
 import { VERDICT_NAMES } from "../conntrack/engine.js";
 import type { ReplayResult } from "../pipeline/replay.js";
+import type { InputOrderStats } from "../pipeline/inputs.js";
 import type { FlowRecord } from "./flows.js";
 import type { OrphanTracker } from "./orphans.js";
 import { isoTimeNs } from "./event-formats.js";
@@ -169,6 +170,7 @@ export class SummaryBuilder {
             ? 0
             : Number((last.tsSec - first.tsSec + (last.tsNsec - first.tsNsec) / 1e9).toFixed(9)),
         stoppedEarly: result.stoppedEarly,
+        order: result.order ?? null,
         warnings: result.warnings.map((warning) => ({ ...warning })),
       },
       settings: { ...result.engine.settings },
@@ -225,6 +227,8 @@ export interface ReportSummary {
     lastPacket: string | null;
     spanSeconds: number;
     stoppedEarly: boolean;
+    /** Records out of time order as read, and what `--reorder-window` did with them. */
+    order: InputOrderStats | null;
     warnings: object[];
   };
   settings: Record<string, number>;

@@ -466,6 +466,31 @@ test("a reorder window flood: held records stay within the slots and bytes, each
   }
 });
 
+test("records out of time order: --summary and summary.json say what the reorder window did", async () => {
+  // 0.001 is late within the 10 ms window; 0.2 comes after 0.5 was released: beyond it.
+  const times = [0, 0.003, 0.001, 0.5, 0.6, 0.2];
+  const frames: Frame[] = times.map((offset, k) => ({ bytes: tcpFrame({ seq: k }), ts: T0 + offset }));
+  const path = await pcapFile("out-of-order.pcap", frames);
+  const result = runCli(["events", path, "--reorder-window", "10ms", "--summary", "-o", "/dev/null"]);
+  assert.equal(result.status, 0, result.stderr);
+  const value = (label: string) => new RegExp(`^\\s+${label}\\s+(\\d+)$`, "m").exec(result.stderr)?.[1];
+  assert.equal(value("records out of time order \\(as read\\)"), "2");
+  assert.equal(value("put back in order \\(--reorder-window\\)"), "1");
+  assert.equal(value("later than the window \\(left as read\\)"), "1");
+  assert.equal(value("released early \\(window memory full\\)"), "0");
+  const directory = join(scratch, "out-of-order-report");
+  const report = runCli(["report", path, "--reorder-window", "10ms", "-o", directory]);
+  assert.equal(report.status, 0, report.stderr);
+  const summary = JSON.parse(readFileSync(join(directory, "summary.json"), "utf8"));
+  assert.deepEqual(summary.capture.order, {
+    outOfOrder: 2,
+    reorderWindowNs: 10e6,
+    reordered: 1,
+    lateBeyondWindow: 1,
+    releasedEarly: 0,
+  });
+});
+
 // --------------------------------------------------------------------------------------- NAT rules
 
 test("NAT rules: 50 000 chains jumping one into the next read without exhausting the stack", () => {
@@ -599,6 +624,33 @@ test("outputs: a disk that fills up leaves neither the output nor its temporary 
       [],
       "no temporary report file left behind",
     );
+  } finally {
+    spawnSync("umount", [mountPoint]);
+  }
+});
+
+test("outputs: a report that cannot be completed leaves the previous report as it was", async (t) => {
+  if (process.getuid?.() !== 0) return t.skip("mounting a tmpfs needs root");
+  const mountPoint = mkdtempSync(join(scratch, "small-"));
+  if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mountPoint]).status !== 0) {
+    return t.skip("cannot mount a tmpfs here");
+  }
+  try {
+    const directory = join(mountPoint, "report");
+    const first = runCli(["report", SAMPLE, "--drain", "-o", directory]);
+    assert.equal(first.status, 0, first.stderr);
+    const before = new Map(readdirSync(directory).map((name) => [name, readFileSync(join(directory, name))]));
+    const frames: Frame[] = [];
+    for (let k = 0; k < 3000; k++)
+      frames.push({ bytes: tcpFrame({ srcPort: 1024 + (k % 60000), flags: 0x02 }), ts: T0 + k });
+    const big = await pcapFile("fills-the-disk.pcap", frames);
+    const second = runCli(["report", big, "--drain", "--force", "-o", directory]);
+    assert.equal(second.status, 2, second.stderr);
+    assert.match(second.stderr, /no space left on device\n$/);
+    const after = readdirSync(directory);
+    assert.deepEqual(after.sort(), [...before.keys()].sort(), "no temporary file left, none missing");
+    for (const name of after)
+      assert.ok(readFileSync(join(directory, name)).equals(before.get(name)!), `${name} is the previous one`);
   } finally {
     spawnSync("umount", [mountPoint]);
   }

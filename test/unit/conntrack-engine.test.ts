@@ -615,16 +615,17 @@ test("lookup allocates nothing per packet for established flows", async () => {
   await new Promise((resolve) => setImmediate(resolve));
   collections = 0;
   const beforeHeap = process.memoryUsage().heapUsed;
-  for (let i = 0; i < 2_000_000; i++) {
+  for (let i = 0; i < 5_000_000; i++) {
     packet.tsNsec = 10000 + (i % 999_000_000);
     engine.process(packet);
   }
   const grown = process.memoryUsage().heapUsed - beforeHeap;
   await new Promise((resolve) => setTimeout(resolve, 50));
   observer.disconnect();
-  // 2 million packets allocating even 16 bytes each would fill the young generation several times over;
-  // one collection is tolerated for the engine's own work (recompilation).
-  assert.ok(collections <= 1, `garbage collections during the loop: ${collections}`);
+  // 5 million packets allocating even 16 bytes each would fill the young generation (16 MiB at most)
+  // five times over; two collections are tolerated for the engine's own work (recompilation, which a
+  // loaded machine running other test files at once does more of).
+  assert.ok(collections <= 2, `garbage collections during the loop: ${collections}`);
   assert.ok(grown < 8_000_000, `heap grew by ${grown} bytes`);
 });
 

@@ -45,6 +45,7 @@ function summary(): ReportSummary {
       lastPacket: "2025-11-24T16:00:01.000000000Z",
       spanSeconds: 1,
       stoppedEarly: false,
+      order: null,
       warnings: [],
     },
     settings: {},
