@@ -1,5 +1,6 @@
 import type { Argv } from "yargs";
 import { UsageError } from "./errors.js";
+import { parseShard, type ShardSelection } from "../lib/pipeline/shard.js";
 import { allowReplacingOutputs } from "./output.js";
 
 /**
@@ -75,4 +76,34 @@ export function wholeNumberOption(name: string, value: number, minimum: number):
   if (!Number.isInteger(value) || value < minimum)
     throw new UsageError(`--${name}: "${value}" is not a whole number of at least ${minimum}`);
   return value;
+}
+
+/** `--shard I/N` (events, table, report): track only shard I of N (lib/pipeline/shard.ts). */
+export function withShardOption<T>(argv: Argv<T>) {
+  return argv.option("shard", {
+    type: "string",
+    describe:
+      "track only shard I of N (I/N, from 0): connections split by a hash of their two addresses, so N " +
+      "runs over the same captures share the work (not with --nat-observe or --nat-vantage arrival)",
+  });
+}
+
+export function shardFromArguments(args: {
+  shard?: string;
+  "nat-observe"?: boolean;
+  "nat-vantage"?: string;
+}): ShardSelection | null {
+  if (args.shard === undefined) return null;
+  let shard: ShardSelection;
+  try {
+    shard = parseShard(args.shard);
+  } catch (error) {
+    throw new UsageError(`--shard: ${(error as Error).message}`);
+  }
+  if (args["nat-observe"] === true || args["nat-vantage"] === "arrival")
+    throw new UsageError(
+      "--shard: shards split connections by their address pair; with --nat-observe or --nat-vantage " +
+        "arrival packets do not carry it",
+    );
+  return shard;
 }

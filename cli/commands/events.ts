@@ -29,7 +29,14 @@ import {
   type NatArguments,
 } from "../nat-options.js";
 import { OutputTarget, refuseExistingOutputs } from "../output.js";
-import { DASH_TOKEN, parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
+import {
+  DASH_TOKEN,
+  parseDurationNs,
+  shardFromArguments,
+  withCaptureInputs,
+  withOutputOption,
+  withShardOption,
+} from "../options.js";
 import { startCommandProgress, withProgressOption } from "../progress.js";
 
 interface EventsArguments extends SettingsArguments {
@@ -183,7 +190,7 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
   describe: "Replay captures through conntrack and print its events as `conntrack -E -o timestamp` would",
   builder: (argv) =>
     withObservedNatOptions(
-      withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv)))),
+      withShardOption(withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv))))),
     )
       .option("format", { choices: EVENT_FORMATS, default: "text" as const, describe: "output format" })
       .option("timestamp", {
@@ -266,6 +273,7 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
         settings,
         ...helperOptions,
         observedNat: observedNatFromArguments(args),
+        shard: shardFromArguments(args),
         reorderWindowNs,
         drain: args.drain,
         onEvent:
@@ -343,6 +351,11 @@ export function formatReplaySummary(result: ReplayResult): string {
     row("  second sightings (not tracked)", result.accounting.duplicateSightings);
     if (observed.releasedEarly > 0) row("  left the window early (ring full)", observed.releasedEarly);
   }
+  if (result.shard)
+    row(
+      `other shards' packets (this is ${result.shard.index}/${result.shard.count})`,
+      result.accounting.otherShards,
+    );
   row("packets tracked (decoded)", stats.packets);
   VERDICT_NAMES.forEach((name, verdict) => row(`  ${name.toLowerCase()}`, stats.verdicts[verdict]));
   const reasons = [...stats.reasons].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));

@@ -5,9 +5,11 @@ import { noteOutputPath, UsageError } from "../errors.js";
 import {
   DASH_TOKEN,
   parseDurationNs,
+  shardFromArguments,
   wholeNumberOption,
   withCaptureInputs,
   withForceOption,
+  withShardOption,
 } from "../options.js";
 import { refuseExistingReport } from "../output.js";
 import { parseTimePoint } from "./table.js";
@@ -44,10 +46,12 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
   command: "report <files..>",
   describe:
     "Replay captures through conntrack and write flow reports to a directory: flows.csv, flows.ndjson, " +
-    "events.csv, orphans.csv, nat.csv, expectations.csv, summary.json and a self-contained index.html",
+    "events.csv, orphans.csv, nat.csv, nat.ndjson, expectations.csv, summary.json and a self-contained index.html",
   builder: (argv) =>
     withForceOption(
-      withObservedNatOptions(withProgressOption(withConntrackSettings(withCaptureInputs(argv)))),
+      withShardOption(
+        withObservedNatOptions(withProgressOption(withConntrackSettings(withCaptureInputs(argv)))),
+      ),
     )
       .option("output", {
         alias: "o",
@@ -119,6 +123,7 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
       settings,
       ...helperOptions,
       observedNat: observedNatFromArguments(args),
+      shard: shardFromArguments(args),
       reorderWindowNs: parseDurationNs(args["reorder-window"], "reorder-window"),
       drain: args.drain,
       until: args.until === undefined ? undefined : parseTimePoint(args.until),

@@ -29,7 +29,13 @@ import {
 } from "../../lib/report/event-formats.js";
 import { UsageError } from "../errors.js";
 import { OutputTarget, refuseExistingOutputs } from "../output.js";
-import { parseDurationNs, withCaptureInputs, withOutputOption } from "../options.js";
+import {
+  parseDurationNs,
+  shardFromArguments,
+  withCaptureInputs,
+  withOutputOption,
+  withShardOption,
+} from "../options.js";
 import { startCommandProgress, withProgressOption } from "../progress.js";
 import { observedNatFromArguments, withObservedNatOptions } from "../nat-options.js";
 import {
@@ -120,7 +126,7 @@ export const tableCommand: CommandModule<object, TableArguments> = {
   describe: "Replay captures through conntrack and print the connection table as it stood at a given time",
   builder: (argv) =>
     withObservedNatOptions(
-      withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv)))),
+      withShardOption(withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv))))),
     )
       .option("at", {
         type: "string",
@@ -166,6 +172,7 @@ export const tableCommand: CommandModule<object, TableArguments> = {
         settings,
         ...helperOptions,
         observedNat: observedNatFromArguments(args),
+        shard: shardFromArguments(args),
         reorderWindowNs,
         until,
         onOpened: progress.onOpened,

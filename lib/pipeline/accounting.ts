@@ -8,10 +8,26 @@ export class PacketAccounting {
   private readonly perInput: Float64Array[] = [];
   private readonly reasonCounts = new Map<string, number>();
   private readonly duplicatesPerInput: Float64Array;
+  private readonly otherShardPerInput: Float64Array;
 
   constructor(readonly inputCount: number) {
     for (let i = 0; i < inputCount; i++) this.perInput.push(new Float64Array(PACKET_CLASS_NAMES.length));
     this.duplicatesPerInput = new Float64Array(inputCount);
+    this.otherShardPerInput = new Float64Array(inputCount);
+  }
+
+  /**
+   * A decoded packet another shard tracks (`--shard`): counted `decoded`, never given to this run's
+   * engine, so that decoded = tracked + duplicate sightings + other shards.
+   */
+  countOtherShard(inputIndex: number): void {
+    this.otherShardPerInput[inputIndex]++;
+  }
+
+  get otherShards(): number {
+    let total = 0;
+    for (const n of this.otherShardPerInput) total += n;
+    return total;
   }
 
   /**

@@ -22,6 +22,7 @@ import type { ConntrackSettings } from "../conntrack/settings.js";
 import type { Connection, Tuple } from "../conntrack/connection.js";
 import { PacketAccounting } from "./accounting.js";
 import { openInputs, type InputOptions, type InputOrderStats } from "./inputs.js";
+import { OTHER_SHARD, shardOf, type ShardSelection } from "./shard.js";
 import { ObservedNatMatcher, type ObservedNatOptions, type ObservedNatStats } from "./observed-nat.js";
 
 /** A capture time, absolute or counted from the first packet. */
@@ -87,6 +88,12 @@ export interface ReplayOptions
    * second sightings with verdict -1 and reason DUPLICATE_SIGHTING.
    */
   observedNat?: ObservedNatOptions | null;
+  /**
+   * Track only shard `index` of `count` (lib/pipeline/shard.ts): packets of other shards are decoded
+   * and counted, not tracked; `onPacket` gets them with verdict -1 and reason OTHER_SHARD. Not with
+   * observed NAT or the arrival vantage (their packets do not carry the connection's address pair).
+   */
+  shard?: ShardSelection | null;
   /** Stop reading after this capture time and run the engine clock up to it. */
   until?: TimePoint;
   /** After the input, let every remaining entry expire at its own time (DESTROY events). */
@@ -115,6 +122,8 @@ export interface ReplayResult {
   stoppedEarly: boolean;
   /** The observed-NAT stage's counters, null when it did not run. */
   observedNat?: ObservedNatStats | null;
+  /** The shard tracked, null when all of them. */
+  shard?: ShardSelection | null;
   /** Time order of the inputs as read, and what the reorder window did. */
   order?: InputOrderStats;
   /** The resolved `until` (absolute), null when not asked for or no packet resolved a relative one. */
@@ -145,6 +154,7 @@ export type RecordStepOptions = Pick<
   | "ftpLoose"
   | "nat"
   | "observedNat"
+  | "shard"
   | "decoder"
   | "onEvent"
   | "onExpectEvent"
@@ -222,10 +232,25 @@ export function createRecordStep(options: RecordStepOptions, inputCount: number)
           if (onPacket !== null) onPacket(record, PacketClass.Decoded, packet, -1, DUPLICATE_SIGHTING, null);
         });
 
+  const shard = options.shard ?? null;
+  if (shard !== null && (observedNat !== null || options.nat?.vantage === "arrival"))
+    throw new Error("a shard is tracked by address pair: not with observed NAT or the arrival vantage");
+  const shardCount = shard === null ? 1 : shard.count;
+  const shardIndex = shard === null ? 0 : shard.index;
+
   const handle = (record: CaptureRecord): void => {
     counts.records++;
     const packetClass = decoder.decode(record);
     accounting.count(record.inputIndex, packetClass, decoder.packet.reason);
+    if (
+      packetClass === PacketClass.Decoded &&
+      shardCount > 1 &&
+      shardOf(decoder.packet, shardCount) !== shardIndex
+    ) {
+      accounting.countOtherShard(record.inputIndex);
+      if (onPacket !== null) onPacket(record, packetClass, decoder.packet, -1, OTHER_SHARD, null);
+      return;
+    }
     if (packetClass === PacketClass.Decoded) {
       if (matcher !== null) matcher.push(decoder.packet, record);
       else track(decoder.packet, null, record);
@@ -322,6 +347,7 @@ export async function replayCaptures(
     last: lastSec < 0 ? null : { tsSec: lastSec, tsNsec: lastNsec },
     stoppedEarly,
     observedNat: step.observedNat,
+    shard: options.shard ?? null,
     order: order(),
     until: Number.isFinite(stopSec) ? { tsSec: stopSec, tsNsec: stopNsec } : null,
   };

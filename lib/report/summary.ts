@@ -7,6 +7,7 @@ import { PACKET_CLASS_NAMES } from "../decode/packet.js";
 import { VERDICT_NAMES } from "../conntrack/engine.js";
 import type { ReplayResult } from "../pipeline/replay.js";
 import type { InputOrderStats } from "../pipeline/inputs.js";
+import type { ShardSelection } from "../pipeline/shard.js";
 import type { FlowRecord } from "./flows.js";
 import type { OrphanTracker } from "./orphans.js";
 import { isoTimeNs } from "./event-formats.js";
@@ -118,10 +119,12 @@ export class SummaryBuilder {
         tcpAcceptedWithoutUpdate: stats.tcpIgnored,
         earlierThanClock: stats.timeWentBack,
         ...(result.observedNat ? { duplicateSightings: result.accounting.duplicateSightings } : {}),
+        ...(result.shard ? { shard: result.shard, otherShards: result.accounting.otherShards } : {}),
         reconciles: {
           records: classSum === result.records,
           decoded:
-            classes.decoded === result.tracked + result.accounting.duplicateSightings &&
+            classes.decoded ===
+              result.tracked + result.accounting.duplicateSightings + result.accounting.otherShards &&
             verdictSum === result.tracked,
         },
       },
@@ -194,6 +197,8 @@ export interface ReportSummary {
      * not tracked (decoded = tracked + these).
      */
     duplicateSightings?: number;
+    shard?: ShardSelection;
+    otherShards?: number;
     reconciles: { records: boolean; decoded: boolean };
   };
   connections: {
