@@ -7,6 +7,7 @@ import { tableCommand } from "./commands/table.js";
 import { reportCommand } from "./commands/report.js";
 import { liveCommand } from "./commands/live.js";
 import { checkCommand } from "./commands/check.js";
+import { mergeCommand } from "./commands/merge.js";
 import { reportFailure } from "./errors.js";
 import { protectDashes } from "./options.js";
 
@@ -21,6 +22,7 @@ await yargs(protectDashes(hideBin(process.argv)))
   .command(reportCommand)
   .command(liveCommand)
   .command(checkCommand)
+  .command(mergeCommand)
   .demandCommand(1, "Name a command.")
   .strict()
   .help()

@@ -248,6 +248,8 @@ export function createRecordStep(options: RecordStepOptions, inputCount: number)
       shardOf(decoder.packet, shardCount) !== shardIndex
     ) {
       accounting.countOtherShard(record.inputIndex);
+      // The clock still follows every packet, so entries expire while the input lasts, as in one run.
+      engine.advanceTo(record.tsSec, record.tsNsec);
       if (onPacket !== null) onPacket(record, packetClass, decoder.packet, -1, OTHER_SHARD, null);
       return;
     }
