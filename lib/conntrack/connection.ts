@@ -147,6 +147,28 @@ export class Tuple {
     this.dstWord3 = word | 0;
   }
 
+  /**
+   * Family and addresses from a decoded header's fields: IPv4 as numbers, IPv6 as 16 bytes (the
+   * other family's fields are ignored). Swap the arguments for the inverse direction.
+   */
+  setAddresses(family: number, srcV4: number, dstV4: number, src: Uint8Array, dst: Uint8Array): void {
+    this.family = family;
+    if (family === 4) {
+      this.srcWord0 = srcV4 | 0;
+      this.dstWord0 = dstV4 | 0;
+      this.srcWord1 = this.srcWord2 = this.srcWord3 = this.dstWord1 = this.dstWord2 = this.dstWord3 = 0;
+      return;
+    }
+    this.srcWord0 = signedWord(src, 0);
+    this.srcWord1 = signedWord(src, 4);
+    this.srcWord2 = signedWord(src, 8);
+    this.srcWord3 = signedWord(src, 12);
+    this.dstWord0 = signedWord(dst, 0);
+    this.dstWord1 = signedWord(dst, 4);
+    this.dstWord2 = signedWord(dst, 8);
+    this.dstWord3 = signedWord(dst, 12);
+  }
+
   copyFrom(other: Tuple): void {
     this.family = other.family;
     this.protocol = other.protocol;
@@ -492,4 +514,9 @@ function splitNs(at: number): number {
   }
   splitRemainder = rest;
   return seconds;
+}
+
+/** Bytes [at, at + 4) as a signed 32-bit word, the form `Tuple` keeps addresses in. */
+function signedWord(bytes: Uint8Array, at: number): number {
+  return (bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3];
 }

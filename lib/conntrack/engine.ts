@@ -745,25 +745,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     if (!inner.present) return this.invalid(Reason.icmpNoEmbedded);
     const probe = this.probe;
     // The quoted packet travelled the other way: look up its inverse.
-    probe.family = inner.ipVersion;
+    probe.setAddresses(inner.ipVersion, inner.dstV4, inner.srcV4, inner.dst, inner.src);
     probe.protocol = inner.protocol;
-    if (inner.ipVersion === 4) {
-      probe.srcWord0 = inner.dstV4 | 0;
-      probe.dstWord0 = inner.srcV4 | 0;
-      probe.srcWord1 = probe.srcWord2 = probe.srcWord3 = probe.dstWord1 = probe.dstWord2 = probe.dstWord3 = 0;
-    } else {
-      const w = this.words;
-      wordsOf(inner.dst, w);
-      probe.src0 = w[0];
-      probe.src1 = w[1];
-      probe.src2 = w[2];
-      probe.src3 = w[3];
-      wordsOf(inner.src, w);
-      probe.dst0 = w[0];
-      probe.dst1 = w[1];
-      probe.dst2 = w[2];
-      probe.dst3 = w[3];
-    }
     if (hasPortTuple(inner.protocol)) {
       if (!inner.hasPorts) return this.invalid(Reason.icmpNoEmbedded);
       probe.srcPort = inner.dstPort;
@@ -810,25 +793,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   /** Fills the probe tuple from the packet; false when the packet is too short for one. */
   private fillProbe(packet: DecodedPacket): boolean {
     const probe = this.probe;
-    probe.family = packet.ipVersion;
+    probe.setAddresses(packet.ipVersion, packet.srcV4, packet.dstV4, packet.src, packet.dst);
     probe.protocol = packet.protocol;
-    if (packet.ipVersion === 4) {
-      probe.srcWord0 = packet.srcV4 | 0;
-      probe.dstWord0 = packet.dstV4 | 0;
-      probe.srcWord1 = probe.srcWord2 = probe.srcWord3 = probe.dstWord1 = probe.dstWord2 = probe.dstWord3 = 0;
-    } else {
-      const w = this.words;
-      wordsOf(packet.src, w);
-      probe.src0 = w[0];
-      probe.src1 = w[1];
-      probe.src2 = w[2];
-      probe.src3 = w[3];
-      wordsOf(packet.dst, w);
-      probe.dst0 = w[0];
-      probe.dst1 = w[1];
-      probe.dst2 = w[2];
-      probe.dst3 = w[3];
-    }
     const protocol = packet.protocol;
     if (hasPortTuple(protocol)) {
       if (!packet.hasPorts) return false;

@@ -1,4 +1,3 @@
-import { readUint32 } from "../decode/address.js";
 /**
  * A decoded packet's conntrack tuple, filled into a reused Tuple without allocating, so a report can
  * find the live connection a packet belonged to. It follows the engine's own tuple rules (ports for
@@ -32,21 +31,7 @@ interface AddressedPacket {
 /** The packet's family and addresses into `tuple`; false when the packet is not IP. */
 export function fillPacketAddresses(packet: AddressedPacket, tuple: Tuple): boolean {
   if (packet.ipVersion !== 4 && packet.ipVersion !== 6) return false;
-  tuple.family = packet.ipVersion;
-  if (packet.ipVersion === 4) {
-    tuple.src0 = packet.srcV4 >>> 0;
-    tuple.dst0 = packet.dstV4 >>> 0;
-    tuple.src1 = tuple.src2 = tuple.src3 = tuple.dst1 = tuple.dst2 = tuple.dst3 = 0;
-  } else {
-    tuple.src0 = readUint32(packet.src, 0);
-    tuple.src1 = readUint32(packet.src, 4);
-    tuple.src2 = readUint32(packet.src, 8);
-    tuple.src3 = readUint32(packet.src, 12);
-    tuple.dst0 = readUint32(packet.dst, 0);
-    tuple.dst1 = readUint32(packet.dst, 4);
-    tuple.dst2 = readUint32(packet.dst, 8);
-    tuple.dst3 = readUint32(packet.dst, 12);
-  }
+  tuple.setAddresses(packet.ipVersion, packet.srcV4, packet.dstV4, packet.src, packet.dst);
   return true;
 }
 
