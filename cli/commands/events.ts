@@ -1,7 +1,12 @@
 import { readFile } from "node:fs/promises";
 import type { Argv, CommandModule } from "yargs";
 import { PACKET_CLASS_NAMES } from "../../lib/decode/packet.js";
-import { HELPER_NAMES, VERDICT_NAMES, type HelperName } from "../../lib/conntrack/engine.js";
+import {
+  HELPER_NAMES,
+  VERDICT_NAMES,
+  type ConntrackEvent,
+  type HelperName,
+} from "../../lib/conntrack/engine.js";
 import { DEFAULT_SETTINGS, SYSCTL_NAMES, parseSysctl } from "../../lib/conntrack/settings.js";
 import { expandInputs } from "../../lib/pipeline/inputs.js";
 import {
@@ -53,6 +58,48 @@ interface EventsArguments extends SettingsArguments {
 }
 
 /** Options that set up the conntrack model (NAT included); `events`, `table` and `report` share them. */
+/** `--format`, `--timestamp`, `--expect`: how `events` and `live` print what the engine says. */
+export function withEventFormatOptions<T>(argv: Argv<T>) {
+  return argv
+    .option("format", { choices: EVENT_FORMATS, default: "text" as const, describe: "output format" })
+    .option("timestamp", {
+      type: "boolean",
+      default: true,
+      describe: "prefix text lines with [sec.usec] (--no-timestamp: plain `conntrack -E` lines)",
+    })
+    .option("expect", {
+      type: "boolean",
+      default: false,
+      describe:
+        "print expectation events instead (as `conntrack -E expect -o timestamp`: NEW when a helper " +
+        "announces a connection, DESTROY when it is used or expires)",
+    });
+}
+
+/**
+ * The formatters of an event stream (null where that stream is not wanted) and the writer of one
+ * connection event: text lines go as bytes straight into the output chunks, the same bytes as the text
+ * formatter's strings without a string per event (an events run writes millions of lines).
+ */
+export function eventStreamFormat(
+  format: EventFormat,
+  timestamp: boolean,
+  wanted: { events: boolean; expectations: boolean },
+) {
+  const formatOptions = { timestamp };
+  const events = wanted.events ? createEventFormatter(format, formatOptions) : null;
+  const textEncoder =
+    events !== null && format === "text" ? new ConntrackEventTextEncoder(formatOptions) : null;
+  return {
+    events,
+    expectations: wanted.expectations ? createExpectEventFormatter(format, formatOptions) : null,
+    writeEvent(writer: ChunkedWriter, event: ConntrackEvent): void {
+      if (textEncoder !== null) writer.writeEncoded(textEncoder, event, MAX_EVENT_LINE_BYTES);
+      else writer.write(events!.format(event));
+    },
+  };
+}
+
 export function withConntrackSettings<T>(argv: Argv<T>) {
   return withNatOptions(argv)
     .option("sysctl", {
@@ -189,22 +236,11 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
   command: "events <files..>",
   describe: "Replay captures through conntrack and print its events as `conntrack -E -o timestamp` would",
   builder: (argv) =>
-    withObservedNatOptions(
-      withShardOption(withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv))))),
+    withEventFormatOptions(
+      withObservedNatOptions(
+        withShardOption(withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv))))),
+      ),
     )
-      .option("format", { choices: EVENT_FORMATS, default: "text" as const, describe: "output format" })
-      .option("timestamp", {
-        type: "boolean",
-        default: true,
-        describe: "prefix text lines with [sec.usec] (--no-timestamp: plain `conntrack -E` lines)",
-      })
-      .option("expect", {
-        type: "boolean",
-        default: false,
-        describe:
-          "print expectation events instead (as `conntrack -E expect -o timestamp`: NEW when a helper " +
-          "announces a connection, DESTROY when it is used or expires)",
-      })
       .option("expect-output", {
         type: "string",
         describe:
@@ -247,19 +283,16 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
     const settings = await settingsFromArguments(args, warnOnStderr);
     const helperOptions = helperOptionsFromArguments(args);
     const reorderWindowNs = parseDurationNs(args["reorder-window"], "reorder-window");
-    const formatOptions = { timestamp: args.timestamp };
     refuseExistingOutputs([args.output, expectPath]);
     const output = new OutputTarget(args.output);
     const writer = new ChunkedWriter(output.stream);
     const expectOutput = expectPath === undefined ? null : new OutputTarget(expectPath);
     const expectWriter = expectOutput === null ? null : new ChunkedWriter(expectOutput.stream);
-    const events = args.expect ? null : createEventFormatter(args.format, formatOptions);
-    // Text lines are written as bytes straight into the output chunks: the same bytes as the text
-    // formatter's strings, without a string per event (an events run writes millions of lines).
-    const textEncoder =
-      events !== null && args.format === "text" ? new ConntrackEventTextEncoder(formatOptions) : null;
-    const expectations =
-      args.expect || expectWriter !== null ? createExpectEventFormatter(args.format, formatOptions) : null;
+    const stream = eventStreamFormat(args.format, args.timestamp, {
+      events: !args.expect,
+      expectations: args.expect || expectWriter !== null,
+    });
+    const { events, expectations } = stream;
     const expectTarget = args.expect ? writer : expectWriter;
     const progress = startCommandProgress(files, {
       requested: args.progress,
@@ -276,12 +309,7 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
         shard: shardFromArguments(args),
         reorderWindowNs,
         drain: args.drain,
-        onEvent:
-          events === null
-            ? undefined
-            : textEncoder !== null
-              ? (event) => writer.writeEncoded(textEncoder, event, MAX_EVENT_LINE_BYTES)
-              : (event) => writer.write(events.format(event)),
+        onEvent: events === null ? undefined : (event) => stream.writeEvent(writer, event),
         onExpectEvent:
           expectations === null || expectTarget === null
             ? undefined

@@ -9,23 +9,19 @@ import {
 import { PcapWriter, PcapngWriter } from "../../lib/capture/writer.js";
 import { runLive, type LiveResult } from "../../lib/pipeline/live.js";
 import { ChunkedWriter } from "../../lib/pipeline/replay.js";
-import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../../lib/report/conntrack-text.js";
-import {
-  EVENT_FORMATS,
-  createEventFormatter,
-  createExpectEventFormatter,
-  type EventFormat,
-} from "../../lib/report/event-formats.js";
+import type { EventFormat } from "../../lib/report/event-formats.js";
 import { UsageError } from "../errors.js";
 import { OutputTarget, writeOutput } from "../output.js";
 import { DASH_TOKEN, parseDurationNs, withOutputOption } from "../options.js";
 import {
+  eventStreamFormat,
   formatReplaySummary,
   helperOptionsFromArguments,
   liveSummary,
   settingsFromArguments,
   warnOnStderr,
   withConntrackSettings,
+  withEventFormatOptions,
   type SettingsArguments,
 } from "./events.js";
 
@@ -78,7 +74,7 @@ export const liveCommand: CommandModule<object, LiveArguments> = {
   command: "live [filter..]",
   describe: "Capture on an interface and print conntrack's events as they happen (needs libpcap via `cap`)",
   builder: (argv) =>
-    withOutputOption(withConntrackSettings(argv))
+    withEventFormatOptions(withOutputOption(withConntrackSettings(argv)))
       .positional("filter", {
         type: "string",
         array: true,
@@ -90,17 +86,6 @@ export const liveCommand: CommandModule<object, LiveArguments> = {
         type: "boolean",
         default: false,
         describe: "list the interfaces libpcap can capture on, and exit",
-      })
-      .option("format", { choices: EVENT_FORMATS, default: "text" as const, describe: "output format" })
-      .option("timestamp", {
-        type: "boolean",
-        default: true,
-        describe: "prefix text lines with [sec.usec] (--no-timestamp: plain `conntrack -E` lines)",
-      })
-      .option("expect", {
-        type: "boolean",
-        default: false,
-        describe: "print expectation events instead (as `conntrack -E expect -o timestamp`)",
       })
       .option("write", {
         alias: "w",
@@ -190,12 +175,12 @@ export const liveCommand: CommandModule<object, LiveArguments> = {
         `(${source.linkType}), snapshot length ${source.snaplen} bytes${filter ? `, filter "${filter}"` : ""}\n`,
     );
 
-    const formatOptions = { timestamp: args.timestamp };
     const writer = new ChunkedWriter(output.stream);
-    const events = args.expect ? null : createEventFormatter(args.format, formatOptions);
-    const textEncoder =
-      events !== null && args.format === "text" ? new ConntrackEventTextEncoder(formatOptions) : null;
-    const expectations = args.expect ? createExpectEventFormatter(args.format, formatOptions) : null;
+    const stream = eventStreamFormat(args.format, args.timestamp, {
+      events: !args.expect,
+      expectations: args.expect,
+    });
+    const { events, expectations } = stream;
     const packetWriter =
       saved === null
         ? null
@@ -243,15 +228,10 @@ export const liveCommand: CommandModule<object, LiveArguments> = {
         onEvent:
           events === null
             ? undefined
-            : textEncoder !== null
-              ? (event) => {
-                  written++;
-                  writer.writeEncoded(textEncoder, event, MAX_EVENT_LINE_BYTES);
-                }
-              : (event) => {
-                  written++;
-                  writer.write(events.format(event));
-                },
+            : (event) => {
+                written++;
+                stream.writeEvent(writer, event);
+              },
         onExpectEvent:
           expectations === null
             ? undefined
