@@ -27,7 +27,7 @@
  * time order. When the ring is full a packet leaves early (counted in `releasedEarly`).
  */
 import type { CaptureRecord } from "../capture/source.js";
-import { emptyCaptureRecord } from "../capture/source.js";
+import { copyCaptureRecord, emptyCaptureRecord } from "../capture/source.js";
 import { Tuple } from "../conntrack/connection.js";
 import { fillPacketTuple } from "../report/packet-tuple.js";
 import {
@@ -563,18 +563,11 @@ function rebase(packet: DecodedPacket, buf: Buffer, delta: number): void {
 }
 
 function copyRecordFields(to: CaptureRecord, from: CaptureRecord): void {
+  copyCaptureRecord(to, from);
   // The link-layer bytes are not kept: a held packet's record names where it came from.
   to.data = NO_BUFFER;
   to.offset = 0;
   to.caplen = 0;
-  to.origlen = from.origlen;
-  to.tsSec = from.tsSec;
-  to.tsNsec = from.tsNsec;
-  to.linkType = from.linkType;
-  to.interfaceId = from.interfaceId;
-  to.inputIndex = from.inputIndex;
-  to.recordNumber = from.recordNumber;
-  to.fileOffset = from.fileOffset;
 }
 
 /**
