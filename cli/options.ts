@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import type { Argv } from "yargs";
 import { UsageError } from "./errors.js";
 import { parseShard, type ShardSelection } from "../lib/pipeline/shard.js";
@@ -76,6 +77,41 @@ export function wholeNumberOption(name: string, value: number, minimum: number):
   if (!Number.isInteger(value) || value < minimum)
     throw new UsageError(`--${name}: "${value}" is not a whole number of at least ${minimum}`);
   return value;
+}
+
+/** `--jobs N`: worker threads that share the connections (lib/pipeline/jobs.ts). */
+export function withJobsOption<T>(argv: Argv<T>) {
+  return argv.option("jobs", {
+    alias: "j",
+    type: "string",
+    default: "1",
+    describe:
+      "worker threads: connections split by a hash of their two addresses, output merged into the single " +
+      'run\'s order ("auto": one per CPU; not with --shard, --nat-observe or --nat-vantage arrival)',
+  });
+}
+
+/** The worker count `--jobs` asks for; 1 means no workers. */
+export function jobsFromArguments(args: {
+  jobs?: string;
+  shard?: string;
+  "nat-observe"?: boolean;
+  "nat-vantage"?: string;
+}): number {
+  const text = (args.jobs ?? "1").trim();
+  const jobs = text === "auto" ? availableParallelism() : /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > 256)
+    throw new UsageError(`--jobs: "${args.jobs}" is not a number of threads (1-256) or "auto"`);
+  if (jobs === 1) return 1;
+  if (args.shard !== undefined)
+    throw new UsageError("--jobs and --shard: run each shard with its own --jobs");
+  if (args["nat-observe"] === true)
+    throw new UsageError(
+      "--jobs: observed NAT pairs packets across connections' address pairs (use --jobs 1)",
+    );
+  if (args["nat-vantage"] === "arrival")
+    throw new UsageError("--jobs: the arrival vantage's packets do not carry the connection's address pair");
+  return jobs;
 }
 
 /** `--shard I/N` (events, table, report): track only shard I of N (lib/pipeline/shard.ts). */

@@ -9,6 +9,7 @@ import {
 } from "../../lib/conntrack/engine.js";
 import { DEFAULT_SETTINGS, SYSCTL_NAMES, parseSysctl } from "../../lib/conntrack/settings.js";
 import { expandInputs } from "../../lib/pipeline/inputs.js";
+import { replayCapturesInJobs, type EngineLike, type JobsReplayResult } from "../../lib/pipeline/jobs.js";
 import {
   ChunkedWriter,
   DEFAULT_HELPER_PORTS,
@@ -36,9 +37,11 @@ import {
 import { OutputTarget, refuseExistingOutputs } from "../output.js";
 import {
   DASH_TOKEN,
+  jobsFromArguments,
   parseDurationNs,
   shardFromArguments,
   withCaptureInputs,
+  withJobsOption,
   withOutputOption,
   withShardOption,
 } from "../options.js";
@@ -46,6 +49,7 @@ import { startCommandProgress, withProgressOption } from "../progress.js";
 
 interface EventsArguments extends SettingsArguments {
   files: string[];
+  jobs?: string;
   "reorder-window": string;
   format: EventFormat;
   timestamp: boolean;
@@ -238,7 +242,11 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
   builder: (argv) =>
     withEventFormatOptions(
       withObservedNatOptions(
-        withShardOption(withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv))))),
+        withJobsOption(
+          withShardOption(
+            withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv)))),
+          ),
+        ),
       ),
     )
       .option("expect-output", {
@@ -279,6 +287,9 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
       throw new UsageError(
         "--expect-output: standard output already carries the connection events (use -o FILE)",
       );
+    const jobs = jobsFromArguments(args);
+    if (jobs > 1 && args.format === "json")
+      throw new UsageError("--jobs: a JSON array is not written line by line; use --format ndjson");
     const files = await expandInputs(args.files);
     const settings = await settingsFromArguments(args, warnOnStderr);
     const helperOptions = helperOptionsFromArguments(args);
@@ -298,25 +309,46 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
       requested: args.progress,
       outputWhileReading: args.output === undefined || args.output === "-" || expectPath === "-",
     });
-    let result: ReplayResult;
+    let result: ReplayResult | JobsReplayResult;
     try {
       writer.write((events ?? expectations!).header());
       if (expectWriter !== null) expectWriter.write(expectations!.header());
-      result = await replayCaptures(files, {
-        settings,
-        ...helperOptions,
-        observedNat: observedNatFromArguments(args),
-        shard: shardFromArguments(args),
-        reorderWindowNs,
-        drain: args.drain,
-        onEvent: events === null ? undefined : (event) => stream.writeEvent(writer, event),
-        onExpectEvent:
-          expectations === null || expectTarget === null
-            ? undefined
-            : (event) => expectTarget.write(expectations.format(event)),
-        backpressure: () => writer.pending() ?? expectWriter?.pending() ?? null,
-        onOpened: progress.onOpened,
-      });
+      const format = args.format === "json" ? "ndjson" : args.format;
+      result =
+        jobs > 1
+          ? await replayCapturesInJobs(files, {
+              jobs,
+              format: {
+                format,
+                timestamp: args.timestamp,
+                events: events !== null,
+                expectations: expectations !== null,
+              },
+              settings,
+              ...helperOptions,
+              reorderWindowNs,
+              drain: args.drain,
+              writeEvents: events === null ? undefined : (bytes) => writer.writeBytes(bytes),
+              writeExpectations:
+                expectTarget === null ? undefined : (bytes) => expectTarget.writeBytes(bytes),
+              backpressure: () => writer.pending() ?? expectWriter?.pending() ?? null,
+              onOpened: progress.onOpened,
+            })
+          : await replayCaptures(files, {
+              settings,
+              ...helperOptions,
+              observedNat: observedNatFromArguments(args),
+              shard: shardFromArguments(args),
+              reorderWindowNs,
+              drain: args.drain,
+              onEvent: events === null ? undefined : (event) => stream.writeEvent(writer, event),
+              onExpectEvent:
+                expectations === null || expectTarget === null
+                  ? undefined
+                  : (event) => expectTarget.write(expectations.format(event)),
+              backpressure: () => writer.pending() ?? expectWriter?.pending() ?? null,
+              onOpened: progress.onOpened,
+            });
       progress.finish();
       writer.write((events ?? expectations!).footer());
       await writer.finish();
@@ -338,7 +370,10 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
   },
 };
 
-export function reportWarnings(result: ReplayResult): void {
+/** A replay's result, from one engine or from `--jobs` workers. */
+type AnyReplayResult = Omit<ReplayResult, "engine"> & { engine: EngineLike };
+
+export function reportWarnings(result: { warnings: AnyReplayResult["warnings"] }): void {
   for (const warning of result.warnings) {
     warnOnStderr(
       `${warning.file}: ${warning.message} (byte offset ${warning.offset}, packet ${warning.recordNumber})`,
@@ -346,7 +381,7 @@ export function reportWarnings(result: ReplayResult): void {
   }
 }
 
-export function liveSummary(result: ReplayResult): string {
+export function liveSummary(result: AnyReplayResult): string {
   const live = result.engine.liveConnections;
   const expecting = result.engine.liveExpectations;
   const at = result.last ? ` at ${isoTimeNs(result.last.tsSec, result.last.tsNsec)} (last packet)` : "";
@@ -355,7 +390,7 @@ export function liveSummary(result: ReplayResult): string {
 }
 
 /** Every record in exactly one class, every decoded packet in exactly one verdict. */
-export function formatReplaySummary(result: ReplayResult): string {
+export function formatReplaySummary(result: AnyReplayResult): string {
   const lines: string[] = ["summary:"];
   const row = (label: string, value: string | number) => lines.push(`  ${label.padEnd(34)} ${value}`);
   const classes = result.accounting.classes;
@@ -399,7 +434,8 @@ export function formatReplaySummary(result: ReplayResult): string {
     row("  first packets dropped: table full", stats.tableFullDrops);
   }
   row("  still live", result.engine.liveConnections);
-  row("  most live at once", stats.maxLive);
+  const jobs = "jobs" in result ? (result.jobs as number) : 1;
+  row(jobs > 1 ? `  most live at once (sum over ${jobs} jobs)` : "  most live at once", stats.maxLive);
   row("events", `NEW ${stats.events.NEW}, UPDATE ${stats.events.UPDATE}, DESTROY ${stats.events.DESTROY}`);
   const expected = stats.expectations;
   row("expectations created", expected.created);

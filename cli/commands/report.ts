@@ -1,14 +1,18 @@
 import type { CommandModule } from "yargs";
 import { expandInputs } from "../../lib/pipeline/inputs.js";
-import { REPORT_FILES, writeReport } from "../../lib/pipeline/report.js";
+import { REPORT_FILES, writeReport, type ReportOptions } from "../../lib/pipeline/report.js";
+import { writeReportInJobs } from "../../lib/pipeline/report-jobs.js";
+import type { ReportSummary } from "../../lib/report/summary.js";
 import { noteOutputPath, UsageError } from "../errors.js";
 import {
   DASH_TOKEN,
+  jobsFromArguments,
   parseDurationNs,
   shardFromArguments,
   wholeNumberOption,
   withCaptureInputs,
   withForceOption,
+  withJobsOption,
   withShardOption,
 } from "../options.js";
 import { refuseExistingReport } from "../output.js";
@@ -27,6 +31,7 @@ import {
 
 interface ReportArguments extends SettingsArguments {
   files: string[];
+  jobs?: string;
   force: boolean;
   "reorder-window": string;
   output: string;
@@ -49,8 +54,10 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
     "events.csv, orphans.csv, nat.csv, nat.ndjson, expectations.csv, summary.json and a self-contained index.html",
   builder: (argv) =>
     withForceOption(
-      withShardOption(
-        withObservedNatOptions(withProgressOption(withConntrackSettings(withCaptureInputs(argv)))),
+      withJobsOption(
+        withShardOption(
+          withObservedNatOptions(withProgressOption(withConntrackSettings(withCaptureInputs(argv)))),
+        ),
       ),
     )
       .option("output", {
@@ -116,9 +123,8 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
     const seed = args["community-id-seed"];
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff)
       throw new UsageError(`--community-id-seed: "${seed}" is not 0-65535`);
-    const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
-    const result = await writeReport(files, {
-      onOpened: progress.onOpened,
+    const jobs = jobsFromArguments(args);
+    const options: Omit<ReportOptions, "onOpened"> = {
       outputDir: args.output,
       settings,
       ...helperOptions,
@@ -142,8 +148,34 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
         reorderWindow: args["reorder-window"],
         until: args.until ?? null,
       },
-    }).finally(() => progress.finish());
+    };
+    if (jobs > 1) {
+      // The workers report no reading progress; the merge is quick next to them.
+      const result = await writeReportInJobs(files, { ...options, jobs });
+      reportWarnings(result);
+      for (const part of result.approximate) warnOnStderr(`--jobs ${jobs}: not exactly one run's: ${part}`);
+      if (args.summary) process.stderr.write(formatSummaryAccounting(result.summary));
+      return;
+    }
+    const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
+    const result = await writeReport(files, { ...options, onOpened: progress.onOpened }).finally(() =>
+      progress.finish(),
+    );
     reportWarnings(result.replay);
     if (args.summary) process.stderr.write(formatReplaySummary(result.replay));
   },
 };
+
+/** `--summary` of a `--jobs` report: the merged summary.json's accounting. */
+function formatSummaryAccounting(summary: ReportSummary): string {
+  const lines: string[] = ["summary:"];
+  const row = (label: string, value: string | number) => lines.push(`  ${label.padEnd(34)} ${value}`);
+  const packets = summary.packets;
+  row("records", packets.records);
+  for (const [name, count] of Object.entries(packets.classes)) row(`  ${name}`, count);
+  for (const [reason, count] of Object.entries(packets.classReasons)) row(`    ${reason}`, count);
+  row("packets tracked (decoded)", packets.decoded);
+  for (const [name, count] of Object.entries(packets.verdicts)) row(`  ${name.toLowerCase()}`, count);
+  for (const [reason, count] of Object.entries(packets.verdictReasons)) row(`    ${reason}`, count);
+  return `${lines.join("\n")}\n(the rest is in summary.json)\n`;
+}

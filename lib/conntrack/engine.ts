@@ -342,7 +342,11 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   private readonly words = new Uint32Array(4);
   /** A connection object ready for the next new flow; only confirmed ones are replaced. */
   private spare = new Connection();
-  private nextId = 1;
+  /**
+   * The id the next confirmed connection gets. Workers of a `--jobs` run set it per record (ids the main
+   * thread renumbers later, lib/pipeline/jobs.ts); nothing else should.
+   */
+  nextId = 1;
   /** Event bits gathered while processing the current packet. */
   private pendingBits = 0;
   private readonly expectationTable: ExpectationTable;

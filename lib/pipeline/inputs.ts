@@ -37,6 +37,8 @@ export interface InputOptions {
   reorderWindowNs?: number;
   /** Called once every input is open, with the readers (for a progress display's byte counts). */
   onOpened?: (inputs: readonly CaptureSource[]) => void;
+  /** Each input's working buffer (default: the readers' own, 1 MiB). */
+  bufferBytes?: number;
 }
 
 export interface OpenedInputs {
@@ -67,7 +69,7 @@ export async function openInputs(
 ): Promise<OpenedInputs> {
   const inputs: CaptureSource[] = [];
   try {
-    for (const file of files) inputs.push(await openCapture(file));
+    for (const file of files) inputs.push(await openCapture(file, { bufferBytes: options.bufferBytes }));
   } catch (error) {
     await Promise.all(inputs.map((input) => input.close()));
     throw error;

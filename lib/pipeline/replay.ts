@@ -398,6 +398,13 @@ export class ChunkedWriter {
     if (this.buffered.length >= this.chunkChars) this.flushText();
   }
 
+  /** Writes bytes that are not reused afterwards (handed to the stream as they are, no copy). */
+  writeBytes(bytes: Uint8Array): void {
+    if (this.buffered !== "") this.flushText();
+    if (this.chunkUsed > 0) this.flushBytes();
+    if (bytes.length > 0) this.afterWrite(this.stream.write(bytes));
+  }
+
   /**
    * Has `encoder` write `item` into the current chunk; `maxBytes` is the most one item can take, so
    * the chunk is flushed first when less than that is left.

@@ -1,0 +1,143 @@
+/**
+ * What the replay's main thread and its workers (`--jobs N`, lib/pipeline/jobs.ts) say to each other.
+ *
+ * The main thread reads and decodes every record (to know its shard), and hands each decoded packet to
+ * the worker of its shard in rounds of records. Every worker gets every round, with or without packets
+ * of its own, so that all of them run their clocks to the round's end: the events a round produces are
+ * then final, and the main thread merges them in the order one engine would have emitted them.
+ */
+import type { EventFormat } from "../report/event-formats.js";
+import type { RecordStepOptions } from "./replay.js";
+
+/**
+ * Connection ids a worker gives before the main thread numbers them: PROVISIONAL_ID_BASE + the global
+ * index of the record that created the connection (a record confirms at most one connection). They
+ * sort as creation order, as the single run's ids do, and are larger than any id that run gives.
+ */
+export const PROVISIONAL_ID_BASE = 2 ** 40;
+
+/** Doubles per record in a round's `meta`. */
+export const RECORD_META_FIELDS = 13;
+export const enum RecordMeta {
+  /** Index of the record among all records read (0-based). */
+  Index = 0,
+  /** The engine clock before this record (latest decoded packet time so far), -1 before any. */
+  ClockSec = 1,
+  ClockNsec = 2,
+  TsSec = 3,
+  TsNsec = 4,
+  LinkType = 5,
+  Caplen = 6,
+  Origlen = 7,
+  InputIndex = 8,
+  InterfaceId = 9,
+  RecordNumber = 10,
+  /** Where the record's bytes start in the round's arena. */
+  DataOffset = 11,
+  FileOffset = 12,
+}
+
+/** Doubles per event in a result's `keys`: the merge key, then where the event's bytes end. */
+export const EVENT_KEY_FIELDS = 5;
+export const enum EventKey {
+  TsSec = 0,
+  TsNsec = 1,
+  /** 0: a timer fired (expiry, drain), 1: a packet's own events. */
+  Group = 2,
+  /** Timers: the connection's id (provisional or final); packets: the record's index. */
+  Tiebreak = 3,
+  End = 4,
+}
+
+export const enum EventGroup {
+  Timer = 0,
+  Packet = 1,
+}
+
+/** Timer-fired expectation events come after the connections that expire at the same time. */
+export const EXPECTATION_TIMER_TIEBREAK = 2 ** 52;
+
+export interface JobsEventFormat {
+  format: Exclude<EventFormat, "json">;
+  timestamp: boolean;
+  events: boolean;
+  expectations: boolean;
+}
+
+export interface JobsWorkerData {
+  step: Pick<RecordStepOptions, "settings" | "helpers" | "helperPorts" | "ftpLoose" | "nat" | "decoder">;
+  format: JobsEventFormat;
+}
+
+export interface RoundMessage {
+  type: "round";
+  round: number;
+  count: number;
+  meta: Float64Array;
+  /** The round's record bytes, shared by all workers (read only). */
+  arena: SharedArrayBuffer;
+  /** The clock after the round's last record: every worker runs to it before answering. */
+  endSec: number;
+  endNsec: number;
+  /** The first decoded packet's second (every engine counts from it), -1 while none. */
+  epochSec: number;
+  /** Final ids for this worker's provisional ones: pairs (provisional, final). */
+  ids: Float64Array | null;
+  /** Event buffers of earlier rounds, merged and handed back for reuse. */
+  spare: SpareBuffers;
+}
+
+export interface FinishMessage {
+  type: "finish";
+  /** Run the clock to this capture time first (`until`), or null. */
+  advanceSec: number | null;
+  advanceNsec: number;
+  drain: boolean;
+  epochSec: number;
+  ids: Float64Array | null;
+}
+
+/** Buffers of each stream (connection events, expectation events) handed back to their worker. */
+export interface SpareBuffers {
+  events: { bytes: ArrayBuffer[]; keys: ArrayBuffer[] };
+  expectations: { bytes: ArrayBuffer[]; keys: ArrayBuffer[] };
+}
+
+export type ToWorker = RoundMessage | FinishMessage;
+
+/** Events of one stream (connections or expectations) a worker produced in one round. */
+export interface EventBatch {
+  /** The events' bytes are `bytes[0, used)`. */
+  bytes: Uint8Array;
+  used: number;
+  /** EVENT_KEY_FIELDS doubles per event. */
+  keys: Float64Array;
+  count: number;
+}
+
+export interface RoundResult {
+  type: "round";
+  round: number;
+  /** The round's record list, handed back for reuse. */
+  meta: Float64Array;
+  events: EventBatch;
+  expectations: EventBatch;
+  /** Indexes of the records that confirmed a connection, ascending. */
+  confirmations: Float64Array;
+  confirmationCount: number;
+  /** Records that did not decode as they had in the main thread (never expected; counted, not hidden). */
+  mismatches: number;
+}
+
+export interface FinishResult {
+  type: "finish";
+  events: EventBatch;
+  expectations: EventBatch;
+  stats: unknown;
+  liveConnections: number;
+  liveExpectations: number;
+  /** Expectation events by type, also when they were not asked for (the summary counts them). */
+  expectEvents: { NEW: number; DESTROY: number };
+}
+
+export type FromWorker = RoundResult | FinishResult | { type: "error"; message: string; stack?: string };

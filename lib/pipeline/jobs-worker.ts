@@ -1,0 +1,257 @@
+/**
+ * One worker of a `--jobs N` replay (lib/pipeline/jobs.ts): a decoder and an engine for one shard of
+ * the connections. It decodes the records the main thread sends it, runs each through the engine at the
+ * clock one engine over all records would have, formats the events, and keys every event so that the
+ * main thread can put all workers' events in that one engine's order.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { ConntrackEngine, type ConntrackEvent } from "../conntrack/engine.js";
+import type { Connection } from "../conntrack/connection.js";
+import type { ExpectEvent } from "../conntrack/expectations.js";
+import { PacketDecoder } from "../decode/decoder.js";
+import { PacketClass } from "../decode/packet.js";
+import { emptyCaptureRecord } from "../capture/source.js";
+import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../report/conntrack-text.js";
+import { createEventFormatter, createExpectEventFormatter } from "../report/event-formats.js";
+import {
+  EVENT_KEY_FIELDS,
+  EXPECTATION_TIMER_TIEBREAK,
+  EventGroup,
+  PROVISIONAL_ID_BASE,
+  RECORD_META_FIELDS,
+  RecordMeta,
+  type EventBatch,
+  type FinishMessage,
+  type FromWorker,
+  type JobsWorkerData,
+  type RoundMessage,
+  type ToWorker,
+} from "./jobs-protocol.js";
+
+/** Formatted events of one stream, with their merge keys, grown as needed and handed over per round. */
+class EventCollector {
+  private bytes = new Uint8Array(256 * 1024);
+  private used = 0;
+  private keys = new Float64Array(4096 * EVENT_KEY_FIELDS);
+  private count = 0;
+  /** Buffers the main thread handed back (fresh ones would churn external memory and the GC). */
+  readonly spareBytes: ArrayBuffer[] = [];
+  readonly spareKeys: ArrayBuffer[] = [];
+
+  /** Room for `bytes` more bytes and one more key. */
+  reserve(bytes: number): Uint8Array {
+    if (this.used + bytes > this.bytes.length) {
+      let size = this.bytes.length * 2;
+      while (this.used + bytes > size) size *= 2;
+      const grown = new Uint8Array(size);
+      grown.set(this.bytes.subarray(0, this.used));
+      this.bytes = grown;
+    }
+    if ((this.count + 1) * EVENT_KEY_FIELDS > this.keys.length) {
+      const grown = new Float64Array(this.keys.length * 2);
+      grown.set(this.keys);
+      this.keys = grown;
+    }
+    return this.bytes;
+  }
+
+  get offset(): number {
+    return this.used;
+  }
+
+  /** Records an event whose bytes end at `end` (written after `reserve`). */
+  push(tsSec: number, tsNsec: number, group: number, tiebreak: number, end: number): void {
+    const at = this.count++ * EVENT_KEY_FIELDS;
+    const keys = this.keys;
+    keys[at] = tsSec;
+    keys[at + 1] = tsNsec;
+    keys[at + 2] = group;
+    keys[at + 3] = tiebreak;
+    keys[at + 4] = end;
+    this.used = end;
+  }
+
+  pushText(text: string, tsSec: number, tsNsec: number, group: number, tiebreak: number): void {
+    const bytes = this.reserve(text.length * 3);
+    const written = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).write(text, this.used, "utf8");
+    this.push(tsSec, tsNsec, group, tiebreak, this.used + written);
+  }
+
+  /** The round's events; the collector goes on in other buffers (these go to the main thread). */
+  take(): EventBatch {
+    const batch: EventBatch = { bytes: this.bytes, used: this.used, keys: this.keys, count: this.count };
+    const bytes = this.spareBytes.pop();
+    const keys = this.spareKeys.pop();
+    this.bytes = bytes !== undefined ? new Uint8Array(bytes) : new Uint8Array(256 * 1024);
+    this.keys = keys !== undefined ? new Float64Array(keys) : new Float64Array(4096 * EVENT_KEY_FIELDS);
+    this.used = 0;
+    this.count = 0;
+    return batch;
+  }
+}
+
+function run(data: JobsWorkerData): void {
+  const port = parentPort!;
+  const { format } = data;
+  const events = new EventCollector();
+  const expectations = new EventCollector();
+  const textEncoder =
+    format.events && format.format === "text"
+      ? new ConntrackEventTextEncoder({ timestamp: format.timestamp })
+      : null;
+  const eventFormatter = format.events
+    ? createEventFormatter(format.format, { timestamp: format.timestamp })
+    : null;
+  const expectFormatter = format.expectations
+    ? createExpectEventFormatter(format.format, { timestamp: format.timestamp })
+    : null;
+
+  let group: number = EventGroup.Timer;
+  let recordIndex = 0;
+  const onEvent = (event: ConntrackEvent): void => {
+    const tiebreak = group === EventGroup.Timer ? event.connection.id : recordIndex;
+    if (textEncoder !== null) {
+      const bytes = events.reserve(MAX_EVENT_LINE_BYTES);
+      const end = textEncoder.encode(event, bytes, events.offset);
+      events.push(event.tsSec, event.tsNsec, group, tiebreak, end);
+    } else {
+      events.pushText(eventFormatter!.format(event), event.tsSec, event.tsNsec, group, tiebreak);
+    }
+  };
+  const expectEvents = { NEW: 0, DESTROY: 0 };
+  const onExpectEvent = (event: ExpectEvent): void => {
+    expectEvents[event.type]++;
+    if (expectFormatter === null) return;
+    const tiebreak = group === EventGroup.Timer ? EXPECTATION_TIMER_TIEBREAK + event.masterId : recordIndex;
+    expectations.pushText(expectFormatter.format(event), event.tsSec, event.tsNsec, group, tiebreak);
+  };
+  const engine = new ConntrackEngine({
+    ...data.step,
+    onEvent: eventFormatter !== null ? onEvent : undefined,
+    onExpectEvent,
+  });
+  const decoder = new PacketDecoder(data.step.decoder);
+  const record = emptyCaptureRecord();
+  /** Connections confirmed with a provisional id whose final id has not come yet. */
+  const provisional = new Map<number, Connection>();
+  let confirmations = new Float64Array(1024);
+
+  const startClock = (epochSec: number): void => {
+    // Every worker counts engine time from the same second as the single run (jiffies phase).
+    if (epochSec >= 0 && engine.epochSec < 0) engine.advanceTo(epochSec, 0);
+  };
+  const applyIds = (ids: Float64Array | null): void => {
+    if (ids === null) return;
+    for (let i = 0; i < ids.length; i += 2) {
+      const connection = provisional.get(ids[i]);
+      if (connection === undefined) continue;
+      provisional.delete(ids[i]);
+      connection.id = ids[i + 1];
+    }
+  };
+
+  const round = (message: RoundMessage): void => {
+    applyIds(message.ids);
+    events.spareBytes.push(...message.spare.events.bytes);
+    events.spareKeys.push(...message.spare.events.keys);
+    expectations.spareBytes.push(...message.spare.expectations.bytes);
+    expectations.spareKeys.push(...message.spare.expectations.keys);
+    startClock(message.epochSec);
+    const meta = message.meta;
+    record.data = Buffer.from(message.arena);
+    let confirmationCount = 0;
+    let mismatches = 0;
+    for (let i = 0; i < message.count; i++) {
+      const at = i * RECORD_META_FIELDS;
+      recordIndex = meta[at + RecordMeta.Index];
+      // Small integers as int32 (Smis): doubles in the record's fields would slow every byte access.
+      record.tsSec = meta[at + RecordMeta.TsSec];
+      record.tsNsec = meta[at + RecordMeta.TsNsec] | 0;
+      record.linkType = meta[at + RecordMeta.LinkType] | 0;
+      record.caplen = meta[at + RecordMeta.Caplen] | 0;
+      record.origlen = meta[at + RecordMeta.Origlen] | 0;
+      record.inputIndex = meta[at + RecordMeta.InputIndex] | 0;
+      record.interfaceId = meta[at + RecordMeta.InterfaceId] | 0;
+      record.recordNumber = meta[at + RecordMeta.RecordNumber];
+      record.offset = meta[at + RecordMeta.DataOffset] | 0;
+      record.fileOffset = meta[at + RecordMeta.FileOffset];
+      // Timers first, as a single engine fires them on this packet's arrival: everything due by the
+      // clock before it (other shards' packets moved it), then by its own time.
+      group = EventGroup.Timer;
+      const clockSec = meta[at + RecordMeta.ClockSec];
+      if (clockSec >= 0) engine.advanceTo(clockSec, meta[at + RecordMeta.ClockNsec]);
+      engine.advanceTo(record.tsSec, record.tsNsec);
+      group = EventGroup.Packet;
+      if (decoder.decode(record) !== PacketClass.Decoded) {
+        mismatches++;
+        continue;
+      }
+      const id = PROVISIONAL_ID_BASE + recordIndex;
+      engine.nextId = id;
+      engine.process(decoder.packet);
+      if (engine.nextId !== id) {
+        if (confirmationCount === confirmations.length) {
+          const grown = new Float64Array(confirmations.length * 2);
+          grown.set(confirmations);
+          confirmations = grown;
+        }
+        confirmations[confirmationCount++] = recordIndex;
+        if (engine.lastConnection !== null) provisional.set(id, engine.lastConnection);
+      }
+    }
+    group = EventGroup.Timer;
+    engine.advanceTo(message.endSec, message.endNsec);
+    const result: FromWorker = {
+      type: "round",
+      round: message.round,
+      meta: message.meta,
+      events: events.take(),
+      expectations: expectations.take(),
+      confirmations: confirmations.slice(0, confirmationCount),
+      confirmationCount,
+      mismatches,
+    };
+    const transfer = [
+      message.meta.buffer,
+      result.events.bytes.buffer,
+      result.events.keys.buffer,
+      result.expectations.bytes.buffer,
+      result.expectations.keys.buffer,
+    ] as ArrayBuffer[];
+    port.postMessage(result, transfer);
+  };
+
+  const finish = (message: FinishMessage): void => {
+    applyIds(message.ids);
+    startClock(message.epochSec);
+    group = EventGroup.Timer;
+    if (message.advanceSec !== null) engine.advanceTo(message.advanceSec, message.advanceNsec);
+    if (message.drain) engine.drain();
+    const result: FromWorker = {
+      type: "finish",
+      events: events.take(),
+      expectations: expectations.take(),
+      stats: engine.stats,
+      liveConnections: engine.liveConnections,
+      liveExpectations: engine.liveExpectations,
+      expectEvents,
+    };
+    port.postMessage(result);
+  };
+
+  port.on("message", (message: ToWorker) => {
+    try {
+      if (message.type === "round") round(message);
+      else finish(message);
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      port.postMessage({
+        type: "error",
+        message: failure.message,
+        stack: failure.stack,
+      } satisfies FromWorker);
+    }
+  });
+}
+
+run(workerData as JobsWorkerData);

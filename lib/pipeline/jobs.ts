@@ -1,0 +1,734 @@
+/**
+ * `--jobs N`: one replay over N worker threads, with the single engine's output.
+ *
+ * The main thread reads and decodes every record once (to know which shard a packet belongs to, by
+ * the symmetric address-pair hash of lib/pipeline/shard.ts: both directions of a connection, an FTP
+ * control connection with its data connections, and an ICMP error with the connection it quotes meet
+ * in one worker) and sends each decoded packet's bytes to that shard's worker, with the clock one
+ * engine would have had before it. Records go out in rounds; every worker answers every round after
+ * running its clock to the round's end, so each round's events are final when all have answered. The
+ * main thread then puts them in the order one engine emits them (timers due by a packet's time before
+ * that packet's events; timers at one instant by connection id; packets by record), numbers the new
+ * connections as one engine would (in the order of the records that created them), and writes.
+ *
+ * What differs from one engine: `nf_conntrack_max` and early drop act per worker (each has its own
+ * table), and "most live at once" is the sum of the workers' maxima (an upper bound).
+ */
+import { Worker } from "node:worker_threads";
+import type { ConntrackEngine, EngineStats } from "../conntrack/engine.js";
+import { PacketDecoder } from "../decode/decoder.js";
+import { PacketClass } from "../decode/packet.js";
+import { EVENT_CSV_COLUMNS, EXPECT_EVENT_CSV_COLUMNS } from "../report/event-formats.js";
+import { PacketAccounting } from "./accounting.js";
+import { openInputs } from "./inputs.js";
+import { splitNs, type ReplayOptions, type ReplayResult } from "./replay.js";
+import { shardOf } from "./shard.js";
+import {
+  EVENT_KEY_FIELDS,
+  EXPECTATION_TIMER_TIEBREAK,
+  EventGroup,
+  EventKey,
+  PROVISIONAL_ID_BASE,
+  RECORD_META_FIELDS,
+  RecordMeta,
+  type EventBatch,
+  type FinishResult,
+  type FromWorker,
+  type JobsEventFormat,
+  type JobsWorkerData,
+  type RoundResult,
+  type SpareBuffers,
+  type ToWorker,
+} from "./jobs-protocol.js";
+
+export type { JobsEventFormat } from "./jobs-protocol.js";
+
+/** LINKTYPE_RAW: a reassembled datagram goes to its worker as the bare IP packet. */
+const LINKTYPE_RAW = 101;
+const DEFAULT_ROUND_RECORDS = 8192;
+const DEFAULT_ROUNDS_IN_FLIGHT = 3;
+/** A round's shared bytes; a round goes out early when its records fill them. */
+const ARENA_BYTES = 16 << 20;
+/** Bytes between two records (headers, padding) that still let them share one copied span. */
+const MAX_SPAN_GAP = 4096;
+const READ_BUFFER_BYTES = 8 << 20;
+
+export interface JobsReplayOptions extends Omit<
+  ReplayOptions,
+  "onEvent" | "onExpectEvent" | "onPacket" | "observedNat" | "shard" | "backpressure"
+> {
+  /** Worker threads (at least 1). */
+  jobs: number;
+  /** How the workers write events (a JSON array is not line by line: use ndjson). */
+  format: JobsEventFormat;
+  /** Receives the connection events, formatted, in one engine's order. */
+  writeEvents?: (bytes: Uint8Array) => void;
+  /** Receives the expectation events likewise. */
+  writeExpectations?: (bytes: Uint8Array) => void;
+  /** A promise to wait for before going on (the output's buffer is full), or null. */
+  backpressure?: () => Promise<void> | null;
+  /** Records per round (default 8192) and rounds sent before the oldest must be answered (default 3). */
+  roundRecords?: number;
+  roundsInFlight?: number;
+}
+
+/** What `ReplayResult.engine` gives, summed over the workers. */
+export interface EngineSummary {
+  stats: EngineStats;
+  liveConnections: number;
+  liveExpectations: number;
+}
+
+export interface JobsReplayResult extends Omit<ReplayResult, "engine"> {
+  engine: EngineSummary;
+  jobs: number;
+}
+
+/** One worker's records of the round being built. */
+interface Outbox {
+  meta: Float64Array;
+  count: number;
+  /** Buffers handed back by the worker, ready for another round. */
+  spare: Float64Array[];
+}
+
+/**
+ * The bytes of one round's records, in memory every worker shares. Records that lie one after
+ * another in a reader's buffer (all of them, for one capture file read in order) are copied as one
+ * span when the reader is about to refill or the round goes out: one copy per buffer, not per packet.
+ */
+class RoundArena {
+  readonly shared: SharedArrayBuffer;
+  private readonly bytes: Buffer;
+  private used = 0;
+  private spanSource: Buffer | null = null;
+  private spanStart = 0;
+  private spanEnd = 0;
+
+  constructor(size: number) {
+    this.shared = new SharedArrayBuffer(size);
+    this.bytes = Buffer.from(this.shared);
+  }
+
+  get size(): number {
+    return this.bytes.length;
+  }
+
+  /**
+   * Where `source[start, end)` will be in the arena, or -1 when it does not fit (send the round).
+   * The bytes must stay in place until `flush` (the reader refills only after it).
+   */
+  place(source: Buffer, start: number, end: number): number {
+    if (source === this.spanSource && start >= this.spanEnd && start - this.spanEnd <= MAX_SPAN_GAP) {
+      const at = this.used + (start - this.spanStart);
+      if (at + (end - start) <= this.bytes.length) {
+        this.spanEnd = end;
+        return at;
+      }
+    }
+    this.flush();
+    if (this.used + (end - start) > this.bytes.length) return -1;
+    this.spanSource = source;
+    this.spanStart = start;
+    this.spanEnd = end;
+    return this.used;
+  }
+
+  flush(): void {
+    if (this.spanSource === null) return;
+    this.used += this.spanSource.copy(this.bytes, this.used, this.spanStart, this.spanEnd);
+    this.spanSource = null;
+  }
+
+  reset(): void {
+    this.used = 0;
+    this.spanSource = null;
+  }
+}
+
+interface PendingRound {
+  round: number;
+  arena: RoundArena;
+  results: (RoundResult | null)[];
+  waiting: number;
+  done: Promise<void>;
+  resolve: () => void;
+}
+
+export async function replayCapturesInJobs(
+  files: readonly string[],
+  options: JobsReplayOptions,
+): Promise<JobsReplayResult> {
+  const jobs = options.jobs;
+  if (!Number.isInteger(jobs) || jobs < 1)
+    throw new Error(`jobs: ${jobs} is not a whole number of at least 1`);
+  if (options.nat?.vantage === "arrival")
+    throw new Error("--jobs shards connections by address pair: not with the arrival vantage");
+  const roundRecords = options.roundRecords ?? DEFAULT_ROUND_RECORDS;
+  const roundsInFlight = options.roundsInFlight ?? DEFAULT_ROUNDS_IN_FLIGHT;
+  // Large reads: every refill waits for the thread pool, which the workers keep busy (a few inputs only:
+  // each input has its own buffer).
+  const bufferBytes = files.length <= 4 ? READ_BUFFER_BYTES : undefined;
+  const { inputs, source, order } = await openInputs(files, { bufferBytes, ...options });
+  if (options.onInputs) options.onInputs(inputs.map((input) => input.name));
+  const decoder = new PacketDecoder(options.decoder);
+  const accounting = new PacketAccounting(inputs.length);
+  const workerData: JobsWorkerData = {
+    step: {
+      settings: options.settings,
+      helpers: options.helpers,
+      helperPorts: options.helperPorts,
+      ftpLoose: options.ftpLoose,
+      nat: options.nat,
+      decoder: options.decoder,
+    },
+    format: options.format,
+  };
+
+  let failure: Error | null = null;
+  const failed: (() => void)[] = [];
+  const fail = (error: Error): void => {
+    if (failure === null) failure = error;
+    for (const wake of failed.splice(0)) wake();
+  };
+  const workers = Array.from({ length: jobs }, () => {
+    const worker = new Worker(new URL("./jobs-worker.js", import.meta.url), { workerData });
+    worker.on("error", (error) => fail(error));
+    worker.on("exit", (code) => {
+      if (code !== 0) fail(new Error(`a --jobs worker stopped (exit code ${code})`));
+    });
+    return worker;
+  });
+  const outboxes: Outbox[] = workers.map(() => ({
+    meta: new Float64Array(roundRecords * RECORD_META_FIELDS),
+    count: 0,
+    spare: [],
+  }));
+  const arenas: RoundArena[] = [];
+  let arena = new RoundArena(ARENA_BYTES);
+
+  const pending = new Map<number, PendingRound>();
+  let finishResults: (FinishResult | null)[] = [];
+  let finishWaiting = 0;
+  let finishResolve: (() => void) | null = null;
+  workers.forEach((worker, index) => {
+    worker.on("message", (message: FromWorker) => {
+      if (message.type === "error") {
+        const error = new Error(`--jobs worker ${index}: ${message.message}`);
+        if (message.stack !== undefined) error.stack = message.stack;
+        fail(error);
+        return;
+      }
+      if (message.type === "finish") {
+        finishResults[index] = message;
+        if (--finishWaiting === 0) finishResolve?.();
+        return;
+      }
+      outboxes[index].spare.push(message.meta);
+      const round = pending.get(message.round)!;
+      round.results[index] = message;
+      if (--round.waiting === 0) round.resolve();
+    });
+  });
+  const untilFailure = <T>(promise: Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (failure !== null) {
+        reject(failure);
+        return;
+      }
+      const wake = (): void => reject(failure!);
+      failed.push(wake);
+      promise.then(
+        (value) => {
+          const at = failed.indexOf(wake);
+          if (at >= 0) failed.splice(at, 1);
+          resolve(value);
+        },
+        (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))),
+      );
+    });
+
+  const merger = new RoundMerger(jobs, options);
+  let roundNumber = 0;
+  let roundCount = 0;
+  let records = 0;
+  let tracked = 0;
+  let epochSec = -1;
+  let clockSec = -1;
+  let clockNsec = 0;
+  const untilOption = options.until ?? null;
+  let stopSec = Infinity;
+  let stopNsec = 0;
+  if (untilOption !== null && untilOption.kind === "absolute") {
+    stopSec = untilOption.tsSec;
+    stopNsec = untilOption.tsNsec;
+  }
+  let firstSec = -1;
+  let firstNsec = 0;
+  let lastSec = -1;
+  let lastNsec = 0;
+  let stoppedEarly = false;
+  const backpressure = options.backpressure ?? null;
+
+  const sendRound = async (): Promise<void> => {
+    const round = roundNumber++;
+    let resolve!: () => void;
+    const done = new Promise<void>((settle) => (resolve = settle));
+    arena.flush();
+    pending.set(round, { round, arena, results: workers.map(() => null), waiting: jobs, done, resolve });
+    workers.forEach((worker, index) => {
+      const box = outboxes[index];
+      const message: ToWorker = {
+        type: "round",
+        round,
+        count: box.count,
+        meta: box.meta,
+        arena: arena.shared,
+        endSec: clockSec,
+        endNsec: clockNsec,
+        epochSec,
+        ids: merger.takeIds(index),
+        spare: merger.takeSpare(index),
+      };
+      const { events, expectations } = message.spare;
+      worker.postMessage(message, [
+        box.meta.buffer as ArrayBuffer,
+        ...events.bytes,
+        ...events.keys,
+        ...expectations.bytes,
+        ...expectations.keys,
+      ]);
+      box.meta = box.spare.pop() ?? new Float64Array(roundRecords * RECORD_META_FIELDS);
+      box.count = 0;
+    });
+    arena = arenas.pop() ?? new RoundArena(ARENA_BYTES);
+    roundCount = 0;
+    if (pending.size >= roundsInFlight) await mergeOldest();
+  };
+  const mergeOldest = async (): Promise<void> => {
+    const oldest = pending.get(merger.nextRound)!;
+    await untilFailure(oldest.done);
+    pending.delete(oldest.round);
+    merger.mergeRound(oldest.results as RoundResult[]);
+    if (oldest.arena.size === ARENA_BYTES) {
+      oldest.arena.reset();
+      arenas.push(oldest.arena);
+    }
+    if (backpressure !== null) {
+      const wait = backpressure();
+      if (wait !== null) await untilFailure(wait);
+    }
+  };
+
+  try {
+    let more = true;
+    reading: for (;;) {
+      while (source.next()) {
+        const record = source.record;
+        if (firstSec < 0) {
+          firstSec = record.tsSec;
+          firstNsec = record.tsNsec;
+          if (untilOption !== null && untilOption.kind === "relative") {
+            const stop = splitNs(firstSec, firstNsec + untilOption.offsetNs);
+            stopSec = stop.tsSec;
+            stopNsec = stop.tsNsec;
+          }
+        }
+        if (record.tsSec > stopSec || (record.tsSec === stopSec && record.tsNsec > stopNsec)) {
+          stoppedEarly = true;
+          break reading;
+        }
+        lastSec = record.tsSec;
+        lastNsec = record.tsNsec;
+        const index = records++;
+        const packetClass = decoder.decode(record);
+        const packet = decoder.packet;
+        accounting.count(record.inputIndex, packetClass, packet.reason);
+        if (packetClass !== PacketClass.Decoded) continue;
+        tracked++;
+        if (epochSec < 0) epochSec = record.tsSec;
+        const box = outboxes[shardOf(packet, jobs)];
+        // The bytes as the worker's decoder must see them: the frame, or a reassembled datagram bare.
+        const reassembled = packet.reassembled;
+        const from = reassembled ? packet.buf : record.data;
+        const start = reassembled ? packet.l3Offset : record.offset;
+        const length = reassembled ? packet.capturedEnd - packet.l3Offset : record.caplen;
+        let placed = arena.place(from, start, start + length);
+        if (placed < 0) {
+          await sendRound();
+          if (length > arena.size) arena = new RoundArena(length);
+          placed = arena.place(from, start, start + length);
+        }
+        // The defragmenter reuses its output buffer.
+        if (reassembled) arena.flush();
+        const at = box.count++ * RECORD_META_FIELDS;
+        const meta = box.meta;
+        meta[at + RecordMeta.Index] = index;
+        meta[at + RecordMeta.ClockSec] = clockSec;
+        meta[at + RecordMeta.ClockNsec] = clockNsec;
+        meta[at + RecordMeta.TsSec] = record.tsSec;
+        meta[at + RecordMeta.TsNsec] = record.tsNsec;
+        meta[at + RecordMeta.LinkType] = reassembled ? LINKTYPE_RAW : record.linkType;
+        meta[at + RecordMeta.Caplen] = length;
+        meta[at + RecordMeta.Origlen] = reassembled ? packet.ipLength : record.origlen;
+        meta[at + RecordMeta.InputIndex] = record.inputIndex;
+        meta[at + RecordMeta.InterfaceId] = record.interfaceId;
+        meta[at + RecordMeta.RecordNumber] = record.recordNumber;
+        meta[at + RecordMeta.DataOffset] = placed;
+        meta[at + RecordMeta.FileOffset] = record.fileOffset;
+        if (record.tsSec > clockSec || (record.tsSec === clockSec && record.tsNsec > clockNsec)) {
+          clockSec = record.tsSec;
+          clockNsec = record.tsNsec;
+        }
+        if (++roundCount === roundRecords) await sendRound();
+      }
+      if (!more) break;
+      arena.flush();
+      more = await source.fill();
+    }
+  } catch (error) {
+    await Promise.all(workers.map((worker) => worker.terminate()));
+    throw error;
+  } finally {
+    await source.close();
+    await Promise.all(inputs.map((input) => input.close()));
+  }
+  decoder.finish();
+
+  let summary: EngineSummary;
+  let expectEvents: { NEW: number; DESTROY: number };
+  try {
+    if (roundCount > 0) await sendRound();
+    while (pending.size > 0) await mergeOldest();
+    finishResults = workers.map(() => null);
+    finishWaiting = jobs;
+    const finished = new Promise<void>((resolve) => (finishResolve = resolve));
+    workers.forEach((worker, index) => {
+      const message: ToWorker = {
+        type: "finish",
+        advanceSec: Number.isFinite(stopSec) ? stopSec : null,
+        advanceNsec: stopNsec,
+        drain: options.drain === true,
+        epochSec,
+        ids: merger.takeIds(index),
+      };
+      worker.postMessage(message);
+    });
+    await untilFailure(finished);
+    const results = finishResults as FinishResult[];
+    merger.mergeFinal(results);
+    summary = {
+      stats: sumStats(results.map((result) => result.stats as EngineStats)),
+      liveConnections: results.reduce((sum, result) => sum + result.liveConnections, 0),
+      liveExpectations: results.reduce((sum, result) => sum + result.liveExpectations, 0),
+    };
+    expectEvents = {
+      NEW: results.reduce((sum, result) => sum + result.expectEvents.NEW, 0),
+      DESTROY: results.reduce((sum, result) => sum + result.expectEvents.DESTROY, 0),
+    };
+  } finally {
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+  if (merger.mismatches > 0)
+    throw new Error(
+      `--jobs: ${merger.mismatches} packet(s) decoded differently in a worker (internal error)`,
+    );
+  return {
+    engine: summary,
+    decoder,
+    accounting,
+    inputNames: inputs.map((input) => input.name),
+    warnings: inputs.flatMap((input) => input.warnings),
+    records,
+    tracked,
+    events: summary.stats.events.NEW + summary.stats.events.UPDATE + summary.stats.events.DESTROY,
+    expectEvents,
+    first: firstSec < 0 ? null : { tsSec: firstSec, tsNsec: firstNsec },
+    last: lastSec < 0 ? null : { tsSec: lastSec, tsNsec: lastNsec },
+    stoppedEarly,
+    observedNat: null,
+    shard: null,
+    order: order(),
+    until: Number.isFinite(stopSec) ? { tsSec: stopSec, tsNsec: stopNsec } : null,
+    jobs,
+  };
+}
+
+/**
+ * Puts the workers' events of each round in one engine's order and numbers connections as it would.
+ * Keeps the final ids of the last few rounds' connections: a worker learns them a few rounds late and
+ * prints the provisional ones until then.
+ */
+class RoundMerger {
+  nextRound = 0;
+  mismatches = 0;
+  private nextId = 1;
+  /** Each worker's event buffers, merged and ready to go back to it. */
+  private spare: SpareBuffers[];
+  private readonly finalIds = new Map<number, number>();
+  /** Provisional ids by the round that gave them, to forget them once no worker can print them. */
+  private readonly idsByRound: number[][] = [];
+  private readonly idsToSend: number[][];
+  private readonly patch: LinePatcher | null;
+  private readonly expectPatch: LinePatcher | null;
+
+  constructor(
+    private readonly jobs: number,
+    private readonly options: JobsReplayOptions,
+  ) {
+    this.idsToSend = Array.from({ length: jobs }, () => []);
+    this.spare = Array.from({ length: jobs }, () => noSpare());
+    const format = options.format.format;
+    this.patch = format === "text" ? null : new LinePatcher(format, "events");
+    this.expectPatch = format === "text" ? null : new LinePatcher(format, "expectations");
+  }
+
+  takeSpare(worker: number): SpareBuffers {
+    const spare = this.spare[worker];
+    this.spare[worker] = noSpare();
+    return spare;
+  }
+
+  takeIds(worker: number): Float64Array | null {
+    const ids = this.idsToSend[worker];
+    if (ids.length === 0) return null;
+    this.idsToSend[worker] = [];
+    return Float64Array.from(ids);
+  }
+
+  mergeRound(results: RoundResult[]): void {
+    this.nextRound++;
+    const given: number[] = [];
+    // Confirmations in record order across workers: the single run's id order.
+    const cursors = results.map(() => 0);
+    for (;;) {
+      let best = -1;
+      let bestRecord = Infinity;
+      for (let w = 0; w < results.length; w++) {
+        const at = cursors[w];
+        if (at < results[w].confirmationCount && results[w].confirmations[at] < bestRecord) {
+          best = w;
+          bestRecord = results[w].confirmations[at];
+        }
+      }
+      if (best < 0) break;
+      cursors[best]++;
+      const provisional = PROVISIONAL_ID_BASE + bestRecord;
+      const id = this.nextId++;
+      this.finalIds.set(provisional, id);
+      given.push(provisional);
+      this.idsToSend[best].push(provisional, id);
+    }
+    this.idsByRound.push(given);
+    // A worker applies new ids with the next round it is sent, up to `roundsInFlight` rounds after
+    // these were produced; keep a margin before forgetting them.
+    const keep = (this.options.roundsInFlight ?? DEFAULT_ROUNDS_IN_FLIGHT) + 2;
+    while (this.idsByRound.length > keep)
+      for (const old of this.idsByRound.shift()!) this.finalIds.delete(old);
+    for (const result of results) this.mismatches += result.mismatches;
+    results.forEach((result, worker) => {
+      const spare = this.spare[worker];
+      spare.events.bytes.push(result.events.bytes.buffer as ArrayBuffer);
+      spare.events.keys.push(result.events.keys.buffer as ArrayBuffer);
+      spare.expectations.bytes.push(result.expectations.bytes.buffer as ArrayBuffer);
+      spare.expectations.keys.push(result.expectations.keys.buffer as ArrayBuffer);
+    });
+    this.mergeStream(
+      results.map((result) => result.events),
+      this.options.writeEvents,
+      this.patch,
+    );
+    this.mergeStream(
+      results.map((result) => result.expectations),
+      this.options.writeExpectations,
+      this.expectPatch,
+    );
+  }
+
+  mergeFinal(results: FinishResult[]): void {
+    this.mergeStream(
+      results.map((result) => result.events),
+      this.options.writeEvents,
+      this.patch,
+    );
+    this.mergeStream(
+      results.map((result) => result.expectations),
+      this.options.writeExpectations,
+      this.expectPatch,
+    );
+  }
+
+  private readonly toFinalId = (id: number): number => this.finalId(id);
+
+  private finalId(id: number): number {
+    return id >= PROVISIONAL_ID_BASE ? (this.finalIds.get(id) ?? id) : id;
+  }
+
+  private mergeStream(
+    batches: EventBatch[],
+    write: ((bytes: Uint8Array) => void) | undefined,
+    patch: LinePatcher | null,
+  ): void {
+    let total = 0;
+    for (const batch of batches) {
+      total += batch.used;
+      // Timer tie-breaks are connection ids: provisional ones become final before comparing.
+      const keys = batch.keys;
+      for (let at = 0; at < batch.count * EVENT_KEY_FIELDS; at += EVENT_KEY_FIELDS) {
+        if (keys[at + EventKey.Group] !== EventGroup.Timer) continue;
+        const tiebreak = keys[at + EventKey.Tiebreak];
+        keys[at + EventKey.Tiebreak] =
+          tiebreak >= EXPECTATION_TIMER_TIEBREAK
+            ? EXPECTATION_TIMER_TIEBREAK + this.finalId(tiebreak - EXPECTATION_TIMER_TIEBREAK)
+            : this.finalId(tiebreak);
+      }
+    }
+    if (total === 0 || write === undefined) return;
+    const out = Buffer.allocUnsafe(total);
+    let used = 0;
+    const views = batches.map((batch) =>
+      Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength),
+    );
+    const positions = batches.map(() => 0);
+    const starts = batches.map(() => 0);
+    for (;;) {
+      let best = -1;
+      for (let w = 0; w < batches.length; w++) {
+        if (positions[w] >= batches[w].count) continue;
+        if (best < 0 || keyBefore(batches[w].keys, positions[w], batches[best].keys, positions[best]))
+          best = w;
+      }
+      if (best < 0) break;
+      const batch = batches[best];
+      const at = positions[best]++ * EVENT_KEY_FIELDS;
+      const end = batch.keys[at + EventKey.End];
+      const start = starts[best];
+      starts[best] = end;
+      if (patch === null) {
+        used += views[best].copy(out, used, start, end);
+        continue;
+      }
+      used += patch.patch(batch.bytes.subarray(start, end), out, used, this.toFinalId);
+    }
+    write(out.subarray(0, used));
+  }
+}
+
+function noSpare(): SpareBuffers {
+  return { events: { bytes: [], keys: [] }, expectations: { bytes: [], keys: [] } };
+}
+
+function keyBefore(a: Float64Array, i: number, b: Float64Array, j: number): boolean {
+  const x = i * EVENT_KEY_FIELDS;
+  const y = j * EVENT_KEY_FIELDS;
+  for (let k = 0; k < EventKey.End; k++) {
+    const left = a[x + k];
+    const right = b[y + k];
+    if (left !== right) return left < right;
+  }
+  return false;
+}
+
+/**
+ * Final ids into csv and ndjson lines that carry provisional ones (only ids at or above
+ * PROVISIONAL_ID_BASE are touched, so an ICMP id or a counter never is).
+ */
+class LinePatcher {
+  private readonly idColumns: number[] = [];
+
+  constructor(
+    private readonly format: "csv" | "ndjson",
+    stream: "events" | "expectations",
+  ) {
+    if (format === "csv") {
+      // Column positions from the header the formatters write.
+      const header = stream === "events" ? EVENT_HEADER : EXPECT_HEADER;
+      header.forEach((column, index) => {
+        if (column === "connection_id" || column === "master_connection_id") this.idColumns.push(index);
+      });
+    }
+  }
+
+  /** Writes `line` with final ids into `out` at `offset`; returns the bytes written. */
+  patch(line: Uint8Array, out: Buffer, offset: number, finalId: (id: number) => number): number {
+    if (!hasProvisionalId(line)) {
+      out.set(line, offset);
+      return line.length;
+    }
+    let text = Buffer.from(line.buffer, line.byteOffset, line.length).toString("utf8");
+    if (this.format === "ndjson") {
+      text = text.replace(/"(id|masterId)":(\d{13,})/g, (_all, key: string, digits: string) => {
+        const id = Number(digits);
+        return `"${key}":${id >= PROVISIONAL_ID_BASE ? finalId(id) : digits}`;
+      });
+    } else {
+      const cells = splitCsvRow(text.endsWith("\n") ? text.slice(0, -1) : text);
+      for (const column of this.idColumns) {
+        const id = Number(cells[column]);
+        if (cells[column] !== "" && id >= PROVISIONAL_ID_BASE) cells[column] = `${finalId(id)}`;
+      }
+      text = `${cells.join(",")}\n`;
+    }
+    return out.write(text, offset, "utf8");
+  }
+}
+
+/** A quick look for a run of 13 digits (every provisional id has 13). */
+function hasProvisionalId(line: Uint8Array): boolean {
+  let run = 0;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c >= 0x30 && c <= 0x39) {
+      if (++run === 13) return true;
+    } else run = 0;
+  }
+  return false;
+}
+
+function splitCsvRow(line: string): string[] {
+  const cells: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '"') quoted = !quoted;
+    else if (c === "," && !quoted) {
+      cells.push(line.slice(start, i));
+      start = i + 1;
+    }
+  }
+  cells.push(line.slice(start));
+  return cells;
+}
+
+const EVENT_HEADER: readonly string[] = EVENT_CSV_COLUMNS;
+const EXPECT_HEADER: readonly string[] = EXPECT_EVENT_CSV_COLUMNS;
+
+/** Engine counters of several workers as one: sums (maps and arrays by key), "most live" summed too. */
+export function sumStats(all: EngineStats[]): EngineStats {
+  const add = (into: unknown, from: unknown): unknown => {
+    if (typeof from === "number") return ((into as number | undefined) ?? 0) + from;
+    if (from instanceof Map) {
+      const map = (into as Map<string, unknown> | undefined) ?? new Map<string, unknown>();
+      for (const [key, value] of from) map.set(key, add(map.get(key), value));
+      return map;
+    }
+    if (Array.isArray(from)) {
+      const array = (into as unknown[] | undefined) ?? [];
+      from.forEach((value, index) => (array[index] = add(array[index], value)));
+      return array;
+    }
+    if (from !== null && typeof from === "object") {
+      const object = (into as Record<string, unknown> | undefined) ?? {};
+      for (const [key, value] of Object.entries(from)) object[key] = add(object[key], value);
+      return object;
+    }
+    return into ?? from;
+  };
+  let total: unknown = undefined;
+  for (const stats of all) total = add(total, stats);
+  return total as EngineStats;
+}
+
+/** The engine fields a summary reads, for callers that take either kind of result. */
+export type EngineLike = Pick<ConntrackEngine, "stats" | "liveConnections" | "liveExpectations">;

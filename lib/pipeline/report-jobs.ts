@@ -1,0 +1,84 @@
+/**
+ * `report --jobs N`: N worker threads each write the report of one shard of the connections
+ * (`--shard I/N`, lib/pipeline/shard.ts) into a scratch directory, and the shards are merged
+ * (lib/pipeline/merge-reports.ts) into the report one thread writes. Each worker reads and decodes every
+ * record (the shards' clocks follow every packet); what is divided is the tracking and the writing, which
+ * are most of a report's work.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { Worker } from "node:worker_threads";
+import type { CaptureWarning } from "../capture/source.js";
+import { mergeReports } from "./merge-reports.js";
+import type { ReportOptions } from "./report.js";
+import type { ReportSummary } from "../report/summary.js";
+
+/** What a report worker is given: the options without functions (they do not cross threads). */
+export interface ReportJobData {
+  files: readonly string[];
+  options: Omit<ReportOptions, "onOpened">;
+}
+
+export type ReportJobMessage =
+  { type: "done"; warnings: CaptureWarning[] } | { type: "error"; message: string; stack?: string };
+
+export interface ReportJobsResult {
+  summary: ReportSummary;
+  files: string[];
+  /** Reader warnings (every shard reads every input; the first shard's). */
+  warnings: CaptureWarning[];
+  /** What the merge could not make exactly the single run's (empty almost always; see merge-reports.ts). */
+  approximate: string[];
+}
+
+export async function writeReportInJobs(
+  files: readonly string[],
+  options: Omit<ReportOptions, "onOpened" | "shard"> & { jobs: number },
+): Promise<ReportJobsResult> {
+  const { jobs, ...reportOptions } = options;
+  if (!Number.isInteger(jobs) || jobs < 2)
+    throw new Error(`jobs: ${jobs} is not a whole number of at least 2`);
+  const outputDir = resolve(options.outputDir);
+  // Next to the output, so that the merge reads and writes on one file system.
+  const scratch = await mkdtemp(join(dirname(outputDir), ".pcap-conntrack-jobs-"));
+  try {
+    const shardDirs = Array.from({ length: jobs }, (_, index) => join(scratch, `shard${index}`));
+    const warnings = await Promise.all(
+      shardDirs.map((dir, index) =>
+        runWorker({ files, options: { ...reportOptions, outputDir: dir, shard: { index, count: jobs } } }),
+      ),
+    );
+    const merged = await mergeReports(shardDirs, { outputDir, mergeNote: "when-approximate" });
+    return {
+      summary: merged.summary,
+      files: merged.files,
+      warnings: warnings[0],
+      approximate: merged.approximate,
+    };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+function runWorker(data: ReportJobData): Promise<CaptureWarning[]> {
+  return new Promise((resolvePromise, reject) => {
+    const worker = new Worker(new URL("./report-jobs-worker.js", import.meta.url), { workerData: data });
+    let settled = false;
+    worker.on("message", (message: ReportJobMessage) => {
+      settled = true;
+      if (message.type === "done") resolvePromise(message.warnings);
+      else {
+        const error = new Error(message.message);
+        if (message.stack !== undefined) error.stack = message.stack;
+        reject(error);
+      }
+    });
+    worker.on("error", (error) => {
+      settled = true;
+      reject(error);
+    });
+    worker.on("exit", (code) => {
+      if (!settled) reject(new Error(`a --jobs report worker stopped (exit code ${code})`));
+    });
+  });
+}

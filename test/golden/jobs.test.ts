@@ -1,0 +1,287 @@
+/**
+ * `--jobs N` gives one engine's output: for every recorded sample (NAT ones under their router's rule),
+ * a synthetic capture cut into many small rounds (so that ids are numbered late and timers fire in
+ * other workers' rounds), a capture out of time order, a time limit, several inputs at once, and the
+ * public capture corpus (fragments, odd link types, damaged files), the workers' merged events, in
+ * every line format, equal the single engine's byte for byte, and the counters agree.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeSyntheticCapture } from "../bench/synth.js";
+import { replayCaptures, type ReplayOptions, type ReplayResult } from "../../lib/pipeline/replay.js";
+import { replayCapturesInJobs, type JobsReplayResult } from "../../lib/pipeline/jobs.js";
+import { REPORT_FILES } from "../../lib/pipeline/report.js";
+import { openCapture } from "../../lib/capture/open.js";
+import { createEventFormatter, createExpectEventFormatter } from "../../lib/report/event-formats.js";
+import { settingsFromArguments } from "../../cli/commands/events.js";
+import { natOptionsFor, recordedSamples, type ScenarioMetadata } from "./sample-golden.js";
+import { corpusAvailable, corpusEntries, repoRoot } from "../support/corpus.js";
+import { runCli } from "../support/cli.js";
+
+const samplesDir = join(repoRoot, "samples");
+const scratch = mkdtempSync(join(tmpdir(), "jobs-"));
+test.after(() => rmSync(scratch, { recursive: true, force: true }));
+
+type LineFormat = "text" | "csv" | "ndjson";
+type CommonOptions = Omit<ReplayOptions, "onEvent" | "onExpectEvent">;
+
+interface Output {
+  events: string;
+  expectations: string;
+  result: ReplayResult | JobsReplayResult;
+}
+
+async function single(files: string[], options: CommonOptions, format: LineFormat): Promise<Output> {
+  const events = createEventFormatter(format);
+  const expectations = createExpectEventFormatter(format);
+  let eventText = events.header();
+  let expectText = expectations.header();
+  const result = await replayCaptures(files, {
+    ...options,
+    onEvent: (event) => (eventText += events.format(event)),
+    onExpectEvent: (event) => (expectText += expectations.format(event)),
+  });
+  return { events: eventText, expectations: expectText, result };
+}
+
+async function inJobs(
+  files: string[],
+  options: CommonOptions,
+  format: LineFormat,
+  jobs: number,
+  rounds: { roundRecords?: number; roundsInFlight?: number } = {},
+): Promise<Output> {
+  const eventChunks: Buffer[] = [Buffer.from(createEventFormatter(format).header())];
+  const expectChunks: Buffer[] = [Buffer.from(createExpectEventFormatter(format).header())];
+  const result = await replayCapturesInJobs(files, {
+    ...options,
+    ...rounds,
+    jobs,
+    format: { format, timestamp: true, events: true, expectations: true },
+    writeEvents: (bytes) => eventChunks.push(Buffer.from(bytes)),
+    writeExpectations: (bytes) => expectChunks.push(Buffer.from(bytes)),
+  });
+  return {
+    events: Buffer.concat(eventChunks).toString("utf8"),
+    expectations: Buffer.concat(expectChunks).toString("utf8"),
+    result,
+  };
+}
+
+/** The counters one engine and the workers must agree on ("most live at once" is a sum of maxima). */
+function counters(output: Output): unknown {
+  const { result } = output;
+  const stats = { ...result.engine.stats, maxLive: 0 };
+  return {
+    records: result.records,
+    tracked: result.tracked,
+    classes: result.accounting.classes,
+    reasons: result.accounting.reasons,
+    stats,
+    live: result.engine.liveConnections,
+    liveExpectations: result.engine.liveExpectations,
+    expectEvents: result.expectEvents,
+    warnings: result.warnings.map((warning) => warning.message),
+    stoppedEarly: result.stoppedEarly,
+  };
+}
+
+function assertSame(expected: Output, actual: Output, what: string): void {
+  assert.equal(actual.events, expected.events, `${what}: connection events`);
+  assert.equal(actual.expectations, expected.expectations, `${what}: expectation events`);
+  assert.deepEqual(counters(actual), counters(expected), `${what}: counters`);
+}
+
+async function syntheticCapture(name: string, packets: number, conversations: number): Promise<string> {
+  const path = join(scratch, name);
+  await writeSyntheticCapture(createWriteStream(path), { packets, conversations, seed: 11 });
+  return path;
+}
+
+test("jobs: every recorded sample, as the single engine (NAT samples under their rule)", async () => {
+  const names = recordedSamples(samplesDir);
+  assert.ok(names.length >= 30, `samples found: ${names.length}`);
+  for (const name of names) {
+    const directory = join(samplesDir, name);
+    const metadata = JSON.parse(readFileSync(join(directory, "scenario.json"), "utf8")) as ScenarioMetadata;
+    const settings = await settingsFromArguments(
+      { sysctl: join(directory, "sysctl.txt"), hz: metadata.kernelHz ?? undefined },
+      () => undefined,
+    );
+    const nat = natOptionsFor(metadata);
+    const options: CommonOptions = { settings, drain: true, ...(nat === null ? {} : { nat }) };
+    const files = [join(directory, "inside.pcap")];
+    const expected = await single(files, options, "text");
+    assert.ok(expected.events.length > 0, `${name}: events`);
+    assertSame(expected, await inJobs(files, options, "text", 2, { roundRecords: 3 }), `${name} --jobs 2`);
+  }
+});
+
+test("jobs: a synthetic capture in small rounds, in every line format, is the single engine's", async () => {
+  const capture = await syntheticCapture("synth.pcap", 20_000, 1_500);
+  for (const format of ["text", "csv", "ndjson"] as const) {
+    const expected = await single([capture], { drain: true }, format);
+    assert.ok(expected.events.split("\n").length > 3_000, "many events");
+    for (const [jobs, roundRecords, roundsInFlight] of [
+      [2, 8192, 3],
+      [3, 97, 1],
+      [4, 211, 4],
+    ]) {
+      const actual = await inJobs([capture], { drain: true }, format, jobs, { roundRecords, roundsInFlight });
+      assertSame(expected, actual, `${format} --jobs ${jobs}, rounds of ${roundRecords}`);
+    }
+  }
+});
+
+test("jobs: out of time order, a time limit, and several inputs at once", async () => {
+  const capture = await syntheticCapture("synth-small.pcap", 6_000, 500);
+  // Swap neighbouring records now and then: the engine's clock then runs ahead of some packets.
+  const shuffled = join(scratch, "shuffled.pcap");
+  writeFileSync(shuffled, swapRecords(readFileSync(capture), 37));
+  const swappedRun = await single([shuffled], { drain: true }, "text");
+  assert.ok(swappedRun.result.engine.stats.timeWentBack > 10, "records earlier than the clock");
+  assertSame(
+    swappedRun,
+    await inJobs([shuffled], { drain: true }, "text", 2, { roundRecords: 50 }),
+    "shuffled",
+  );
+
+  const until = { until: { kind: "relative" as const, offsetNs: 2e9 } };
+  const limited = await single([capture], until, "ndjson");
+  assert.equal(limited.result.stoppedEarly, true);
+  assertSame(limited, await inJobs([capture], until, "ndjson", 3, { roundRecords: 64 }), "--until");
+
+  const inputs = [
+    capture,
+    join(samplesDir, "ftp-passive", "inside.pcap"),
+    join(samplesDir, "tftp-read", "inside.pcap"),
+  ];
+  const merged = await single(inputs, { drain: true }, "csv");
+  assertSame(merged, await inJobs(inputs, { drain: true }, "csv", 2, { roundRecords: 128 }), "three inputs");
+});
+
+test("jobs: the public capture corpus (fragments, link types, damage) as the single engine", async (t) => {
+  if (!corpusAvailable()) {
+    t.skip("../shared/corpus not present");
+    return;
+  }
+  const readable: string[] = [];
+  for (const entry of corpusEntries()) {
+    try {
+      const source = await openCapture(entry.path);
+      await source.close();
+      readable.push(entry.path);
+    } catch {
+      // Files our readers refuse are the robustness tests' business.
+    }
+  }
+  assert.ok(readable.length > 500, `readable corpus files: ${readable.length}`);
+  let fragments = 0;
+  for (let start = 0; start < readable.length; start += 100) {
+    const group = readable.slice(start, start + 100);
+    const expected = await single(group, { drain: true }, "text");
+    fragments += expected.result.accounting.classes.fragment;
+    assertSame(
+      expected,
+      await inJobs(group, { drain: true }, "text", 3, { roundRecords: 500 }),
+      `corpus ${start}+`,
+    );
+  }
+  assert.ok(fragments > 0, "the corpus has fragments (reassembled datagrams go to their worker bare)");
+});
+
+test("events --jobs: the command's output and --summary are the single run's; bad uses are refused", async () => {
+  const capture = join(samplesDir, "ftp-active", "inside.pcap");
+  const run = (extra: string[]) => {
+    const output = join(scratch, `cli-${extra.join("_").replace(/\W/g, "")}.txt`);
+    const result = runCli(["events", capture, "--drain", "--summary", "-o", output, ...extra]);
+    assert.equal(result.status, 0, result.stderr);
+    return { events: readFileSync(output, "utf8"), summary: result.stderr };
+  };
+  const one = run([]);
+  const two = run(["--jobs", "2"]);
+  assert.equal(two.events, one.events);
+  const withoutMaxLive = (text: string) =>
+    text
+      .split("\n")
+      .filter((line) => !line.includes("most live at once"))
+      .join("\n");
+  assert.equal(withoutMaxLive(two.summary), withoutMaxLive(one.summary));
+  assert.match(two.summary, /most live at once \(sum over 2 jobs\)/);
+  assert.equal(run(["--jobs", "auto"]).events, one.events);
+
+  for (const [extra, message] of [
+    [["--jobs", "0"], /--jobs: "0" is not a number of threads/],
+    [["--jobs", "2", "--shard", "0/2"], /--jobs and --shard/],
+    [["--jobs", "2", "--nat-observe"], /--jobs: observed NAT/],
+    [["--jobs", "2", "--format", "json"], /--jobs: a JSON array/],
+  ] as const) {
+    const result = runCli(["events", capture, "-o", join(scratch, "refused.txt"), ...extra]);
+    assert.equal(result.status, 2, `${extra.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+  }
+});
+
+/** A classic pcap with every `every`-th record swapped with the one after it. */
+function swapRecords(file: Buffer, every: number): Buffer {
+  const records: Buffer[] = [];
+  let at = 24;
+  while (at + 16 <= file.length) {
+    const length = 16 + file.readUInt32LE(at + 8);
+    records.push(file.subarray(at, at + length));
+    at += length;
+  }
+  for (let i = every; i + 1 < records.length; i += every)
+    [records[i], records[i + 1]] = [records[i + 1], records[i]];
+  return Buffer.concat([file.subarray(0, 24), ...records]);
+}
+
+test("report --jobs: every file is the single run's (samples, a synthetic capture)", async () => {
+  const synthetic = await syntheticCapture("synth-report.pcap", 20_000, 1_500);
+  const cases: { name: string; args: string[] }[] = [
+    { name: "synthetic", args: [synthetic, "--drain"] },
+    { name: "synthetic-live", args: [synthetic] },
+    ...[
+      "ftp-active",
+      "tftp-read-nat-masquerade",
+      "tcp-port-reuse-after-timewait",
+      "icmp-port-unreachable",
+    ].map((name) => ({
+      name,
+      args: [
+        join(samplesDir, name, "inside.pcap"),
+        "--sysctl",
+        join(samplesDir, name, "sysctl.txt"),
+        "--drain",
+        ...(name.endsWith("-nat-masquerade") ? ["--masquerade", "out0=198.51.100.32"] : []),
+      ],
+    })),
+  ];
+  for (const { name, args } of cases) {
+    const report = (jobs: string) => {
+      const dir = join(scratch, `report-${name}-${jobs}`);
+      const result = runCli(["report", ...args, "--jobs", jobs, "-o", dir]);
+      assert.equal(result.status, 0, `${name} --jobs ${jobs}: ${result.stderr}`);
+      assert.doesNotMatch(result.stderr, /not exactly one run's/, `${name} --jobs ${jobs}`);
+      return dir;
+    };
+    const single = report("1");
+    for (const jobs of ["2", "3"]) {
+      const dir = report(jobs);
+      for (const file of REPORT_FILES)
+        assert.equal(
+          readFileSync(join(dir, file), "utf8"),
+          readFileSync(join(single, file), "utf8"),
+          `${name} --jobs ${jobs}: ${file}`,
+        );
+    }
+  }
+  assert.equal(
+    readdirSync(scratch).filter((entry) => entry.startsWith(".pcap-conntrack-jobs-")).length,
+    0,
+    "scratch directories removed",
+  );
+});
