@@ -40,6 +40,24 @@ export const REPORT_FILES = [
   "index.html",
 ] as const;
 
+/** summary.json's field, in a shard's report only, holding what `merge` needs beyond the other files. */
+export const SHARD_MERGE_FIELD = "shardMergeData";
+
+/**
+ * What merging shard reports (lib/pipeline/merge-reports.ts) cannot read from the other files: the
+ * page's settings, and the orphans the page shows as records (orphans.csv rounds secondsAfterEnd).
+ */
+export interface ShardMergeData {
+  title: string;
+  generator: string;
+  htmlMaxFlows: number;
+  htmlMaxOrphans: number;
+  timelineRows: number;
+  topTalkers: number;
+  /** The first `htmlMaxOrphans` orphans of this shard: the merged page's are among them. */
+  pageOrphans: OrphanRecord[];
+}
+
 export interface ReportOptions extends Omit<
   ReplayOptions,
   "onEvent" | "onExpectEvent" | "onPacket" | "onInputs" | "backpressure"
@@ -208,7 +226,22 @@ export async function writeReport(files: readonly string[], options: ReportOptio
     throw error;
   }
 
+  const title = options.title ?? `pcap-conntrack report: ${replay.inputNames.join(", ")}`;
+  const generator = options.generator ?? "pcap-conntrack report";
+  const timelineRows = options.timelineRows ?? 500;
+  const shardMergeData: ShardMergeData | null = replay.shard
+    ? {
+        title,
+        generator,
+        htmlMaxFlows,
+        htmlMaxOrphans,
+        timelineRows,
+        topTalkers: options.topTalkers ?? 20,
+        pageOrphans,
+      }
+    : null;
   const reportSummary = summary.build(replay, orphans, {
+    ...(shardMergeData === null ? {} : { [SHARD_MERGE_FIELD]: shardMergeData }),
     options: {
       ...(options.describeOptions ?? {}),
       helpers: describeHelperSettings(options, DEFAULT_HELPER_PORTS),
@@ -227,7 +260,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
     await writeTemporary(
       htmlPath,
       renderHtmlReport({
-        title: options.title ?? `pcap-conntrack report: ${replay.inputNames.join(", ")}`,
+        title,
         summary: reportSummary,
         flows: pageFlows,
         totalFlows: flows.emitted,
@@ -235,8 +268,8 @@ export async function writeReport(files: readonly string[], options: ReportOptio
         totalOrphans: orphans.count,
         natMappings: pageNat,
         totalNatMappings: natMappings.emitted,
-        timelineRows: options.timelineRows ?? 500,
-        generator: options.generator ?? "pcap-conntrack report",
+        timelineRows,
+        generator,
       }),
       written,
     );

@@ -99,6 +99,22 @@ export class SummaryBuilder {
     if (record.original.dst !== record.original.src) this.talkers.add(record.original.dst, bytes, packets);
   }
 
+  /**
+   * The top talkers of the flows added so far. Talkers span shards (an address talks to hosts of every
+   * shard), so merging shard reports feeds the merged flows through a builder of its own and asks this.
+   */
+  topTalkers(): Pick<ReportSummary, "topTalkers" | "topTalkersUndercountAtMost"> {
+    return {
+      topTalkers: this.talkers.top(this.topCount).map((talker) => ({
+        address: talker.key,
+        bytes: talker.weight,
+        packets: talker.packets,
+        flows: talker.flows,
+      })),
+      topTalkersUndercountAtMost: this.talkers.undercountAtMost,
+    };
+  }
+
   build(result: ReplayResult, orphans: OrphanTracker, extra: Record<string, unknown>): ReportSummary {
     const classes = result.accounting.classes;
     const classSum = PACKET_CLASS_NAMES.reduce((sum, name) => sum + classes[name], 0);
@@ -154,13 +170,7 @@ export class SummaryBuilder {
         liveAtEnd: result.engine.liveExpectations,
         events: { ...result.expectEvents },
       },
-      topTalkers: this.talkers.top(this.topCount).map((talker) => ({
-        address: talker.key,
-        bytes: talker.weight,
-        packets: talker.packets,
-        flows: talker.flows,
-      })),
-      topTalkersUndercountAtMost: this.talkers.undercountAtMost,
+      ...this.topTalkers(),
       capture: {
         inputs: result.inputNames.map((name, index) => ({
           file: name,

@@ -1,0 +1,855 @@
+/**
+ * Merges the report directories of the N shards of one `report --shard I/N` run into the directory a
+ * single run writes: every REPORT_FILES file, rows in the single run's order, connection and
+ * expectation ids numbered as the single run numbers them, summary.json's accounting as the single
+ * run's, index.html rendered by the same renderer from the merged data.
+ *
+ * How the single run orders each file, and so how it is merged (equal keys: the lower shard first):
+ * - events.csv, expectations.csv: emission order, which is time order (expiries fire at their own
+ *   time before the packet that passes it) — merged by the time column;
+ * - flows.csv, flows.ndjson: a record as its connection ends (DESTROY order, by end time), then the
+ *   connections still live at the end by id — merged by end time, then by merged id;
+ * - nat.csv, nat.ndjson: a row right after the flow record of the last connection of its mapping —
+ *   written as the merged flows close the mappings;
+ * - orphans.csv: packet order (one input: its record numbers; several: time, then input, then record,
+ *   as the inputs are merged).
+ * Connection ids: the single run numbers connections as they are confirmed (their NEW, a flow's
+ * firstPacket); each shard's own ids are in that order too, so the merged id is the rank by
+ * (firstPacket, shard, shard's id). A master id follows its connection (master and related connection
+ * are between the same hosts, so in one shard). Expectation ids: by their first appearance.
+ *
+ * Memory: one line (or record) per shard and file, the connection id map (4 bytes per connection, 12
+ * while it is built), the ids of live expectations, the live NAT mappings and the page's rows.
+ *
+ * What the shards cannot tell is named in the merged summary.json's `mergedShards.approximate`.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, readFile, rename, stat, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { Writable } from "node:stream";
+import { ChunkedWriter } from "./replay.js";
+import { REPORT_FILES, SHARD_MERGE_FIELD, type ShardMergeData } from "./report.js";
+import { EVENT_CSV_COLUMNS, EXPECT_EVENT_CSV_COLUMNS, csvRow } from "../report/event-formats.js";
+import { FLOW_CSV_COLUMNS, flowCsvRow, type FlowRecord } from "../report/flows.js";
+import { ORPHAN_CSV_COLUMNS, type OrphanRecord } from "../report/orphans.js";
+import {
+  NAT_CSV_COLUMNS,
+  natMappingCsvRow,
+  type NatEndpoint,
+  type NatMappingRecord,
+} from "../report/nat-mappings.js";
+import { SummaryBuilder, type ReportSummary } from "../report/summary.js";
+import { renderHtmlReport } from "../report/html.js";
+import type { TupleRecord } from "../report/event-formats.js";
+
+/** Directories that are not the shards of one run, or files in them that are not what `report` writes. */
+export class ReportMergeError extends Error {}
+
+export interface MergeReportsResult {
+  summary: ReportSummary;
+  /** Paths written, in REPORT_FILES order. */
+  files: string[];
+}
+
+interface Shard {
+  dir: string;
+  index: number;
+  count: number;
+  summary: ReportSummary;
+  data: ShardMergeData;
+  /** Merged connection id of each of this shard's ids (index: the shard's id); 0 when unknown. */
+  ids: Int32Array;
+}
+
+/** The summary.json fields every shard of one run has alike, compared to refuse shards of other runs. */
+const ALIKE: [string, (summary: ReportSummary) => unknown][] = [
+  ["inputs", (summary) => summary.capture.inputs],
+  ["records", (summary) => [summary.packets.records, summary.packets.classes]],
+  ["options", (summary) => summary.options],
+  ["settings", (summary) => summary.settings],
+  ["first and last packet", (summary) => [summary.capture.firstPacket, summary.capture.lastPacket]],
+  [
+    "page settings",
+    (summary) => {
+      const { pageOrphans: _pageOrphans, ...settings } = summary[SHARD_MERGE_FIELD] as ShardMergeData;
+      return settings;
+    },
+  ],
+];
+
+export async function mergeReports(
+  dirs: readonly string[],
+  options: {
+    outputDir: string;
+    /**
+     * Whether summary.json says it was merged (`mergedShards`): always (default), or only when
+     * something in it is approximate (`report --jobs`, whose output is the single run's otherwise).
+     */
+    mergeNote?: "always" | "when-approximate";
+  },
+): Promise<MergeReportsResult & { approximate: string[] }> {
+  const shards = await readShards(dirs);
+  const approximate: string[] = [];
+  const ties = await numberConnections(shards);
+
+  await mkdir(options.outputDir, { recursive: true });
+  const outputs = new Map<string, OutputFile>();
+  for (const name of REPORT_FILES) outputs.set(name, new OutputFile(join(options.outputDir, name)));
+  const out = (name: (typeof REPORT_FILES)[number]): OutputFile => outputs.get(name)!;
+  try {
+    const events = await mergeEvents(shards, out("events.csv"));
+    const expectations = await mergeExpectations(shards, out("expectations.csv"));
+    const flows = await mergeFlows(
+      shards,
+      out("flows.csv"),
+      out("flows.ndjson"),
+      out("nat.csv"),
+      out("nat.ndjson"),
+    );
+    const orphans = await mergeOrphans(shards, out("orphans.csv"));
+    const crossShardTies = ties + events.ties + expectations.ties + flows.ties;
+    if (crossShardTies > 0)
+      approximate.push(
+        `order of rows with equal times in two shards (${crossShardTies} ties: connections confirmed, ` +
+          "events, expectation events or flows ending in the same nanosecond): the single run's order " +
+          "comes from its packet order, which the shards do not write; the lower shard goes first",
+      );
+    if (events.mostLiveAtOnce === null)
+      approximate.push(
+        "connections.mostLiveAtOnce: the most any one shard had (a lower bound); events.csv is empty " +
+          "(nf_conntrack_events=0) so the table's size over time cannot be followed",
+      );
+    const ended = flows.total - flows.live;
+    const orphanMemory = Number(runOption(shards[0], "orphanMemory") ?? 4096);
+    if (ended > orphanMemory && orphans.total > 0)
+      approximate.push(
+        `orphans (orphans.csv, summary.json's orphans, the page's): ${ended} connections ended, more ` +
+          `than the --orphan-memory ${orphanMemory} the single run remembers, each shard its own last ones, ` +
+          "so late replies and packets after a connection's end may be told apart differently",
+      );
+    if (orphans.outOfOrder)
+      approximate.push(
+        "orphans.csv's order: inputs hold records out of time order, and the shards do not write the " +
+          "order the single run read them in",
+      );
+    const summary = mergeSummaries(shards, flows.talkers, events.mostLiveAtOnce, approximate);
+    if (options.mergeNote === "when-approximate" && approximate.length === 0)
+      delete (summary as unknown as Record<string, unknown>).mergedShards;
+    await out("summary.json").writeAll(`${JSON.stringify(summary, null, 2)}\n`);
+    const page = shards[0].data;
+    await out("index.html").writeAll(
+      renderHtmlReport({
+        title: page.title,
+        summary,
+        flows: flows.page,
+        totalFlows: flows.total,
+        orphans: orphans.page,
+        totalOrphans: orphans.total,
+        natMappings: flows.natPage,
+        totalNatMappings: flows.natTotal,
+        timelineRows: page.timelineRows,
+        generator: page.generator,
+      }),
+    );
+    // Every file is complete before any is renamed; the page goes last, as `report` does it.
+    for (const file of outputs.values()) await file.finish();
+    for (const file of outputs.values()) await file.publish();
+    return { summary, files: [...outputs.values()].map((file) => file.path), approximate };
+  } catch (error) {
+    await Promise.all([...outputs.values()].map((file) => file.abandon()));
+    throw error;
+  }
+}
+
+// ------------------------------------------------------------------ the shards
+
+async function readShards(dirs: readonly string[]): Promise<Shard[]> {
+  if (dirs.length === 0) throw new ReportMergeError("no report directories to merge");
+  const shards: Shard[] = [];
+  for (const dir of dirs) {
+    const path = join(dir, "summary.json");
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") throw new ReportMergeError(`${path}: missing; ${dir} is not a report directory`);
+      throw error;
+    }
+    let summary: ReportSummary;
+    try {
+      summary = JSON.parse(text) as ReportSummary;
+    } catch (error) {
+      throw new ReportMergeError(`${path}: not JSON (${(error as Error).message})`);
+    }
+    const shard = summary?.packets?.shard;
+    const data = summary?.[SHARD_MERGE_FIELD] as ShardMergeData | undefined;
+    if (shard === undefined || shard === null)
+      throw new ReportMergeError(
+        `${path}: not a shard's report (no packets.shard: written without --shard I/N)`,
+      );
+    if (data === undefined)
+      throw new ReportMergeError(
+        `${path}: no ${SHARD_MERGE_FIELD} (written by a version that cannot be merged)`,
+      );
+    shards.push({ dir, index: shard.index, count: shard.count, summary, data, ids: new Int32Array(0) });
+  }
+  const first = shards[0];
+  for (const [position, shard] of shards.entries()) {
+    const path = join(shard.dir, "summary.json");
+    if (shard.count !== first.count)
+      throw new ReportMergeError(
+        `${path}: shard ${shard.index}/${shard.count}, but ${first.dir} is shard ${first.index}/${first.count}`,
+      );
+    const twin = shards.slice(0, position).find((other) => other.index === shard.index);
+    if (twin !== undefined)
+      throw new ReportMergeError(`${path}: shard ${shard.index}/${shard.count} again (${twin.dir} is too)`);
+    for (const [what, read] of ALIKE)
+      if (JSON.stringify(read(shard.summary)) !== JSON.stringify(read(first.summary)))
+        throw new ReportMergeError(
+          `${path}: other ${what} than ${join(first.dir, "summary.json")}: not a shard of the same run`,
+        );
+  }
+  const missing: number[] = [];
+  for (let index = 0; index < first.count; index++)
+    if (!shards.some((shard) => shard.index === index)) missing.push(index);
+  if (missing.length > 0)
+    throw new ReportMergeError(
+      `shard${missing.length > 1 ? "s" : ""} ${missing.map((index) => `${index}/${first.count}`).join(", ")} missing ` +
+        `(${shards.length} report director${shards.length > 1 ? "ies" : "y"} given)`,
+    );
+  shards.sort((a, b) => a.index - b.index);
+  for (const shard of shards)
+    for (const name of REPORT_FILES) {
+      const path = join(shard.dir, name);
+      const found = await stat(path).catch(() => null);
+      if (found === null || !found.isFile()) throw new ReportMergeError(`${path}: missing`);
+    }
+  return shards;
+}
+
+/**
+ * Builds each shard's id map from its flows.ndjson (every confirmed connection has a record): the
+ * merged id is the rank by (firstPacket, shard, shard's id). Returns the ties across shards.
+ */
+async function numberConnections(shards: Shard[]): Promise<number> {
+  const starts: { sec: Float64Array; nsec: Int32Array; count: number }[] = [];
+  for (const shard of shards) {
+    const size = Math.max(shard.summary.connections.total, shard.summary.connections.created);
+    const sec = new Float64Array(size + 1).fill(-1);
+    const nsec = new Int32Array(size + 1);
+    const lines = new LineReader(join(shard.dir, "flows.ndjson"));
+    for (let line = await lines.next(); line !== null; line = await lines.next()) {
+      const id = /^\{"id":(\d+),/.exec(line);
+      const at = line.indexOf('"firstPacket":"');
+      if (id === null || at < 0) throw lines.error('not a flow record (no "id" first, or no "firstPacket")');
+      const local = Number(id[1]);
+      if (local < 1 || local > size)
+        throw lines.error(`connection id ${local} beyond the ${size} connections summary.json counts`);
+      if (sec[local] >= 0) throw lines.error(`connection id ${local} twice`);
+      const time = line.slice(at + 15, at + 45);
+      const seconds = Date.parse(`${time.slice(0, 19)}Z`) / 1000;
+      const nanoseconds = Number(time.slice(20, 29));
+      if (!Number.isFinite(seconds) || !Number.isInteger(nanoseconds))
+        throw lines.error(`firstPacket "${time}" is not a time`);
+      sec[local] = seconds;
+      nsec[local] = nanoseconds;
+    }
+    starts.push({ sec, nsec, count: size });
+    shard.ids = new Int32Array(size + 1);
+  }
+  const next = shards.map(() => 1);
+  const skip = (s: number): void => {
+    while (next[s] <= starts[s].count && starts[s].sec[next[s]] < 0) next[s]++;
+  };
+  shards.forEach((_shard, s) => skip(s));
+  let id = 0;
+  let ties = 0;
+  for (;;) {
+    let best = -1;
+    let tied = false;
+    for (let s = 0; s < shards.length; s++) {
+      if (next[s] > starts[s].count) continue;
+      if (best < 0) {
+        best = s;
+        continue;
+      }
+      const order =
+        starts[s].sec[next[s]] - starts[best].sec[next[best]] ||
+        starts[s].nsec[next[s]] - starts[best].nsec[next[best]];
+      if (order < 0) {
+        best = s;
+        tied = false;
+      } else if (order === 0) tied = true;
+    }
+    if (best < 0) break;
+    if (tied) ties++;
+    shards[best].ids[next[best]++] = ++id;
+    skip(best);
+  }
+  return ties;
+}
+
+/** One of summary.json's `options` (the run's choices). */
+function runOption(shard: Shard, name: string): unknown {
+  return (shard.summary.options as Record<string, unknown> | undefined)?.[name];
+}
+
+function mergedId(shard: Shard, local: number, where: () => string): number {
+  const id = local >= 1 && local < shard.ids.length ? shard.ids[local] : 0;
+  if (id === 0) throw new ReportMergeError(`${where()}: connection id ${local} has no flow record`);
+  return id;
+}
+
+// ------------------------------------------------------------------ events and expectations
+
+interface Head {
+  shard: number;
+  reader: LineReader;
+  line: string;
+  key: string;
+}
+
+/**
+ * Merges one CSV file of every shard by a key, equal keys the lower shard first; `emit` gets each row.
+ * Returns how many rows were chosen while another shard's next row had the same key.
+ */
+async function mergeCsv(
+  shards: Shard[],
+  name: string,
+  columns: readonly string[],
+  keyOf: (line: string, reader: LineReader) => string,
+  emit: (line: string, head: Head) => Promise<void> | void,
+): Promise<number> {
+  const header = csvRow(columns).slice(0, -1);
+  const heads: Head[] = [];
+  for (let s = 0; s < shards.length; s++) {
+    const reader = new LineReader(join(shards[s].dir, name));
+    const first = await reader.next();
+    if (first === null) continue;
+    if (first !== header) throw reader.error(`not the header ${name} has (${header.slice(0, 40)}…)`);
+    const line = await reader.next();
+    if (line !== null) heads.push({ shard: s, reader, line, key: keyOf(line, reader) });
+  }
+  return mergeHeads(heads, keyOf, emit);
+}
+
+async function mergeHeads(
+  heads: Head[],
+  keyOf: (line: string, reader: LineReader) => string,
+  emit: (line: string, head: Head) => Promise<void> | void,
+): Promise<number> {
+  let ties = 0;
+  while (heads.length > 0) {
+    let best = 0;
+    let tied = false;
+    for (let i = 1; i < heads.length; i++) {
+      if (heads[i].key < heads[best].key) {
+        best = i;
+        tied = false;
+      } else if (heads[i].key === heads[best].key) tied = true;
+    }
+    if (tied) ties++;
+    const head = heads[best];
+    await emit(head.line, head);
+    const line = await head.reader.next();
+    if (line === null) heads.splice(best, 1);
+    else {
+      head.line = line;
+      head.key = keyOf(line, head.reader);
+    }
+  }
+  return ties;
+}
+
+function timeKey(line: string, reader: LineReader): string {
+  const comma = line.indexOf(",");
+  if (comma <= 0) throw reader.error("no time column");
+  return line.slice(0, comma);
+}
+
+async function mergeEvents(
+  shards: Shard[],
+  out: OutputFile,
+): Promise<{ ties: number; mostLiveAtOnce: number | null }> {
+  const idColumn = EVENT_CSV_COLUMNS.indexOf("connection_id");
+  const masterColumn = EVENT_CSV_COLUMNS.indexOf("master_connection_id");
+  const typeColumn = EVENT_CSV_COLUMNS.indexOf("type");
+  await out.write(csvRow(EVENT_CSV_COLUMNS));
+  let live = 0;
+  let most = 0;
+  const ties = await mergeCsv(shards, "events.csv", EVENT_CSV_COLUMNS, timeKey, (line, head) => {
+    const cells = splitCsvRow(line);
+    const shard = shards[head.shard];
+    const where = () => head.reader.where();
+    if (cells[idColumn] !== "") cells[idColumn] = `${mergedId(shard, Number(cells[idColumn]), where)}`;
+    if (cells[masterColumn] !== "")
+      cells[masterColumn] = `${mergedId(shard, Number(cells[masterColumn]), where)}`;
+    // The engine counts its table's size as a connection is confirmed (its NEW) and after the
+    // expiries before it: following NEW and DESTROY in the merged order gives the single run's most.
+    if (cells[typeColumn] === "NEW" && ++live > most) most = live;
+    else if (cells[typeColumn] === "DESTROY") live--;
+    return out.write(`${cells.join(",")}\n`);
+  });
+  const listed = runOption(shards[0], "eventsListedInEventsCsv") !== false;
+  return { ties, mostLiveAtOnce: listed ? most : null };
+}
+
+async function mergeExpectations(shards: Shard[], out: OutputFile): Promise<{ ties: number }> {
+  const masterColumn = EXPECT_EVENT_CSV_COLUMNS.indexOf("master_connection_id");
+  const idColumn = EXPECT_EVENT_CSV_COLUMNS.indexOf("expectation_id");
+  const typeColumn = EXPECT_EVENT_CSV_COLUMNS.indexOf("type");
+  // Expectation ids in the order they appear (a NEW first, as they are created); forgotten at their
+  // DESTROY, so this holds the live expectations only.
+  const live = new Map<string, number>();
+  let nextId = 1;
+  await out.write(csvRow(EXPECT_EVENT_CSV_COLUMNS));
+  const ties = await mergeCsv(shards, "expectations.csv", EXPECT_EVENT_CSV_COLUMNS, timeKey, (line, head) => {
+    const cells = splitCsvRow(line);
+    const where = () => head.reader.where();
+    if (cells[masterColumn] !== "")
+      cells[masterColumn] = `${mergedId(shards[head.shard], Number(cells[masterColumn]), where)}`;
+    const key = `${head.shard}:${cells[idColumn]}`;
+    let id = live.get(key);
+    if (id === undefined) live.set(key, (id = nextId++));
+    if (cells[typeColumn] === "DESTROY") live.delete(key);
+    cells[idColumn] = `${id}`;
+    return out.write(`${cells.join(",")}\n`);
+  });
+  return { ties };
+}
+
+// ------------------------------------------------------------------ flows and NAT mappings
+
+interface FlowsResult {
+  ties: number;
+  total: number;
+  live: number;
+  page: FlowRecord[];
+  natPage: NatMappingRecord[];
+  natTotal: number;
+  talkers: SummaryBuilder;
+}
+
+/** A shard's nat.ndjson, read as its flows close the mappings. */
+interface NatStream {
+  reader: LineReader;
+  head: NatMappingRecord | null;
+  headKey: string;
+  /** Flows seen per mapping key since its mapping opened. */
+  seen: Map<string, number>;
+}
+
+async function mergeFlows(
+  shards: Shard[],
+  flowsCsv: OutputFile,
+  flowsJson: OutputFile,
+  natCsv: OutputFile,
+  natJson: OutputFile,
+): Promise<FlowsResult> {
+  const page = shards[0].data;
+  const result: FlowsResult = {
+    ties: 0,
+    total: 0,
+    live: 0,
+    page: [],
+    natPage: [],
+    natTotal: 0,
+    talkers: new SummaryBuilder({ topTalkers: page.topTalkers }),
+  };
+  const nat: NatStream[] = [];
+  for (const shard of shards) {
+    const stream: NatStream = {
+      reader: new LineReader(join(shard.dir, "nat.ndjson")),
+      head: null,
+      headKey: "",
+      seen: new Map(),
+    };
+    await advanceNat(stream);
+    nat.push(stream);
+  }
+  await flowsCsv.write(csvRow(FLOW_CSV_COLUMNS));
+  await natCsv.write(csvRow(NAT_CSV_COLUMNS));
+
+  // Ended flows by end time, then the live ones by merged id, as the single run writes them.
+  const shardOf = new Map<LineReader, Shard>();
+  const current = new Map<LineReader, FlowRecord>();
+  const keyOf = (line: string, reader: LineReader): string => {
+    let record: FlowRecord;
+    try {
+      record = JSON.parse(line) as FlowRecord;
+    } catch {
+      throw reader.error("not JSON");
+    }
+    const shard = shardOf.get(reader)!;
+    const where = () => reader.where();
+    record.id = mergedId(shard, record.id, where);
+    if (record.masterId !== null) record.masterId = mergedId(shard, record.masterId, where);
+    current.set(reader, record);
+    return record.endTime !== null ? `0${record.endTime}` : `1${String(record.id).padStart(12, "0")}`;
+  };
+  const heads: Head[] = [];
+  for (let s = 0; s < shards.length; s++) {
+    const reader = new LineReader(join(shards[s].dir, "flows.ndjson"));
+    shardOf.set(reader, shards[s]);
+    const line = await reader.next();
+    if (line !== null) heads.push({ shard: s, reader, line, key: keyOf(line, reader) });
+  }
+  result.ties = await mergeHeads(heads, keyOf, async (_line, head) => {
+    const record = current.get(head.reader)!;
+    result.total++;
+    if (record.endTime === null) result.live++;
+    await flowsCsv.write(flowCsvRow(record));
+    await flowsJson.write(`${JSON.stringify(record)}\n`);
+    result.talkers.addFlow(record);
+    if (result.page.length < page.htmlMaxFlows) result.page.push(record);
+    if (record.nat === "none") return;
+    // The single run writes a mapping's row right after the record of its last connection.
+    const stream = nat[head.shard];
+    const key = flowNatKey(record);
+    const seen = (stream.seen.get(key) ?? 0) + 1;
+    stream.seen.set(key, seen);
+    if (stream.head !== null && stream.headKey === key && stream.head.connections === seen) {
+      stream.seen.delete(key);
+      const mapping = stream.head;
+      mapping.connectionIds = mapping.connectionIds.map((id) =>
+        mergedId(shards[head.shard], id, () => stream.reader.where()),
+      );
+      await natCsv.write(natMappingCsvRow(mapping));
+      await natJson.write(`${JSON.stringify(mapping)}\n`);
+      result.natTotal++;
+      if (result.natPage.length < page.htmlMaxFlows) result.natPage.push(mapping);
+      await advanceNat(stream);
+    }
+  });
+  for (const stream of nat)
+    if (stream.head !== null) throw stream.reader.error("a NAT mapping none of the flows closes");
+  return result;
+}
+
+async function advanceNat(stream: NatStream): Promise<void> {
+  const line = await stream.reader.next();
+  if (line === null) {
+    stream.head = null;
+    return;
+  }
+  try {
+    stream.head = JSON.parse(line) as NatMappingRecord;
+  } catch {
+    throw stream.reader.error("not JSON");
+  }
+  const head = stream.head;
+  stream.headKey = natKey(head.protocol, head.kind, head.inside, head.outside, head.remote);
+}
+
+function natKey(
+  protocol: string,
+  kind: string,
+  inside: NatEndpoint,
+  outside: NatEndpoint,
+  remote: NatEndpoint,
+): string {
+  return `${protocol} ${kind} ${inside.address}#${inside.port} ${outside.address}#${outside.port} ${remote.address}#${remote.port}`;
+}
+
+/** The mapping a flow belongs to, as lib/report/nat-mappings.ts defines its endpoints. */
+function flowNatKey(flow: FlowRecord): string {
+  const { original, reply } = flow;
+  const source = (tuple: TupleRecord): number | null => tuple.sport ?? tuple.id ?? null;
+  const destination = (tuple: TupleRecord): number | null => tuple.dport ?? tuple.id ?? null;
+  const point = (address: string, port: number | null): NatEndpoint => ({ address, port });
+  if (flow.nat === "dnat")
+    return natKey(
+      flow.protocol,
+      flow.nat,
+      point(reply.src, source(reply)),
+      point(original.dst, destination(original)),
+      point(original.src, source(original)),
+    );
+  return natKey(
+    flow.protocol,
+    flow.nat,
+    point(original.src, source(original)),
+    point(reply.dst, destination(reply)),
+    flow.nat === "both" ? point(reply.src, source(reply)) : point(original.dst, destination(original)),
+  );
+}
+
+// ------------------------------------------------------------------ orphans
+
+const ORPHAN_COLUMN = Object.fromEntries(ORPHAN_CSV_COLUMNS.map((name, index) => [name, index]));
+/** The connection ids an orphan's reason names. */
+const REASON_IDS = /(after connection |a new connection )(\d+)/g;
+
+async function mergeOrphans(
+  shards: Shard[],
+  out: OutputFile,
+): Promise<{ total: number; page: OrphanRecord[]; outOfOrder: boolean }> {
+  const summary = shards[0].summary;
+  const inputs = summary.capture.inputs.map((input) => input.file);
+  const order = summary.capture.order;
+  // One input read as it is: its record numbers are the order. Otherwise the inputs were merged by
+  // time (equal times: the lower input first, then record order).
+  const byRecord = inputs.length === 1 && (order === null || order.reorderWindowNs === 0);
+  const outOfOrder = !byRecord && order !== null && order.outOfOrder > order.reordered;
+  const inputIndex = new Map(inputs.map((name, index) => [name, index]));
+  const keyOf = (line: string, reader: LineReader): string => {
+    const cells = splitCsvRow(line);
+    const packet = cells[ORPHAN_COLUMN.packet].padStart(15, "0");
+    if (byRecord) return packet;
+    const input = inputIndex.get(unquote(cells[ORPHAN_COLUMN.input]));
+    if (input === undefined) throw reader.error("an input summary.json does not name");
+    return `${cells[ORPHAN_COLUMN.time]} ${String(input).padStart(6, "0")} ${packet}`;
+  };
+  const rowsOf = shards.map(() => 0);
+  const page: OrphanRecord[] = [];
+  const maxPage = shards[0].data.htmlMaxOrphans;
+  let total = 0;
+  await out.write(csvRow(ORPHAN_CSV_COLUMNS));
+  await mergeCsv(shards, "orphans.csv", ORPHAN_CSV_COLUMNS, keyOf, (line, head) => {
+    const shard = shards[head.shard];
+    const where = () => head.reader.where();
+    const renumber = (local: number): number => mergedId(shard, local, where);
+    const cells = splitCsvRow(line);
+    for (const column of ["ended_connection_id", "nearest_connection_id", "created_connection_id"]) {
+      const index = ORPHAN_COLUMN[column];
+      if (cells[index] !== "") cells[index] = `${renumber(Number(cells[index]))}`;
+    }
+    const reason = ORPHAN_COLUMN.reason;
+    cells[reason] = cells[reason].replace(
+      REASON_IDS,
+      (_all, words: string, id: string) => `${words}${renumber(Number(id))}`,
+    );
+    if (page.length < maxPage) {
+      // The page's records come from the shard's summary.json: orphans.csv rounds secondsAfterEnd.
+      const record = shard.data.pageOrphans[rowsOf[head.shard]];
+      if (record === undefined)
+        throw new ReportMergeError(`${where()}: not among summary.json's page orphans`);
+      page.push({
+        ...record,
+        reason: record.reason.replace(
+          REASON_IDS,
+          (_all, words: string, id: string) => `${words}${renumber(Number(id))}`,
+        ),
+        endedConnectionId: record.endedConnectionId === null ? null : renumber(record.endedConnectionId),
+        nearestConnectionId:
+          record.nearestConnectionId === null ? null : renumber(record.nearestConnectionId),
+        createdConnectionId:
+          record.createdConnectionId === null ? null : renumber(record.createdConnectionId),
+      });
+    }
+    rowsOf[head.shard]++;
+    total++;
+    return out.write(`${cells.join(",")}\n`);
+  });
+  return { total, page, outOfOrder };
+}
+
+// ------------------------------------------------------------------ summary.json
+
+function sortedCounts(map: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(map).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+}
+
+/** Sums of counters that every shard keeps under the same keys (the first shard's key order). */
+function sumRecords<T extends Record<string, number>>(records: T[]): T {
+  const sum = { ...records[0] };
+  for (const record of records.slice(1))
+    for (const [key, value] of Object.entries(record))
+      (sum as Record<string, number>)[key] = ((sum as Record<string, number>)[key] ?? 0) + value;
+  return sum;
+}
+
+function sumCounts(records: Record<string, number>[]): Record<string, number> {
+  return sortedCounts(sumRecords(records));
+}
+
+function mergeSummaries(
+  shards: Shard[],
+  talkers: SummaryBuilder,
+  mostLiveAtOnce: number | null,
+  approximate: string[],
+): ReportSummary {
+  const all = shards.map((shard) => shard.summary);
+  const first = all[0];
+  const sum = (read: (summary: ReportSummary) => number): number =>
+    all.reduce((total, summary) => total + read(summary), 0);
+  const packets = first.packets;
+  const classSum = Object.values(packets.classes).reduce((total, n) => total + n, 0);
+  const tracked = sum((summary) => summary.packets.decoded);
+  const verdicts = sumRecords(all.map((summary) => summary.packets.verdicts));
+  const verdictSum = Object.values(verdicts).reduce((total, n) => total + n, 0);
+  const duplicates = packets.duplicateSightings;
+  const merged: Record<string, unknown> = {};
+  for (const key of Object.keys(first)) {
+    switch (key) {
+      case "packets":
+        merged.packets = {
+          records: packets.records,
+          classes: packets.classes,
+          classReasons: packets.classReasons,
+          decoded: tracked,
+          verdicts,
+          verdictReasons: sumCounts(all.map((summary) => summary.packets.verdictReasons)),
+          tcpAcceptedWithoutUpdate: sum((summary) => summary.packets.tcpAcceptedWithoutUpdate),
+          earlierThanClock: sum((summary) => summary.packets.earlierThanClock),
+          ...(duplicates === undefined
+            ? {}
+            : { duplicateSightings: sum((s) => s.packets.duplicateSightings ?? 0) }),
+          // Every shard read every record; each decoded packet was tracked by exactly one of them.
+          reconciles: {
+            records: classSum === packets.records,
+            decoded:
+              packets.classes.decoded === tracked + sum((s) => s.packets.duplicateSightings ?? 0) &&
+              verdictSum === tracked,
+          },
+        };
+        break;
+      case "connections":
+        merged.connections = {
+          total: sum((summary) => summary.connections.total),
+          created: sum((summary) => summary.connections.created),
+          liveAtEnd: sum((summary) => summary.connections.liveAtEnd),
+          mostLiveAtOnce:
+            mostLiveAtOnce ?? Math.max(...all.map((summary) => summary.connections.mostLiveAtOnce)),
+          assured: sum((summary) => summary.connections.assured),
+          unreplied: sum((summary) => summary.connections.unreplied),
+          related: sum((summary) => summary.connections.related),
+          byProtocol: sumCounts(all.map((summary) => summary.connections.byProtocol)),
+          byFinalState: sumCounts(all.map((summary) => summary.connections.byFinalState)),
+          byEndReason: sumCounts(all.map((summary) => summary.connections.byEndReason)),
+          byNat: sumCounts(all.map((summary) => summary.connections.byNat)),
+        };
+        break;
+      case "orphans":
+        merged.orphans = {
+          total: sum((summary) => summary.orphans.total),
+          byKind: sumCounts(all.map((summary) => summary.orphans.byKind)),
+          byReason: sumCounts(all.map((summary) => summary.orphans.byReason)),
+        };
+        break;
+      case "events":
+        merged.events = sumRecords(all.map((summary) => summary.events));
+        break;
+      case "expectations":
+        merged.expectations = {
+          created: sum((summary) => summary.expectations.created),
+          used: sum((summary) => summary.expectations.used),
+          expired: sum((summary) => summary.expectations.expired),
+          liveAtEnd: sum((summary) => summary.expectations.liveAtEnd),
+          events: sumRecords(all.map((summary) => summary.expectations.events)),
+        };
+        break;
+      case "topTalkers":
+      case "topTalkersUndercountAtMost":
+        // Recounted from the merged flows in their order, as the single run counts them.
+        merged[key] = talkers.topTalkers()[key];
+        break;
+      case SHARD_MERGE_FIELD:
+        break;
+      default:
+        // capture, settings, options: alike in every shard (readShards compared them).
+        merged[key] = first[key];
+    }
+  }
+  merged.mergedShards = {
+    count: shards.length,
+    note:
+      "merged from the report directories of shards 0 to " +
+      `${shards.length - 1} (report --shard I/${shards.length}); everything else is the single run's`,
+    approximate,
+  };
+  return merged as ReportSummary;
+}
+
+// ------------------------------------------------------------------ files
+
+/** Reads a file line by line (empty lines skipped), naming it and the line in errors. */
+class LineReader {
+  private readonly lines: AsyncIterator<string>;
+  lineNumber = 0;
+
+  constructor(readonly path: string) {
+    this.lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity })[
+      Symbol.asyncIterator
+    ]();
+  }
+
+  async next(): Promise<string | null> {
+    for (;;) {
+      const next = await this.lines.next();
+      if (next.done === true) return null;
+      this.lineNumber++;
+      if (next.value !== "") return next.value;
+    }
+  }
+
+  where(): string {
+    return `${this.path}: line ${this.lineNumber}`;
+  }
+
+  error(what: string): ReportMergeError {
+    return new ReportMergeError(`${this.where()}: ${what}`);
+  }
+}
+
+/** An output written under a temporary name, renamed into place by `publish`. */
+class OutputFile {
+  private readonly stream: Writable;
+  private readonly writer: ChunkedWriter;
+  private readonly temporary: string;
+
+  constructor(readonly path: string) {
+    this.temporary = `${path}.partial-${process.pid}`;
+    this.stream = createWriteStream(this.temporary);
+    this.writer = new ChunkedWriter(this.stream);
+  }
+
+  write(text: string): Promise<void> | void {
+    this.writer.write(text);
+    return this.writer.pending() ?? undefined;
+  }
+
+  async writeAll(text: string): Promise<void> {
+    await this.write(text);
+  }
+
+  async finish(): Promise<void> {
+    await this.writer.finish();
+    await new Promise<void>((resolve, reject) => {
+      this.stream.once("error", reject);
+      this.stream.end(resolve);
+    });
+  }
+
+  async publish(): Promise<void> {
+    await rename(this.temporary, this.path);
+  }
+
+  async abandon(): Promise<void> {
+    this.stream.destroy();
+    await unlink(this.temporary).catch(() => undefined);
+  }
+}
+
+/** A CSV row's cells as written (quotes kept), split at the commas outside quotes. */
+function splitCsvRow(line: string): string[] {
+  const cells: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '"') quoted = !quoted;
+    else if (c === "," && !quoted) {
+      cells.push(line.slice(start, i));
+      start = i + 1;
+    }
+  }
+  cells.push(line.slice(start));
+  return cells;
+}
+
+function unquote(cell: string): string {
+  return cell.startsWith('"') ? cell.slice(1, -1).replace(/""/g, '"') : cell;
+}
