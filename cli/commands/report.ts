@@ -1,6 +1,11 @@
 import type { CommandModule } from "yargs";
 import { expandInputs } from "../../lib/pipeline/inputs.js";
-import { REPORT_FILES, writeReport, type ReportOptions } from "../../lib/pipeline/report.js";
+import {
+  REPORT_FILES,
+  writeReport,
+  type ReportFileName,
+  type ReportOptions,
+} from "../../lib/pipeline/report.js";
 import { writeReportInJobs } from "../../lib/pipeline/report-jobs.js";
 import type { ReportSummary } from "../../lib/report/summary.js";
 import { noteOutputPath, UsageError } from "../errors.js";
@@ -32,6 +37,7 @@ import {
 interface ReportArguments extends SettingsArguments {
   files: string[];
   jobs?: string;
+  only?: string[];
   force: boolean;
   "reorder-window": string;
   output: string;
@@ -101,6 +107,14 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
         describe: "ended connections remembered to explain late replies and name the nearest connection",
       })
       .option("community-id-seed", { type: "number", default: 0, describe: "Community ID seed (0-65535)" })
+      .option("only", {
+        type: "string",
+        array: true,
+        nargs: 1,
+        describe:
+          `write only these files (repeatable or comma-separated: ${REPORT_FILES.join(", ")}); ` +
+          "work no wanted file needs is skipped (--only flows.csv: flows alone, fastest)",
+      })
       .option("summary", {
         type: "boolean",
         default: false,
@@ -115,7 +129,7 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
   handler: async (args) => {
     if (args.output === "-")
       throw new UsageError("--output: report writes a directory of files, not standard output");
-    refuseExistingReport(args.output, REPORT_FILES);
+    refuseExistingReport(args.output, onlyFromArguments(args.only) ?? REPORT_FILES);
     noteOutputPath(args.output);
     const files = await expandInputs(args.files);
     const settings = await settingsFromArguments(args, warnOnStderr);
@@ -124,6 +138,7 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff)
       throw new UsageError(`--community-id-seed: "${seed}" is not 0-65535`);
     const jobs = jobsFromArguments(args);
+    const only = onlyFromArguments(args.only);
     const options: Omit<ReportOptions, "onOpened"> = {
       outputDir: args.output,
       settings,
@@ -148,6 +163,7 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
         reorderWindow: args["reorder-window"],
         until: args.until ?? null,
       },
+      ...(only === undefined ? {} : { only }),
     };
     if (jobs > 1) {
       // The workers report no reading progress; the merge is quick next to them.
@@ -165,6 +181,16 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
     if (args.summary) process.stderr.write(formatReplaySummary(result.replay));
   },
 };
+
+/** The files `--only` names, checked (undefined: all). */
+function onlyFromArguments(only: string[] | undefined): ReportFileName[] | undefined {
+  if (only === undefined) return undefined;
+  const names = only.flatMap((text) => text.split(",")).map((name) => name.trim());
+  for (const name of names)
+    if (!(REPORT_FILES as readonly string[]).includes(name))
+      throw new UsageError(`--only: "${name}" is not a report file (${REPORT_FILES.join(", ")})`);
+  return [...new Set(names)] as ReportFileName[];
+}
 
 /** `--summary` of a `--jobs` report: the merged summary.json's accounting. */
 function formatSummaryAccounting(summary: ReportSummary): string {

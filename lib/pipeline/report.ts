@@ -39,6 +39,7 @@ export const REPORT_FILES = [
   "summary.json",
   "index.html",
 ] as const;
+export type ReportFileName = (typeof REPORT_FILES)[number];
 
 /** summary.json's field, in a shard's report only, holding what `merge` needs beyond the other files. */
 export const SHARD_MERGE_FIELD = "shardMergeData";
@@ -83,6 +84,11 @@ export interface ReportOptions extends Omit<
   describeOptions?: Record<string, unknown>;
   /** Generator line for index.html (default "pcap-conntrack report"). */
   generator?: string;
+  /**
+   * The files to write (default all of REPORT_FILES). What no wanted file needs is not done at all:
+   * flows.csv alone skips the events, orphans, NAT mappings, JSON records, summary and page.
+   */
+  only?: readonly ReportFileName[];
 }
 
 export interface ReportResult {
@@ -121,7 +127,9 @@ class ReportFile {
 export async function writeReport(files: readonly string[], options: ReportOptions): Promise<ReportResult> {
   const dir = options.outputDir;
   await mkdir(dir, { recursive: true });
-  const open = (name: string): ReportFile => new ReportFile(join(dir, name));
+  const only = new Set<ReportFileName>(options.only ?? REPORT_FILES);
+  const open = (name: ReportFileName): ReportFile | null =>
+    only.has(name) ? new ReportFile(join(dir, name)) : null;
   const flowsCsv = open("flows.csv");
   const flowsJson = open("flows.ndjson");
   const eventsCsv = open("events.csv");
@@ -129,7 +137,14 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const natCsv = open("nat.csv");
   const expectCsv = open("expectations.csv");
   const natJson = open("nat.ndjson");
-  const streamed = [flowsCsv, flowsJson, eventsCsv, orphansCsv, natCsv, expectCsv, natJson];
+  const streamed = [flowsCsv, flowsJson, eventsCsv, orphansCsv, natCsv, expectCsv, natJson].filter(
+    (file): file is ReportFile => file !== null,
+  );
+  const wantSummary = only.has("summary.json") || only.has("index.html");
+  const wantPage = only.has("index.html");
+  const wantNat = natCsv !== null || natJson !== null || wantPage;
+  const wantOrphans = orphansCsv !== null || wantSummary;
+  const wantFlows = flowsCsv !== null || flowsJson !== null || wantNat || wantSummary;
 
   const htmlMaxFlows = options.htmlMaxFlows ?? 2000;
   const htmlMaxOrphans = options.htmlMaxOrphans ?? 1000;
@@ -142,27 +157,27 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const pageNat: NatMappingRecord[] = [];
   const natMappings = new NatMappingTracker({
     onMapping: (record) => {
-      natCsv.writer.write(natMappingCsvRow(record));
-      natJson.writer.write(`${JSON.stringify(record)}\n`);
-      if (pageNat.length < htmlMaxFlows) pageNat.push(record);
+      natCsv?.writer.write(natMappingCsvRow(record));
+      natJson?.writer.write(`${JSON.stringify(record)}\n`);
+      if (wantPage && pageNat.length < htmlMaxFlows) pageNat.push(record);
     },
   });
   const flows = new FlowTracker({
     maxHistory: options.maxHistory,
     communityIdSeed: options.communityIdSeed,
     onFlow: (record) => {
-      flowsCsv.writer.write(flowCsvRow(record));
-      flowsJson.writer.write(`${JSON.stringify(record)}\n`);
-      natMappings.onFlow(record);
-      summary.addFlow(record);
-      if (pageFlows.length < htmlMaxFlows) pageFlows.push(record);
+      flowsCsv?.writer.write(flowCsvRow(record));
+      flowsJson?.writer.write(`${JSON.stringify(record)}\n`);
+      if (wantNat) natMappings.onFlow(record);
+      if (wantSummary) summary.addFlow(record);
+      if (wantPage && pageFlows.length < htmlMaxFlows) pageFlows.push(record);
     },
   });
   const orphans = new OrphanTracker({
     memory: options.orphanMemory,
     onOrphan: (record) => {
-      orphansCsv.writer.write(orphanCsvRow(record));
-      if (pageOrphans.length < htmlMaxOrphans) pageOrphans.push(record);
+      orphansCsv?.writer.write(orphanCsvRow(record));
+      if (wantPage && pageOrphans.length < htmlMaxOrphans) pageOrphans.push(record);
     },
   });
 
@@ -180,6 +195,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
     topTalkers: _topTalkers,
     describeOptions: _describeOptions,
     generator: _generator,
+    only: _only,
     ...replayOptions
   } = options;
   const requestedSettings = { ...(options.settings ?? {}) } as Record<string, number>;
@@ -190,27 +206,33 @@ export async function writeReport(files: readonly string[], options: ReportOptio
 
   let replay: ReplayResult;
   try {
-    flowsCsv.writer.write(csvRow(FLOW_CSV_COLUMNS));
-    eventsCsv.writer.write(eventFormat.header());
-    orphansCsv.writer.write(csvRow(ORPHAN_CSV_COLUMNS));
-    natCsv.writer.write(csvRow(NAT_CSV_COLUMNS));
-    expectCsv.writer.write(expectFormat.header());
+    flowsCsv?.writer.write(csvRow(FLOW_CSV_COLUMNS));
+    eventsCsv?.writer.write(eventFormat.header());
+    orphansCsv?.writer.write(csvRow(ORPHAN_CSV_COLUMNS));
+    natCsv?.writer.write(csvRow(NAT_CSV_COLUMNS));
+    expectCsv?.writer.write(expectFormat.header());
+    const eventsFile = eventsWanted ? eventsCsv : null;
     replay = await replayCaptures(files, {
       ...replayOptions,
       settings,
       onInputs: (names) => orphans.setInputNames(names),
       onEvent: (event) => {
-        if (eventsWanted) eventsCsv.writer.write(eventFormat.format(event));
-        orphans.onEvent(event);
-        flows.onEvent(event);
-        if (event.type === "NEW") natMappings.onNew(event.connection);
+        eventsFile?.writer.write(eventFormat.format(event));
+        if (wantOrphans) orphans.onEvent(event);
+        if (wantFlows) flows.onEvent(event);
+        if (wantNat && event.type === "NEW") natMappings.onNew(event.connection);
       },
-      onExpectEvent: (event) => expectCsv.writer.write(expectFormat.format(event)),
-      onPacket: (record, _packetClass, packet, verdict, reason, connection) => {
-        if (verdict < 0) return;
-        const flow = flows.onPacket(packet, verdict, connection);
-        orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, flow);
-      },
+      onExpectEvent:
+        expectCsv === null ? undefined : (event) => expectCsv.writer.write(expectFormat.format(event)),
+      onPacket:
+        !wantFlows && !wantOrphans
+          ? undefined
+          : (record, _packetClass, packet, verdict, reason, connection) => {
+              if (verdict < 0) return;
+              const flow = wantFlows ? flows.onPacket(packet, verdict, connection) : null;
+              if (wantOrphans)
+                orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, flow);
+            },
       backpressure: () => {
         for (const file of streamed) {
           const wait = file.writer.pending();
@@ -219,7 +241,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
         return null;
       },
     });
-    flows.finish(replay.engine);
+    if (wantFlows) flows.finish(replay.engine);
     for (const file of streamed) await file.finish();
   } catch (error) {
     await Promise.all(streamed.map((file) => file.abandon()));
@@ -256,23 +278,25 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const htmlPath = join(dir, "index.html");
   const written: string[] = [];
   try {
-    await writeTemporary(summaryPath, `${JSON.stringify(reportSummary, null, 2)}\n`, written);
-    await writeTemporary(
-      htmlPath,
-      renderHtmlReport({
-        title,
-        summary: reportSummary,
-        flows: pageFlows,
-        totalFlows: flows.emitted,
-        orphans: pageOrphans,
-        totalOrphans: orphans.count,
-        natMappings: pageNat,
-        totalNatMappings: natMappings.emitted,
-        timelineRows,
-        generator,
-      }),
-      written,
-    );
+    if (only.has("summary.json"))
+      await writeTemporary(summaryPath, `${JSON.stringify(reportSummary, null, 2)}\n`, written);
+    if (wantPage)
+      await writeTemporary(
+        htmlPath,
+        renderHtmlReport({
+          title,
+          summary: reportSummary,
+          flows: pageFlows,
+          totalFlows: flows.emitted,
+          orphans: pageOrphans,
+          totalOrphans: orphans.count,
+          natMappings: pageNat,
+          totalNatMappings: natMappings.emitted,
+          timelineRows,
+          generator,
+        }),
+        written,
+      );
   } catch (error) {
     await Promise.all([
       ...streamed.map((file) => unlink(file.temporary).catch(() => undefined)),
@@ -283,13 +307,13 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   // Every file is complete before any is renamed, so a full disk or a crash while writing leaves the
   // previous report as it was. The page goes last: a report with its index.html is whole.
   for (const file of streamed) await file.publish();
-  await rename(`${summaryPath}${temporarySuffix()}`, summaryPath);
-  await rename(`${htmlPath}${temporarySuffix()}`, htmlPath);
-  return {
-    replay,
-    summary: reportSummary,
-    files: [...streamed.map((file) => file.path), summaryPath, htmlPath],
-  };
+  const finished = streamed.map((file) => file.path);
+  for (const path of [summaryPath, htmlPath]) {
+    if (!written.includes(`${path}${temporarySuffix()}`)) continue;
+    await rename(`${path}${temporarySuffix()}`, path);
+    finished.push(path);
+  }
+  return { replay, summary: reportSummary, files: finished };
 }
 
 function temporarySuffix(): string {
