@@ -36,6 +36,14 @@ const SYNTH_SCRIPT = join(HERE, "synth.js");
 const CLI_SCRIPT = join(ROOT, "dist", "cli", "main.js");
 /** The issue's budget for the conntrack engine alone, packets per second on one core. */
 const ENGINE_BUDGET = 3_000_000;
+/** `report --only flows.csv`, packets per second on one core. */
+const REPORT_FLOWS_BUDGET = 4_000_000;
+/** `events --jobs 2` over `events`. */
+const JOBS2_BUDGET = 1.7;
+/** Peak memory per live connection above a fixed base, bytes. */
+const PER_CONNECTION_BUDGET = 400;
+/** Where the report modes write (replaced every run, removed at the end). */
+const REPORT_DIR = join(tmpdir(), `pcap-conntrack-bench-report-${process.pid}`);
 const TIME_COMMAND = "/usr/bin/time";
 const MODE_TIMEOUT_MS = 180_000;
 
@@ -46,6 +54,7 @@ interface BenchSettings {
   repeat: number;
   modes: string[];
   flatness: boolean;
+  memory: boolean;
 }
 
 /** What a timed run of one mode reports. */
@@ -78,6 +87,38 @@ const MODES: ModeSpec[] = [
     name: "events",
     byDefault: true,
     command: (file) => [process.execPath, [CLI_SCRIPT, "events", file, "-o", "/dev/null", "--drain"]],
+  },
+  {
+    name: "events-jobs2",
+    byDefault: true,
+    command: (file) => [
+      process.execPath,
+      [CLI_SCRIPT, "events", file, "-o", "/dev/null", "--drain", "--jobs", "2"],
+    ],
+  },
+  {
+    name: "report",
+    byDefault: true,
+    command: (file) => [
+      process.execPath,
+      [CLI_SCRIPT, "report", file, "--drain", "--force", "-o", REPORT_DIR],
+    ],
+  },
+  {
+    name: "report-flows",
+    byDefault: true,
+    command: (file) => [
+      process.execPath,
+      [CLI_SCRIPT, "report", file, "--drain", "--force", "--only", "flows.csv", "-o", REPORT_DIR],
+    ],
+  },
+  {
+    name: "report-jobs2",
+    byDefault: false,
+    command: (file) => [
+      process.execPath,
+      [CLI_SCRIPT, "report", file, "--drain", "--force", "--jobs", "2", "-o", REPORT_DIR],
+    ],
   },
   { name: "tcpdump", byDefault: true, command: (file) => ["tcpdump", ["-r", file, "-w", "/dev/null"]] },
   { name: "argus", byDefault: true, command: (file) => ["argus", ["-r", file, "-w", "/dev/null"]] },
@@ -137,6 +178,7 @@ function parseSettings(argv: string[]): BenchSettings {
     repeat: 3,
     modes: MODES.filter((mode) => mode.byDefault).map((mode) => mode.name),
     flatness: true,
+    memory: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i];
@@ -152,6 +194,7 @@ function parseSettings(argv: string[]): BenchSettings {
     else if (name === "--seed") settings.seed = whole();
     else if (name === "--repeat") settings.repeat = whole();
     else if (name === "--no-flatness") settings.flatness = false;
+    else if (name === "--no-memory") settings.memory = false;
     else if (name === "--modes") {
       settings.modes = (value ?? "").split(",").filter(Boolean);
       for (const mode of settings.modes)
@@ -178,7 +221,8 @@ function generatorFingerprint(): string {
 
 async function ensureCapture(options: SynthOptions): Promise<CaptureFile> {
   mkdirSync(OUT_DIR, { recursive: true });
-  const stem = `synth-${options.packets}p-${options.conversations}c-seed${options.seed}`;
+  const live = options.live === undefined ? "" : `-${options.live}live`;
+  const stem = `synth-${options.packets}p-${options.conversations}c-seed${options.seed}${live}`;
   const path = join(OUT_DIR, `${stem}.pcap`);
   const sidecar = join(OUT_DIR, `${stem}.json`);
   const wanted = { options, generator: generatorFingerprint() };
@@ -443,6 +487,46 @@ async function main(): Promise<number> {
       };
     }
 
+    // Memory per live connection: the flows loop on two captures alike but for how many conversations
+    // are open at once; the growth of peak RSS over the growth of the table.
+    let perConnection: {
+      smallLive: number;
+      smallPeakRssMiB: number;
+      largeLive: number;
+      largePeakRssMiB: number;
+      bytesPerConnection: number;
+    } | null = null;
+    if (settings.memory) {
+      const flowsMode = MODES.find((m) => m.name === "flows")!;
+      const peaks: { live: number; rss: number }[] = [];
+      // Conntrack keeps entries well past a conversation's end (TIME_WAIT, UDP timeouts), so the table
+      // size follows the number of conversations in the capture's span: vary that, keep the packets.
+      for (const conversations of [2_000, 80_000]) {
+        const memoryCapture = await ensureCapture({ packets: 400_000, conversations, seed: settings.seed });
+        process.stderr.write(`bench: flows over ${conversations} conversations (memory per connection) …\n`);
+        const result = await measureMode(flowsMode, memoryCapture, 1, scratch);
+        const maxLive = (result.details as { maxLive?: number } | undefined)?.maxLive;
+        if (result.error || result.peakRssMiB === null || maxLive === undefined) {
+          crashed ||= result.error !== undefined;
+          break;
+        }
+        peaks.push({ live: maxLive, rss: result.peakRssMiB });
+      }
+      if (peaks.length === 2 && peaks[1].live > peaks[0].live)
+        perConnection = {
+          smallLive: peaks[0].live,
+          smallPeakRssMiB: peaks[0].rss,
+          largeLive: peaks[1].live,
+          largePeakRssMiB: peaks[1].rss,
+          bytesPerConnection: ((peaks[1].rss - peaks[0].rss) * 2 ** 20) / (peaks[1].live - peaks[0].live),
+        };
+    }
+    const eventsReport = reports.find((r) => r.mode === "events" && !r.error);
+    const jobsReport = reports.find((r) => r.mode === "events-jobs2" && !r.error);
+    const jobsRatio =
+      eventsReport && jobsReport ? jobsReport.packetsPerSecond / eventsReport.packetsPerSecond : null;
+    const reportFlows = reports.find((r) => r.mode === "report-flows" && !r.error);
+
     const decodeVsTcpdump = decodeReport?.ratioToTcpdump ?? null;
     const budgetMet = decodeVsTcpdump !== null && decodeVsTcpdump >= 1;
     const totalSeconds = Number(process.hrtime.bigint() - benchStarted) / 1e9;
@@ -489,6 +573,28 @@ async function main(): Promise<number> {
           ? "not measured"
           : `${engineRate >= ENGINE_BUDGET ? "met" : "not met"} (${(engineRate / 1e6).toFixed(2)} M packets/s)`),
     );
+    console.log(
+      `BUDGET report --only flows.csv >= ${(REPORT_FLOWS_BUDGET / 1e6).toFixed(0)} M packets/s: ` +
+        (reportFlows === undefined
+          ? "not measured"
+          : `${reportFlows.packetsPerSecond >= REPORT_FLOWS_BUDGET ? "met" : "not met"} ` +
+            `(${(reportFlows.packetsPerSecond / 1e6).toFixed(2)} M packets/s)`),
+    );
+    console.log(
+      `BUDGET events --jobs 2 >= x${JOBS2_BUDGET} events: ` +
+        (jobsRatio === null
+          ? "not measured"
+          : `${jobsRatio >= JOBS2_BUDGET ? "met" : "not met"} (x${jobsRatio.toFixed(2)} on ${cpus().length} CPUs)`),
+    );
+    console.log(
+      `BUDGET peak memory <= ${PER_CONNECTION_BUDGET} B per live connection: ` +
+        (perConnection === null
+          ? "not measured"
+          : `${perConnection.bytesPerConnection <= PER_CONNECTION_BUDGET ? "met" : "not met"} ` +
+            `(${Math.round(perConnection.bytesPerConnection)} B: ${perConnection.smallLive.toLocaleString("en-US")} live → ` +
+            `${perConnection.smallPeakRssMiB.toFixed(1)} MiB, ${perConnection.largeLive.toLocaleString("en-US")} live → ` +
+            `${perConnection.largePeakRssMiB.toFixed(1)} MiB)`),
+    );
     console.log(`bench took ${totalSeconds.toFixed(1)} s`);
 
     const json = {
@@ -506,12 +612,28 @@ async function main(): Promise<number> {
         target: ENGINE_BUDGET,
         met: engineRate !== null && engineRate >= ENGINE_BUDGET,
       },
+      reportFlowsBudget: {
+        packetsPerSecond: reportFlows?.packetsPerSecond ?? null,
+        target: REPORT_FLOWS_BUDGET,
+        met: reportFlows !== undefined && reportFlows.packetsPerSecond >= REPORT_FLOWS_BUDGET,
+      },
+      jobsBudget: {
+        ratio: jobsRatio,
+        target: JOBS2_BUDGET,
+        met: jobsRatio !== null && jobsRatio >= JOBS2_BUDGET,
+      },
+      memoryBudget: {
+        ...perConnection,
+        target: PER_CONNECTION_BUDGET,
+        met: perConnection !== null && perConnection.bytesPerConnection <= PER_CONNECTION_BUDGET,
+      },
       loadAverageAtStart: loadAtStart,
       totalSeconds,
     };
     writeFileSync(join(OUT_DIR, "bench.json"), JSON.stringify(json, null, 2) + "\n");
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+    rmSync(REPORT_DIR, { recursive: true, force: true });
   }
   return crashed ? 1 : 0;
 }
