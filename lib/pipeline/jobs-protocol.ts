@@ -69,13 +69,21 @@ export interface JobsWorkerData {
   format: JobsEventFormat;
 }
 
+/**
+ * Rounds use a few slots in turn (rounds in flight + 1): a slot's shared buffers (the record list the
+ * main thread writes, the events a worker writes) are reused once the main thread has merged the round
+ * that last used them, so nothing is allocated, copied or transferred per round but the small messages.
+ */
 export interface RoundMessage {
   type: "round";
   round: number;
+  slot: number;
   count: number;
-  meta: Float64Array;
-  /** The round's record bytes, shared by all workers (read only). */
-  arena: SharedArrayBuffer;
+  /** The slot's record list (RECORD_META_FIELDS doubles per record), sent when the slot is new to the worker. */
+  meta: SharedArrayBuffer | null;
+  /** The round's record bytes (shared by all workers, read only): by id, the buffer itself the first time. */
+  arenaId: number;
+  arena: SharedArrayBuffer | null;
   /** The clock after the round's last record: every worker runs to it before answering. */
   endSec: number;
   endNsec: number;
@@ -83,8 +91,6 @@ export interface RoundMessage {
   epochSec: number;
   /** Final ids for this worker's provisional ones: pairs (provisional, final). */
   ids: Float64Array | null;
-  /** Event buffers of earlier rounds, merged and handed back for reuse. */
-  spare: SpareBuffers;
 }
 
 export interface FinishMessage {
@@ -97,18 +103,20 @@ export interface FinishMessage {
   ids: Float64Array | null;
 }
 
-/** Buffers of each stream (connection events, expectation events) handed back to their worker. */
-export interface SpareBuffers {
-  events: { bytes: ArrayBuffer[]; keys: ArrayBuffer[] };
-  expectations: { bytes: ArrayBuffer[]; keys: ArrayBuffer[] };
-}
-
 export type ToWorker = RoundMessage | FinishMessage;
 
-/** Events of one stream (connections or expectations) a worker produced in one round. */
+/** Where one stream's events of a round are: in the slot's buffers, new ones named when they changed. */
+export interface EventBatchInfo {
+  used: number;
+  count: number;
+  /** The slot's buffers when the worker made (or grew) them this round, else null (as before). */
+  bytes: SharedArrayBuffer | null;
+  keys: SharedArrayBuffer | null;
+}
+
+/** A stream's events of a round as the main thread merges them. */
 export interface EventBatch {
-  /** The events' bytes are `bytes[0, used)`. */
-  bytes: Uint8Array;
+  bytes: Buffer;
   used: number;
   /** EVENT_KEY_FIELDS doubles per event. */
   keys: Float64Array;
@@ -118,21 +126,20 @@ export interface EventBatch {
 export interface RoundResult {
   type: "round";
   round: number;
-  /** The round's record list, handed back for reuse. */
-  meta: Float64Array;
-  events: EventBatch;
-  expectations: EventBatch;
+  slot: number;
+  events: EventBatchInfo;
+  expectations: EventBatchInfo;
   /** Indexes of the records that confirmed a connection, ascending. */
   confirmations: Float64Array;
-  confirmationCount: number;
   /** Records that did not decode as they had in the main thread (never expected; counted, not hidden). */
   mismatches: number;
 }
 
 export interface FinishResult {
   type: "finish";
-  events: EventBatch;
-  expectations: EventBatch;
+  /** The events of the finish (drain, until), in slot FINISH_SLOT's buffers. */
+  events: EventBatchInfo;
+  expectations: EventBatchInfo;
   stats: unknown;
   liveConnections: number;
   liveExpectations: number;
@@ -141,3 +148,6 @@ export interface FinishResult {
 }
 
 export type FromWorker = RoundResult | FinishResult | { type: "error"; message: string; stack?: string };
+
+/** The output slot the finish writes into (past every round slot). */
+export const FINISH_SLOT = 1024;

@@ -17,10 +17,11 @@ import {
   EVENT_KEY_FIELDS,
   EXPECTATION_TIMER_TIEBREAK,
   EventGroup,
+  FINISH_SLOT,
   PROVISIONAL_ID_BASE,
   RECORD_META_FIELDS,
   RecordMeta,
-  type EventBatch,
+  type EventBatchInfo,
   type FinishMessage,
   type FromWorker,
   type JobsWorkerData,
@@ -28,29 +29,62 @@ import {
   type ToWorker,
 } from "./jobs-protocol.js";
 
-/** Formatted events of one stream, with their merge keys, grown as needed and handed over per round. */
-class EventCollector {
-  private bytes = new Uint8Array(256 * 1024);
-  private used = 0;
-  private keys = new Float64Array(4096 * EVENT_KEY_FIELDS);
-  private count = 0;
-  /** Buffers the main thread handed back (fresh ones would churn external memory and the GC). */
-  readonly spareBytes: ArrayBuffer[] = [];
-  readonly spareKeys: ArrayBuffer[] = [];
+/** One slot's buffers of one stream. */
+interface SlotBuffers {
+  bytes: Buffer;
+  keys: Float64Array<ArrayBufferLike>;
+}
 
-  /** Room for `bytes` more bytes and one more key. */
-  reserve(bytes: number): Uint8Array {
+const INITIAL_EVENT_BYTES = 1 << 20;
+const INITIAL_EVENT_KEYS = 8192;
+
+/**
+ * Formatted events of one stream with their merge keys, written into the shared buffers of the round's
+ * slot (grown when a round needs more, and then named to the main thread).
+ */
+class EventCollector {
+  private readonly slots = new Map<number, SlotBuffers>();
+  private bytes: Buffer = Buffer.alloc(0);
+  private keys: Float64Array<ArrayBufferLike> = new Float64Array(0);
+  private used = 0;
+  private count = 0;
+  private changed = false;
+  private slot = 0;
+
+  begin(slot: number): void {
+    let buffers = this.slots.get(slot);
+    this.changed = buffers === undefined;
+    if (buffers === undefined) {
+      buffers = {
+        bytes: Buffer.from(new SharedArrayBuffer(INITIAL_EVENT_BYTES)),
+        keys: new Float64Array(new SharedArrayBuffer(INITIAL_EVENT_KEYS * EVENT_KEY_FIELDS * 8)),
+      };
+      this.slots.set(slot, buffers);
+    }
+    this.slot = slot;
+    this.bytes = buffers.bytes;
+    this.keys = buffers.keys;
+    this.used = 0;
+    this.count = 0;
+  }
+
+  /** Room for `bytes` more bytes and one more key; the buffer to write into. */
+  reserve(bytes: number): Buffer {
     if (this.used + bytes > this.bytes.length) {
       let size = this.bytes.length * 2;
       while (this.used + bytes > size) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.bytes.subarray(0, this.used));
+      const grown = Buffer.from(new SharedArrayBuffer(size));
+      this.bytes.copy(grown, 0, 0, this.used);
       this.bytes = grown;
+      this.slots.get(this.slot)!.bytes = grown;
+      this.changed = true;
     }
     if ((this.count + 1) * EVENT_KEY_FIELDS > this.keys.length) {
-      const grown = new Float64Array(this.keys.length * 2);
+      const grown = new Float64Array(new SharedArrayBuffer(this.keys.length * 2 * 8));
       grown.set(this.keys);
       this.keys = grown;
+      this.slots.get(this.slot)!.keys = grown;
+      this.changed = true;
     }
     return this.bytes;
   }
@@ -73,20 +107,18 @@ class EventCollector {
 
   pushText(text: string, tsSec: number, tsNsec: number, group: number, tiebreak: number): void {
     const bytes = this.reserve(text.length * 3);
-    const written = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).write(text, this.used, "utf8");
+    const written = bytes.write(text, this.used, "utf8");
     this.push(tsSec, tsNsec, group, tiebreak, this.used + written);
   }
 
-  /** The round's events; the collector goes on in other buffers (these go to the main thread). */
-  take(): EventBatch {
-    const batch: EventBatch = { bytes: this.bytes, used: this.used, keys: this.keys, count: this.count };
-    const bytes = this.spareBytes.pop();
-    const keys = this.spareKeys.pop();
-    this.bytes = bytes !== undefined ? new Uint8Array(bytes) : new Uint8Array(256 * 1024);
-    this.keys = keys !== undefined ? new Float64Array(keys) : new Float64Array(4096 * EVENT_KEY_FIELDS);
-    this.used = 0;
-    this.count = 0;
-    return batch;
+  /** Where the round's events are, for the main thread. */
+  finish(): EventBatchInfo {
+    return {
+      used: this.used,
+      count: this.count,
+      bytes: this.changed ? (this.bytes.buffer as unknown as SharedArrayBuffer) : null,
+      keys: this.changed ? (this.keys.buffer as SharedArrayBuffer) : null,
+    };
   }
 }
 
@@ -150,15 +182,20 @@ function run(data: JobsWorkerData): void {
     }
   };
 
+  /** The clock the engine has been run to (a packet later than it may still be processed earlier). */
+  let ranSec = -1;
+  let ranNsec = 0;
+  const metaSlots = new Map<number, Float64Array>();
+  const arenas = new Map<number, Buffer>();
   const round = (message: RoundMessage): void => {
     applyIds(message.ids);
-    events.spareBytes.push(...message.spare.events.bytes);
-    events.spareKeys.push(...message.spare.events.keys);
-    expectations.spareBytes.push(...message.spare.expectations.bytes);
-    expectations.spareKeys.push(...message.spare.expectations.keys);
     startClock(message.epochSec);
-    const meta = message.meta;
-    record.data = Buffer.from(message.arena);
+    if (message.meta !== null) metaSlots.set(message.slot, new Float64Array(message.meta));
+    if (message.arena !== null) arenas.set(message.arenaId, Buffer.from(message.arena));
+    const meta = metaSlots.get(message.slot)!;
+    record.data = arenas.get(message.arenaId)!;
+    events.begin(message.slot);
+    expectations.begin(message.slot);
     let confirmationCount = 0;
     let mismatches = 0;
     for (let i = 0; i < message.count; i++) {
@@ -177,10 +214,18 @@ function run(data: JobsWorkerData): void {
       record.fileOffset = meta[at + RecordMeta.FileOffset];
       // Timers first, as a single engine fires them on this packet's arrival: everything due by the
       // clock before it (other shards' packets moved it), then by its own time.
-      group = EventGroup.Timer;
-      const clockSec = meta[at + RecordMeta.ClockSec];
-      if (clockSec >= 0) engine.advanceTo(clockSec, meta[at + RecordMeta.ClockNsec]);
-      engine.advanceTo(record.tsSec, record.tsNsec);
+      let dueSec = meta[at + RecordMeta.ClockSec];
+      let dueNsec = meta[at + RecordMeta.ClockNsec];
+      if (record.tsSec > dueSec || (record.tsSec === dueSec && record.tsNsec > dueNsec)) {
+        dueSec = record.tsSec;
+        dueNsec = record.tsNsec;
+      }
+      if (dueSec > ranSec || (dueSec === ranSec && dueNsec > ranNsec)) {
+        group = EventGroup.Timer;
+        engine.advanceTo(dueSec, dueNsec);
+        ranSec = dueSec;
+        ranNsec = dueNsec;
+      }
       group = EventGroup.Packet;
       if (decoder.decode(record) !== PacketClass.Decoded) {
         mismatches++;
@@ -200,37 +245,35 @@ function run(data: JobsWorkerData): void {
       }
     }
     group = EventGroup.Timer;
-    engine.advanceTo(message.endSec, message.endNsec);
+    if (message.endSec > ranSec || (message.endSec === ranSec && message.endNsec > ranNsec)) {
+      engine.advanceTo(message.endSec, message.endNsec);
+      ranSec = message.endSec;
+      ranNsec = message.endNsec;
+    }
     const result: FromWorker = {
       type: "round",
       round: message.round,
-      meta: message.meta,
-      events: events.take(),
-      expectations: expectations.take(),
+      slot: message.slot,
+      events: events.finish(),
+      expectations: expectations.finish(),
       confirmations: confirmations.slice(0, confirmationCount),
-      confirmationCount,
       mismatches,
     };
-    const transfer = [
-      message.meta.buffer,
-      result.events.bytes.buffer,
-      result.events.keys.buffer,
-      result.expectations.bytes.buffer,
-      result.expectations.keys.buffer,
-    ] as ArrayBuffer[];
-    port.postMessage(result, transfer);
+    port.postMessage(result);
   };
 
   const finish = (message: FinishMessage): void => {
     applyIds(message.ids);
     startClock(message.epochSec);
     group = EventGroup.Timer;
+    events.begin(FINISH_SLOT);
+    expectations.begin(FINISH_SLOT);
     if (message.advanceSec !== null) engine.advanceTo(message.advanceSec, message.advanceNsec);
     if (message.drain) engine.drain();
     const result: FromWorker = {
       type: "finish",
-      events: events.take(),
-      expectations: expectations.take(),
+      events: events.finish(),
+      expectations: expectations.finish(),
       stats: engine.stats,
       liveConnections: engine.liveConnections,
       liveExpectations: engine.liveExpectations,

@@ -28,6 +28,7 @@ import {
   EXPECTATION_TIMER_TIEBREAK,
   EventGroup,
   EventKey,
+  FINISH_SLOT,
   PROVISIONAL_ID_BASE,
   RECORD_META_FIELDS,
   RecordMeta,
@@ -36,8 +37,8 @@ import {
   type FromWorker,
   type JobsEventFormat,
   type JobsWorkerData,
+  type EventBatchInfo,
   type RoundResult,
-  type SpareBuffers,
   type ToWorker,
 } from "./jobs-protocol.js";
 
@@ -84,12 +85,18 @@ export interface JobsReplayResult extends Omit<ReplayResult, "engine"> {
   jobs: number;
 }
 
-/** One worker's records of the round being built. */
+/** One worker's records of the round being built, and what it has been sent and has written. */
 interface Outbox {
+  /** The record list of each slot (shared with the worker). */
+  metaSlots: Float64Array[];
+  metaSent: boolean[];
   meta: Float64Array;
   count: number;
-  /** Buffers handed back by the worker, ready for another round. */
-  spare: Float64Array[];
+  /** Arenas the worker holds already (by id). */
+  arenasSent: Set<number>;
+  /** The buffers the worker writes each slot's events into, per stream. */
+  events: Map<number, { bytes: Buffer; keys: Float64Array }>;
+  expectations: Map<number, { bytes: Buffer; keys: Float64Array }>;
 }
 
 /**
@@ -98,6 +105,8 @@ interface Outbox {
  * span when the reader is about to refill or the round goes out: one copy per buffer, not per packet.
  */
 class RoundArena {
+  private static nextId = 0;
+  readonly id = RoundArena.nextId++;
   readonly shared: SharedArrayBuffer;
   private readonly bytes: Buffer;
   private used = 0;
@@ -199,11 +208,22 @@ export async function replayCapturesInJobs(
     });
     return worker;
   });
-  const outboxes: Outbox[] = workers.map(() => ({
-    meta: new Float64Array(roundRecords * RECORD_META_FIELDS),
-    count: 0,
-    spare: [],
-  }));
+  const slotCount = roundsInFlight + 1;
+  const outboxes: Outbox[] = workers.map(() => {
+    const metaSlots = Array.from(
+      { length: slotCount },
+      () => new Float64Array(new SharedArrayBuffer(roundRecords * RECORD_META_FIELDS * 8)),
+    );
+    return {
+      metaSlots,
+      metaSent: metaSlots.map(() => false),
+      meta: metaSlots[0],
+      count: 0,
+      arenasSent: new Set<number>(),
+      events: new Map(),
+      expectations: new Map(),
+    };
+  });
   const arenas: RoundArena[] = [];
   let arena = new RoundArena(ARENA_BYTES);
 
@@ -219,12 +239,16 @@ export async function replayCapturesInJobs(
         fail(error);
         return;
       }
+      const box = outboxes[index];
       if (message.type === "finish") {
+        noteBuffers(box.events, FINISH_SLOT, message.events);
+        noteBuffers(box.expectations, FINISH_SLOT, message.expectations);
         finishResults[index] = message;
         if (--finishWaiting === 0) finishResolve?.();
         return;
       }
-      outboxes[index].spare.push(message.meta);
+      noteBuffers(box.events, message.slot, message.events);
+      noteBuffers(box.expectations, message.slot, message.expectations);
       const round = pending.get(message.round)!;
       round.results[index] = message;
       if (--round.waiting === 0) round.resolve();
@@ -276,29 +300,27 @@ export async function replayCapturesInJobs(
     const done = new Promise<void>((settle) => (resolve = settle));
     arena.flush();
     pending.set(round, { round, arena, results: workers.map(() => null), waiting: jobs, done, resolve });
+    const slot = round % slotCount;
     workers.forEach((worker, index) => {
       const box = outboxes[index];
+      const newArena = !box.arenasSent.has(arena.id);
       const message: ToWorker = {
         type: "round",
         round,
+        slot,
         count: box.count,
-        meta: box.meta,
-        arena: arena.shared,
+        meta: box.metaSent[slot] ? null : (box.meta.buffer as SharedArrayBuffer),
+        arenaId: arena.id,
+        arena: newArena ? arena.shared : null,
         endSec: clockSec,
         endNsec: clockNsec,
         epochSec,
         ids: merger.takeIds(index),
-        spare: merger.takeSpare(index),
       };
-      const { events, expectations } = message.spare;
-      worker.postMessage(message, [
-        box.meta.buffer as ArrayBuffer,
-        ...events.bytes,
-        ...events.keys,
-        ...expectations.bytes,
-        ...expectations.keys,
-      ]);
-      box.meta = box.spare.pop() ?? new Float64Array(roundRecords * RECORD_META_FIELDS);
+      box.metaSent[slot] = true;
+      if (newArena) box.arenasSent.add(arena.id);
+      worker.postMessage(message);
+      box.meta = box.metaSlots[(round + 1) % slotCount];
       box.count = 0;
     });
     arena = arenas.pop() ?? new RoundArena(ARENA_BYTES);
@@ -309,7 +331,15 @@ export async function replayCapturesInJobs(
     const oldest = pending.get(merger.nextRound)!;
     await untilFailure(oldest.done);
     pending.delete(oldest.round);
-    merger.mergeRound(oldest.results as RoundResult[]);
+    merger.mergeRound(
+      oldest.results as RoundResult[],
+      outboxes.map((box, index) =>
+        batchOf(box.events, oldest.results[index]!.slot, oldest.results[index]!.events),
+      ),
+      outboxes.map((box, index) =>
+        batchOf(box.expectations, oldest.results[index]!.slot, oldest.results[index]!.expectations),
+      ),
+    );
     if (oldest.arena.size === ARENA_BYTES) {
       oldest.arena.reset();
       arenas.push(oldest.arena);
@@ -416,7 +446,10 @@ export async function replayCapturesInJobs(
     });
     await untilFailure(finished);
     const results = finishResults as FinishResult[];
-    merger.mergeFinal(results);
+    merger.mergeFinal(
+      outboxes.map((box, index) => batchOf(box.events, FINISH_SLOT, results[index].events)),
+      outboxes.map((box, index) => batchOf(box.expectations, FINISH_SLOT, results[index].expectations)),
+    );
     summary = {
       stats: sumStats(results.map((result) => result.stats as EngineStats)),
       liveConnections: results.reduce((sum, result) => sum + result.liveConnections, 0),
@@ -463,8 +496,6 @@ class RoundMerger {
   nextRound = 0;
   mismatches = 0;
   private nextId = 1;
-  /** Each worker's event buffers, merged and ready to go back to it. */
-  private spare: SpareBuffers[];
   private readonly finalIds = new Map<number, number>();
   /** Provisional ids by the round that gave them, to forget them once no worker can print them. */
   private readonly idsByRound: number[][] = [];
@@ -477,16 +508,10 @@ class RoundMerger {
     private readonly options: JobsReplayOptions,
   ) {
     this.idsToSend = Array.from({ length: jobs }, () => []);
-    this.spare = Array.from({ length: jobs }, () => noSpare());
+
     const format = options.format.format;
     this.patch = format === "text" ? null : new LinePatcher(format, "events");
     this.expectPatch = format === "text" ? null : new LinePatcher(format, "expectations");
-  }
-
-  takeSpare(worker: number): SpareBuffers {
-    const spare = this.spare[worker];
-    this.spare[worker] = noSpare();
-    return spare;
   }
 
   takeIds(worker: number): Float64Array | null {
@@ -496,7 +521,7 @@ class RoundMerger {
     return Float64Array.from(ids);
   }
 
-  mergeRound(results: RoundResult[]): void {
+  mergeRound(results: RoundResult[], events: EventBatch[], expectations: EventBatch[]): void {
     this.nextRound++;
     const given: number[] = [];
     // Confirmations in record order across workers: the single run's id order.
@@ -506,7 +531,7 @@ class RoundMerger {
       let bestRecord = Infinity;
       for (let w = 0; w < results.length; w++) {
         const at = cursors[w];
-        if (at < results[w].confirmationCount && results[w].confirmations[at] < bestRecord) {
+        if (at < results[w].confirmations.length && results[w].confirmations[at] < bestRecord) {
           best = w;
           bestRecord = results[w].confirmations[at];
         }
@@ -526,36 +551,13 @@ class RoundMerger {
     while (this.idsByRound.length > keep)
       for (const old of this.idsByRound.shift()!) this.finalIds.delete(old);
     for (const result of results) this.mismatches += result.mismatches;
-    results.forEach((result, worker) => {
-      const spare = this.spare[worker];
-      spare.events.bytes.push(result.events.bytes.buffer as ArrayBuffer);
-      spare.events.keys.push(result.events.keys.buffer as ArrayBuffer);
-      spare.expectations.bytes.push(result.expectations.bytes.buffer as ArrayBuffer);
-      spare.expectations.keys.push(result.expectations.keys.buffer as ArrayBuffer);
-    });
-    this.mergeStream(
-      results.map((result) => result.events),
-      this.options.writeEvents,
-      this.patch,
-    );
-    this.mergeStream(
-      results.map((result) => result.expectations),
-      this.options.writeExpectations,
-      this.expectPatch,
-    );
+    this.mergeStream(events, this.options.writeEvents, this.patch);
+    this.mergeStream(expectations, this.options.writeExpectations, this.expectPatch);
   }
 
-  mergeFinal(results: FinishResult[]): void {
-    this.mergeStream(
-      results.map((result) => result.events),
-      this.options.writeEvents,
-      this.patch,
-    );
-    this.mergeStream(
-      results.map((result) => result.expectations),
-      this.options.writeExpectations,
-      this.expectPatch,
-    );
+  mergeFinal(events: EventBatch[], expectations: EventBatch[]): void {
+    this.mergeStream(events, this.options.writeEvents, this.patch);
+    this.mergeStream(expectations, this.options.writeExpectations, this.expectPatch);
   }
 
   private readonly toFinalId = (id: number): number => this.finalId(id);
@@ -586,11 +588,12 @@ class RoundMerger {
     if (total === 0 || write === undefined) return;
     const out = Buffer.allocUnsafe(total);
     let used = 0;
-    const views = batches.map((batch) =>
-      Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength),
-    );
     const positions = batches.map(() => 0);
     const starts = batches.map(() => 0);
+    // Consecutive events of one worker are consecutive bytes: copied as one run.
+    let runBatch = -1;
+    let runStart = 0;
+    let runEnd = 0;
     for (;;) {
       let best = -1;
       for (let w = 0; w < batches.length; w++) {
@@ -604,18 +607,45 @@ class RoundMerger {
       const end = batch.keys[at + EventKey.End];
       const start = starts[best];
       starts[best] = end;
-      if (patch === null) {
-        used += views[best].copy(out, used, start, end);
+      if (patch !== null) {
+        used += patch.patch(batch.bytes.subarray(start, end), out, used, this.toFinalId);
         continue;
       }
-      used += patch.patch(batch.bytes.subarray(start, end), out, used, this.toFinalId);
+      if (best === runBatch && start === runEnd) {
+        runEnd = end;
+        continue;
+      }
+      if (runBatch >= 0) used += batches[runBatch].bytes.copy(out, used, runStart, runEnd);
+      runBatch = best;
+      runStart = start;
+      runEnd = end;
     }
+    if (runBatch >= 0) used += batches[runBatch].bytes.copy(out, used, runStart, runEnd);
     write(out.subarray(0, used));
   }
 }
 
-function noSpare(): SpareBuffers {
-  return { events: { bytes: [], keys: [] }, expectations: { bytes: [], keys: [] } };
+/** Takes note of the buffers a worker made or grew for a slot. */
+function noteBuffers(
+  slots: Map<number, { bytes: Buffer; keys: Float64Array }>,
+  slot: number,
+  info: EventBatchInfo,
+): void {
+  const known = slots.get(slot);
+  if (info.bytes === null && info.keys === null && known !== undefined) return;
+  slots.set(slot, {
+    bytes: info.bytes !== null ? Buffer.from(info.bytes) : known!.bytes,
+    keys: info.keys !== null ? new Float64Array(info.keys) : known!.keys,
+  });
+}
+
+function batchOf(
+  slots: Map<number, { bytes: Buffer; keys: Float64Array }>,
+  slot: number,
+  info: EventBatchInfo,
+): EventBatch {
+  const buffers = slots.get(slot)!;
+  return { bytes: buffers.bytes, used: info.used, keys: buffers.keys, count: info.count };
 }
 
 function keyBefore(a: Float64Array, i: number, b: Float64Array, j: number): boolean {
