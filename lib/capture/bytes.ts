@@ -29,6 +29,18 @@ export const MAX_WORKING_BUFFER_BYTES = MAX_RECORD_BYTES + (1 << 16);
  */
 export const READ_AHEAD_HEADROOM_BYTES = 1 << 16;
 
+/**
+ * Where an input's buffers come from when records must stay valid after the reader moved on (a
+ * `--jobs` run hands records to other threads): the input then never writes into a buffer it has read
+ * records from, but takes a fresh one and releases the old, which the pool reuses once nobody reads it.
+ */
+export interface ByteBufferPool {
+  /** A buffer of at least `size` bytes that nothing else writes into until released. */
+  take(size: number): Buffer;
+  /** The input will not touch `buffer` again (records may still point into it). */
+  release(buffer: Buffer): void;
+}
+
 export abstract class ByteInput {
   buffer: Buffer;
   /** Index of the first unconsumed byte. */
@@ -47,8 +59,22 @@ export abstract class ByteInput {
    */
   storedBytesConsumed: () => number = () => this.position;
 
-  constructor(bufferBytes: number) {
-    this.buffer = Buffer.allocUnsafe(Math.max(64, Math.min(bufferBytes, MAX_WORKING_BUFFER_BYTES)));
+  constructor(
+    bufferBytes: number,
+    protected readonly pool: ByteBufferPool | null = null,
+  ) {
+    const size = Math.max(64, Math.min(bufferBytes, MAX_WORKING_BUFFER_BYTES));
+    this.buffer = pool !== null ? pool.take(size) : Buffer.allocUnsafe(size);
+  }
+
+  /** After close: the pool may reuse the working buffer once its records are done with. */
+  protected releaseBuffers(): void {
+    this.pool?.release(this.buffer);
+  }
+
+  /** A new buffer: from the pool when there is one. */
+  protected newBuffer(size: number): Buffer {
+    return this.pool !== null ? this.pool.take(size) : Buffer.allocUnsafe(size);
   }
 
   /** Bytes buffered but not yet consumed. */
@@ -87,7 +113,13 @@ export abstract class ByteInput {
     if (wanted > this.buffer.length) this.grow(wanted);
     if (this.start > 0) {
       const kept = this.end - this.start;
-      if (kept > 0) this.buffer.copyWithin(0, this.start, this.end);
+      if (this.pool !== null) {
+        // Records read from this buffer may still be in use: the tail moves to a fresh one.
+        const fresh = this.pool.take(this.buffer.length);
+        if (kept > 0) this.buffer.copy(fresh, 0, this.start, this.end);
+        this.pool.release(this.buffer);
+        this.buffer = fresh;
+      } else if (kept > 0) this.buffer.copyWithin(0, this.start, this.end);
       this.bufferInputOffset += this.start;
       this.start = 0;
       this.end = kept;
@@ -99,8 +131,9 @@ export abstract class ByteInput {
     while (size < wanted) size *= 2;
     size = Math.min(size, MAX_WORKING_BUFFER_BYTES);
     if (size < wanted) throw new RangeError(`record of ${wanted} bytes exceeds the reader's limit`);
-    const grown = Buffer.allocUnsafe(size);
+    const grown = this.newBuffer(size);
     this.buffer.copy(grown, 0, this.start, this.end);
+    this.pool?.release(this.buffer);
     this.end -= this.start;
     this.bufferInputOffset += this.start;
     this.start = 0;
@@ -143,8 +176,9 @@ export class FileByteInput extends ByteInput {
   constructor(
     private readonly handle: FileHandle,
     bufferBytes = DEFAULT_WORKING_BUFFER_BYTES,
+    pool: ByteBufferPool | null = null,
   ) {
-    super(bufferBytes);
+    super(bufferBytes, pool);
   }
 
   override async refill(wanted: number): Promise<boolean> {
@@ -186,7 +220,10 @@ export class FileByteInput extends ByteInput {
       this.buffer = spare;
       this.start = front;
       this.end = this.aheadEnd;
-      this.spare = previous;
+      if (this.pool !== null) {
+        this.pool.release(previous);
+        this.spare = null;
+      } else this.spare = previous;
       this.aheadStart = this.aheadEnd = 0;
       return;
     }
@@ -202,8 +239,10 @@ export class FileByteInput extends ByteInput {
     if (!this.readFull || this.atEnd || this.closed || this.ahead !== null) return;
     if (this.aheadEnd > this.aheadStart) return;
     // Made as large as the working buffer, also after that grew for a big record, so the two can swap.
-    if (this.spare === null || this.spare.length < this.buffer.length)
-      this.spare = Buffer.allocUnsafe(this.buffer.length);
+    if (this.spare === null || this.spare.length < this.buffer.length) {
+      if (this.spare !== null) this.pool?.release(this.spare);
+      this.spare = this.newBuffer(this.buffer.length);
+    }
     const at = Math.min(READ_AHEAD_HEADROOM_BYTES, this.spare.length >>> 2);
     this.aheadStart = this.aheadEnd = at;
     this.ahead = this.handle.read(this.spare, at, this.spare.length - at, null).then(
@@ -228,6 +267,8 @@ export class FileByteInput extends ByteInput {
     if (this.ahead !== null) await this.ahead;
     this.ahead = null;
     await this.handle.close();
+    this.releaseBuffers();
+    if (this.spare !== null) this.pool?.release(this.spare);
   }
 }
 
@@ -251,8 +292,9 @@ export class StreamByteInput extends ByteInput {
   constructor(
     private readonly stream: Readable,
     bufferBytes = DEFAULT_WORKING_BUFFER_BYTES,
+    pool: ByteBufferPool | null = null,
   ) {
-    super(bufferBytes);
+    super(bufferBytes, pool);
     const wake = (): void => {
       const resolve = this.wake;
       this.wake = null;
@@ -338,6 +380,7 @@ export class StreamByteInput extends ByteInput {
     this.closed = true;
     // Standard input too (as its async iterator's return did): reading stopped, the process may end.
     if (!this.stream.destroyed) this.stream.destroy();
+    this.releaseBuffers();
   }
 }
 

@@ -2,7 +2,13 @@ import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { pipeline, Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { DEFAULT_WORKING_BUFFER_BYTES, FileByteInput, StreamByteInput, type ByteInput } from "./bytes.js";
+import {
+  DEFAULT_WORKING_BUFFER_BYTES,
+  FileByteInput,
+  StreamByteInput,
+  type ByteBufferPool,
+  type ByteInput,
+} from "./bytes.js";
 import { PCAP_FILE_HEADER_BYTES, PcapReader, pcapMagic } from "./pcap.js";
 import { MIN_SECTION_HEADER_BYTES, PcapngReader, SECTION_HEADER_BLOCK, sectionByteOrder } from "./pcapng.js";
 import { CaptureError, type CaptureSource } from "./source.js";
@@ -14,6 +20,8 @@ export interface OpenOptions {
   name?: string;
   /** Working buffer size in bytes (default 1 MiB); small values exercise refills in tests. */
   bufferBytes?: number;
+  /** Buffers that outlive the reader's use of them (lib/capture/bytes.ts ByteBufferPool). */
+  pool?: ByteBufferPool | null;
 }
 
 /**
@@ -23,10 +31,11 @@ export interface OpenOptions {
 export async function openCapture(path: string, options: OpenOptions = {}): Promise<CaptureSource> {
   const name = options.name ?? (path === "-" ? "<stdin>" : path);
   const bufferBytes = options.bufferBytes ?? DEFAULT_WORKING_BUFFER_BYTES;
+  const pool = options.pool ?? null;
   let input: ByteInput =
     path === "-"
-      ? new StreamByteInput(options.stdin ?? process.stdin, bufferBytes)
-      : new FileByteInput(await open(path, "r"), bufferBytes);
+      ? new StreamByteInput(options.stdin ?? process.stdin, bufferBytes, pool)
+      : new FileByteInput(await open(path, "r"), bufferBytes, pool);
   try {
     await input.refill(4);
     if (input.available === 0) throw new CaptureError(name, 0, 0, describeEmpty(input, "empty file"));
@@ -46,7 +55,7 @@ export async function openCapture(path: string, options: OpenOptions = {}): Prom
       // Errors of either stage reach the reader through gunzip's iterator, as a warning.
       pipeline(raw ?? file!, gunzip, () => {});
       const compressedInput = input;
-      input = new StreamByteInput(gunzip, bufferBytes);
+      input = new StreamByteInput(gunzip, bufferBytes, pool);
       input.storedBytesConsumed =
         file !== null ? () => file.bytesRead : () => compressedInput.storedBytesConsumed();
       await input.refill(4);

@@ -4,6 +4,7 @@ import { openCapture } from "../capture/open.js";
 import { mergeSources } from "../capture/merge.js";
 import { ReorderedSource } from "../capture/reorder.js";
 import type { CaptureSource } from "../capture/source.js";
+import type { ByteBufferPool } from "../capture/bytes.js";
 
 const CAPTURE_FILE = /\.(pcap|pcapng|cap|dmp)(\.gz)?$/i;
 
@@ -39,6 +40,8 @@ export interface InputOptions {
   onOpened?: (inputs: readonly CaptureSource[]) => void;
   /** Each input's working buffer (default: the readers' own, 1 MiB). */
   bufferBytes?: number;
+  /** Buffers whose records outlive the reader's use of them (lib/capture/bytes.ts). */
+  pool?: ByteBufferPool | null;
 }
 
 export interface OpenedInputs {
@@ -69,7 +72,8 @@ export async function openInputs(
 ): Promise<OpenedInputs> {
   const inputs: CaptureSource[] = [];
   try {
-    for (const file of files) inputs.push(await openCapture(file, { bufferBytes: options.bufferBytes }));
+    for (const file of files)
+      inputs.push(await openCapture(file, { bufferBytes: options.bufferBytes, pool: options.pool }));
   } catch (error) {
     await Promise.all(inputs.map((input) => input.close()));
     throw error;

@@ -17,7 +17,7 @@ import type { RecordStepOptions } from "./replay.js";
 export const PROVISIONAL_ID_BASE = 2 ** 40;
 
 /** Doubles per record in a round's `meta`. */
-export const RECORD_META_FIELDS = 13;
+export const RECORD_META_FIELDS = 14;
 export const enum RecordMeta {
   /** Index of the record among all records read (0-based). */
   Index = 0,
@@ -32,9 +32,11 @@ export const enum RecordMeta {
   InputIndex = 8,
   InterfaceId = 9,
   RecordNumber = 10,
-  /** Where the record's bytes start in the round's arena. */
+  /** Where the record's bytes start in its shared buffer. */
   DataOffset = 11,
   FileOffset = 12,
+  /** The shared buffer holding the record's bytes (a reader's, or an arena of copies). */
+  BufferId = 13,
 }
 
 /** Doubles per event in a result's `keys`: the merge key, then where the event's bytes end. */
@@ -81,9 +83,8 @@ export interface RoundMessage {
   count: number;
   /** The slot's record list (RECORD_META_FIELDS doubles per record), sent when the slot is new to the worker. */
   meta: SharedArrayBuffer | null;
-  /** The round's record bytes (shared by all workers, read only): by id, the buffer itself the first time. */
-  arenaId: number;
-  arena: SharedArrayBuffer | null;
+  /** Shared buffers (read only) the round's records point into that the worker has not been sent yet. */
+  buffers: { id: number; buffer: SharedArrayBuffer }[];
   /** The clock after the round's last record: every worker runs to it before answering. */
   endSec: number;
   endNsec: number;

@@ -186,14 +186,14 @@ function run(data: JobsWorkerData): void {
   let ranSec = -1;
   let ranNsec = 0;
   const metaSlots = new Map<number, Float64Array>();
-  const arenas = new Map<number, Buffer>();
+  const buffers = new Map<number, Buffer>();
   const round = (message: RoundMessage): void => {
     applyIds(message.ids);
     startClock(message.epochSec);
     if (message.meta !== null) metaSlots.set(message.slot, new Float64Array(message.meta));
-    if (message.arena !== null) arenas.set(message.arenaId, Buffer.from(message.arena));
+    for (const shared of message.buffers) buffers.set(shared.id, Buffer.from(shared.buffer));
     const meta = metaSlots.get(message.slot)!;
-    record.data = arenas.get(message.arenaId)!;
+    let bufferId = -1;
     events.begin(message.slot);
     expectations.begin(message.slot);
     let confirmationCount = 0;
@@ -211,6 +211,10 @@ function run(data: JobsWorkerData): void {
       record.interfaceId = meta[at + RecordMeta.InterfaceId] | 0;
       record.recordNumber = meta[at + RecordMeta.RecordNumber];
       record.offset = meta[at + RecordMeta.DataOffset] | 0;
+      if (meta[at + RecordMeta.BufferId] !== bufferId) {
+        bufferId = meta[at + RecordMeta.BufferId];
+        record.data = buffers.get(bufferId)!;
+      }
       record.fileOffset = meta[at + RecordMeta.FileOffset];
       // Timers first, as a single engine fires them on this packet's arrival: everything due by the
       // clock before it (other shards' packets moved it), then by its own time.

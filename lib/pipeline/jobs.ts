@@ -21,6 +21,7 @@ import { PacketClass } from "../decode/packet.js";
 import { EVENT_CSV_COLUMNS, EXPECT_EVENT_CSV_COLUMNS } from "../report/event-formats.js";
 import { PacketAccounting } from "./accounting.js";
 import { openInputs } from "./inputs.js";
+import type { ByteBufferPool } from "../capture/bytes.js";
 import { splitNs, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { shardOf } from "./shard.js";
 import {
@@ -92,8 +93,8 @@ interface Outbox {
   metaSent: boolean[];
   meta: Float64Array;
   count: number;
-  /** Arenas the worker holds already (by id). */
-  arenasSent: Set<number>;
+  /** Shared buffers (readers' and arenas) the worker holds already, by id. */
+  buffersSent: Set<number>;
   /** The buffers the worker writes each slot's events into, per stream. */
   events: Map<number, { bytes: Buffer; keys: Float64Array }>;
   expectations: Map<number, { bytes: Buffer; keys: Float64Array }>;
@@ -105,8 +106,7 @@ interface Outbox {
  * span when the reader is about to refill or the round goes out: one copy per buffer, not per packet.
  */
 class RoundArena {
-  private static nextId = 0;
-  readonly id = RoundArena.nextId++;
+  readonly id = nextSharedBufferId++;
   readonly shared: SharedArrayBuffer;
   private readonly bytes: Buffer;
   private used = 0;
@@ -155,9 +155,82 @@ class RoundArena {
   }
 }
 
+/** Ids of the shared buffers records point into (the readers' and the arenas), as the workers know them. */
+let nextSharedBufferId = 0;
+
+/** A reader buffer of the pool: whether its reader still holds it, and how many rounds point into it. */
+interface PoolEntry {
+  id: number;
+  buffer: Buffer;
+  readerHolds: boolean;
+  rounds: number;
+  /** The last round that counted it (a round counts a buffer once). */
+  lastRound: number;
+}
+
+/**
+ * The readers read straight into memory the workers share (lib/capture/bytes.ts ByteBufferPool): a
+ * packet goes to its worker as a buffer id and an offset, with no copy. A buffer is reused once its
+ * reader has moved on and every round pointing into it has been merged.
+ */
+class SharedBufferPool implements ByteBufferPool {
+  private readonly entries = new Map<Buffer, PoolEntry>();
+  private readonly free: PoolEntry[] = [];
+
+  take(size: number): Buffer {
+    const at = this.free.findIndex((entry) => entry.buffer.length >= size);
+    const entry =
+      at >= 0
+        ? this.free.splice(at, 1)[0]
+        : {
+            id: nextSharedBufferId++,
+            buffer: Buffer.from(new SharedArrayBuffer(size)),
+            readerHolds: true,
+            rounds: 0,
+            lastRound: -1,
+          };
+    entry.readerHolds = true;
+    this.entries.set(entry.buffer, entry);
+    return entry.buffer;
+  }
+
+  release(buffer: Buffer): void {
+    const entry = this.entries.get(buffer);
+    if (entry === undefined || !entry.readerHolds) return;
+    entry.readerHolds = false;
+    this.settle(entry);
+  }
+
+  entryOf(buffer: Buffer): PoolEntry | undefined {
+    return this.entries.get(buffer);
+  }
+
+  /** Round `round` points into `entry`; true the first time it does. */
+  use(entry: PoolEntry, round: number): boolean {
+    if (entry.lastRound === round) return false;
+    entry.lastRound = round;
+    entry.rounds++;
+    return true;
+  }
+
+  /** A round that pointed into these buffers has been merged. */
+  done(entries: readonly PoolEntry[]): void {
+    for (const entry of entries) {
+      entry.rounds--;
+      this.settle(entry);
+    }
+  }
+
+  private settle(entry: PoolEntry): void {
+    if (!entry.readerHolds && entry.rounds === 0) this.free.push(entry);
+  }
+}
+
 interface PendingRound {
   round: number;
   arena: RoundArena;
+  /** The readers' buffers its records point into. */
+  buffers: PoolEntry[];
   results: (RoundResult | null)[];
   waiting: number;
   done: Promise<void>;
@@ -178,7 +251,8 @@ export async function replayCapturesInJobs(
   // Large reads: every refill waits for the thread pool, which the workers keep busy (a few inputs only:
   // each input has its own buffer).
   const bufferBytes = files.length <= 4 ? READ_BUFFER_BYTES : undefined;
-  const { inputs, source, order } = await openInputs(files, { bufferBytes, ...options });
+  const pool = new SharedBufferPool();
+  const { inputs, source, order } = await openInputs(files, { bufferBytes, pool, ...options });
   if (options.onInputs) options.onInputs(inputs.map((input) => input.name));
   const decoder = new PacketDecoder(options.decoder);
   const accounting = new PacketAccounting(inputs.length);
@@ -219,13 +293,15 @@ export async function replayCapturesInJobs(
       metaSent: metaSlots.map(() => false),
       meta: metaSlots[0],
       count: 0,
-      arenasSent: new Set<number>(),
+      buffersSent: new Set<number>(),
       events: new Map(),
       expectations: new Map(),
     };
   });
   const arenas: RoundArena[] = [];
   let arena = new RoundArena(ARENA_BYTES);
+  let arenaUsed = false;
+  let roundBuffers: PoolEntry[] = [];
 
   const pending = new Map<number, PendingRound>();
   let finishResults: (FinishResult | null)[] = [];
@@ -299,31 +375,49 @@ export async function replayCapturesInJobs(
     let resolve!: () => void;
     const done = new Promise<void>((settle) => (resolve = settle));
     arena.flush();
-    pending.set(round, { round, arena, results: workers.map(() => null), waiting: jobs, done, resolve });
+    const buffers = roundBuffers;
+    pending.set(round, {
+      round,
+      arena,
+      buffers,
+      results: workers.map(() => null),
+      waiting: jobs,
+      done,
+      resolve,
+    });
     const slot = round % slotCount;
     workers.forEach((worker, index) => {
       const box = outboxes[index];
-      const newArena = !box.arenasSent.has(arena.id);
+      const shared: { id: number; buffer: SharedArrayBuffer }[] = [];
+      for (const entry of buffers)
+        if (!box.buffersSent.has(entry.id)) {
+          box.buffersSent.add(entry.id);
+          shared.push({ id: entry.id, buffer: entry.buffer.buffer as SharedArrayBuffer });
+        }
+      if (arenaUsed && !box.buffersSent.has(arena.id)) {
+        box.buffersSent.add(arena.id);
+        shared.push({ id: arena.id, buffer: arena.shared });
+      }
       const message: ToWorker = {
         type: "round",
         round,
         slot,
         count: box.count,
         meta: box.metaSent[slot] ? null : (box.meta.buffer as SharedArrayBuffer),
-        arenaId: arena.id,
-        arena: newArena ? arena.shared : null,
+        buffers: shared,
         endSec: clockSec,
         endNsec: clockNsec,
         epochSec,
         ids: merger.takeIds(index),
       };
       box.metaSent[slot] = true;
-      if (newArena) box.arenasSent.add(arena.id);
       worker.postMessage(message);
       box.meta = box.metaSlots[(round + 1) % slotCount];
       box.count = 0;
     });
     arena = arenas.pop() ?? new RoundArena(ARENA_BYTES);
+    arenaUsed = false;
+    roundBuffers = [];
     roundCount = 0;
     if (pending.size >= roundsInFlight) await mergeOldest();
   };
@@ -340,6 +434,7 @@ export async function replayCapturesInJobs(
         batchOf(box.expectations, oldest.results[index]!.slot, oldest.results[index]!.expectations),
       ),
     );
+    pool.done(oldest.buffers);
     if (oldest.arena.size === ARENA_BYTES) {
       oldest.arena.reset();
       arenas.push(oldest.arena);
@@ -383,14 +478,27 @@ export async function replayCapturesInJobs(
         const from = reassembled ? packet.buf : record.data;
         const start = reassembled ? packet.l3Offset : record.offset;
         const length = reassembled ? packet.capturedEnd - packet.l3Offset : record.caplen;
-        let placed = arena.place(from, start, start + length);
-        if (placed < 0) {
-          await sendRound();
-          if (length > arena.size) arena = new RoundArena(length);
+        const entry = reassembled ? undefined : pool.entryOf(record.data);
+        let bufferId: number;
+        let placed: number;
+        if (entry !== undefined) {
+          // Read straight into shared memory: the worker reads it where it is.
+          if (pool.use(entry, roundNumber)) roundBuffers.push(entry);
+          bufferId = entry.id;
+          placed = start;
+        } else {
+          // Bytes the reader does not keep in place (a reorder window's copies, a reassembled datagram).
           placed = arena.place(from, start, start + length);
+          if (placed < 0) {
+            await sendRound();
+            if (length > arena.size) arena = new RoundArena(length);
+            placed = arena.place(from, start, start + length);
+          }
+          // The defragmenter reuses its output buffer.
+          if (reassembled) arena.flush();
+          arenaUsed = true;
+          bufferId = arena.id;
         }
-        // The defragmenter reuses its output buffer.
-        if (reassembled) arena.flush();
         const at = box.count++ * RECORD_META_FIELDS;
         const meta = box.meta;
         meta[at + RecordMeta.Index] = index;
@@ -405,6 +513,7 @@ export async function replayCapturesInJobs(
         meta[at + RecordMeta.InterfaceId] = record.interfaceId;
         meta[at + RecordMeta.RecordNumber] = record.recordNumber;
         meta[at + RecordMeta.DataOffset] = placed;
+        meta[at + RecordMeta.BufferId] = bufferId;
         meta[at + RecordMeta.FileOffset] = record.fileOffset;
         if (record.tsSec > clockSec || (record.tsSec === clockSec && record.tsNsec > clockNsec)) {
           clockSec = record.tsSec;
