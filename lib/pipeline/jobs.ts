@@ -21,8 +21,9 @@ import { PacketClass } from "../decode/packet.js";
 import { EVENT_CSV_COLUMNS, EXPECT_EVENT_CSV_COLUMNS } from "../report/event-formats.js";
 import { PacketAccounting } from "./accounting.js";
 import { openInputs } from "./inputs.js";
+import { splitCsvRow } from "./merge-events.js";
 import type { ByteBufferPool } from "../capture/bytes.js";
-import { splitNs, type ReplayOptions, type ReplayResult } from "./replay.js";
+import { ReplaySpan, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { shardOf } from "./shard.js";
 import {
   EVENT_KEY_FIELDS,
@@ -356,18 +357,7 @@ export async function replayCapturesInJobs(
   let epochSec = -1;
   let clockSec = -1;
   let clockNsec = 0;
-  const untilOption = options.until ?? null;
-  let stopSec = Infinity;
-  let stopNsec = 0;
-  if (untilOption !== null && untilOption.kind === "absolute") {
-    stopSec = untilOption.tsSec;
-    stopNsec = untilOption.tsNsec;
-  }
-  let firstSec = -1;
-  let firstNsec = 0;
-  let lastSec = -1;
-  let lastNsec = 0;
-  let stoppedEarly = false;
+  const span = new ReplaySpan(options.until ?? null);
   const backpressure = options.backpressure ?? null;
 
   const sendRound = async (): Promise<void> => {
@@ -450,21 +440,7 @@ export async function replayCapturesInJobs(
     reading: for (;;) {
       while (source.next()) {
         const record = source.record;
-        if (firstSec < 0) {
-          firstSec = record.tsSec;
-          firstNsec = record.tsNsec;
-          if (untilOption !== null && untilOption.kind === "relative") {
-            const stop = splitNs(firstSec, firstNsec + untilOption.offsetNs);
-            stopSec = stop.tsSec;
-            stopNsec = stop.tsNsec;
-          }
-        }
-        if (record.tsSec > stopSec || (record.tsSec === stopSec && record.tsNsec > stopNsec)) {
-          stoppedEarly = true;
-          break reading;
-        }
-        lastSec = record.tsSec;
-        lastNsec = record.tsNsec;
+        if (!span.admit(record)) break reading;
         const index = records++;
         const packetClass = decoder.decode(record);
         const packet = decoder.packet;
@@ -545,8 +521,8 @@ export async function replayCapturesInJobs(
     workers.forEach((worker, index) => {
       const message: ToWorker = {
         type: "finish",
-        advanceSec: Number.isFinite(stopSec) ? stopSec : null,
-        advanceNsec: stopNsec,
+        advanceSec: span.stopsAt?.tsSec ?? null,
+        advanceNsec: span.stopsAt?.tsNsec ?? 0,
         drain: options.drain === true,
         epochSec,
         ids: merger.takeIds(index),
@@ -585,13 +561,10 @@ export async function replayCapturesInJobs(
     tracked,
     events: summary.stats.events.NEW + summary.stats.events.UPDATE + summary.stats.events.DESTROY,
     expectEvents,
-    first: firstSec < 0 ? null : { tsSec: firstSec, tsNsec: firstNsec },
-    last: lastSec < 0 ? null : { tsSec: lastSec, tsNsec: lastNsec },
-    stoppedEarly,
+    ...span.result(),
     observedNat: null,
     shard: null,
     order: order(),
-    until: Number.isFinite(stopSec) ? { tsSec: stopSec, tsNsec: stopNsec } : null,
     jobs,
   };
 }
@@ -822,22 +795,6 @@ function hasProvisionalId(line: Uint8Array): boolean {
     } else run = 0;
   }
   return false;
-}
-
-function splitCsvRow(line: string): string[] {
-  const cells: string[] = [];
-  let start = 0;
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (c === '"') quoted = !quoted;
-    else if (c === "," && !quoted) {
-      cells.push(line.slice(start, i));
-      start = i + 1;
-    }
-  }
-  cells.push(line.slice(start));
-  return cells;
 }
 
 const EVENT_HEADER: readonly string[] = EVENT_CSV_COLUMNS;

@@ -169,7 +169,7 @@ class ConnectionIds {
 }
 
 /** A CSV row's cells as written (quotes kept), split at the commas outside quotes. */
-function splitCsvRow(line: string): string[] {
+export function splitCsvRow(line: string): string[] {
   const cells: string[] = [];
   let start = 0;
   let quoted = false;

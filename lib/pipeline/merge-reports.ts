@@ -23,13 +23,12 @@
  *
  * What the shards cannot tell is named in the merged summary.json's `mergedShards.approximate`.
  */
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, stat, unlink } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import type { Writable } from "node:stream";
-import { ChunkedWriter } from "./replay.js";
-import { REPORT_FILES, SHARD_MERGE_FIELD, type ShardMergeData } from "./report.js";
+import { splitCsvRow } from "./merge-events.js";
+import { REPORT_FILES, ReportFile, SHARD_MERGE_FIELD, type ShardMergeData } from "./report.js";
 import { EVENT_CSV_COLUMNS, EXPECT_EVENT_CSV_COLUMNS, csvRow } from "../report/event-formats.js";
 import { FLOW_CSV_COLUMNS, flowCsvRow, type FlowRecord } from "../report/flows.js";
 import { ORPHAN_CSV_COLUMNS, type OrphanRecord } from "../report/orphans.js";
@@ -794,18 +793,8 @@ class LineReader {
   }
 }
 
-/** An output written under a temporary name, renamed into place by `publish`. */
-class OutputFile {
-  private readonly stream: Writable;
-  private readonly writer: ChunkedWriter;
-  private readonly temporary: string;
-
-  constructor(readonly path: string) {
-    this.temporary = `${path}.partial-${process.pid}`;
-    this.stream = createWriteStream(this.temporary);
-    this.writer = new ChunkedWriter(this.stream);
-  }
-
+/** A report file (written under a temporary name, renamed into place by `publish`) written line by line. */
+class OutputFile extends ReportFile {
   write(text: string): Promise<void> | void {
     this.writer.write(text);
     return this.writer.pending() ?? undefined;
@@ -814,40 +803,6 @@ class OutputFile {
   async writeAll(text: string): Promise<void> {
     await this.write(text);
   }
-
-  async finish(): Promise<void> {
-    await this.writer.finish();
-    await new Promise<void>((resolve, reject) => {
-      this.stream.once("error", reject);
-      this.stream.end(resolve);
-    });
-  }
-
-  async publish(): Promise<void> {
-    await rename(this.temporary, this.path);
-  }
-
-  async abandon(): Promise<void> {
-    this.stream.destroy();
-    await unlink(this.temporary).catch(() => undefined);
-  }
-}
-
-/** A CSV row's cells as written (quotes kept), split at the commas outside quotes. */
-function splitCsvRow(line: string): string[] {
-  const cells: string[] = [];
-  let start = 0;
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (c === '"') quoted = !quoted;
-    else if (c === "," && !quoted) {
-      cells.push(line.slice(start, i));
-      start = i + 1;
-    }
-  }
-  cells.push(line.slice(start));
-  return cells;
 }
 
 function unquote(cell: string): string {

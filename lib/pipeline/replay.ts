@@ -285,39 +285,14 @@ export async function replayCaptures(
   const step = createRecordStep(options, inputs.length);
   const { engine, decoder, accounting, counts, handle } = step;
   const backpressure = options.backpressure ?? null;
-  const untilOption = options.until ?? null;
-  let stopSec = Infinity;
-  let stopNsec = 0;
-  if (untilOption !== null && untilOption.kind === "absolute") {
-    stopSec = untilOption.tsSec;
-    stopNsec = untilOption.tsNsec;
-  }
-  let firstSec = -1;
-  let firstNsec = 0;
-  let lastSec = -1;
-  let lastNsec = 0;
-  let stoppedEarly = false;
+  const span = new ReplaySpan(options.until ?? null);
 
   try {
     let more = true;
     reading: for (;;) {
       while (source.next()) {
         const record = source.record;
-        if (firstSec < 0) {
-          firstSec = record.tsSec;
-          firstNsec = record.tsNsec;
-          if (untilOption !== null && untilOption.kind === "relative") {
-            const stop = splitNs(firstSec, firstNsec + untilOption.offsetNs);
-            stopSec = stop.tsSec;
-            stopNsec = stop.tsNsec;
-          }
-        }
-        if (record.tsSec > stopSec || (record.tsSec === stopSec && record.tsNsec > stopNsec)) {
-          stoppedEarly = true;
-          break reading;
-        }
-        lastSec = record.tsSec;
-        lastNsec = record.tsNsec;
+        if (!span.admit(record)) break reading;
         handle(record);
         if (backpressure !== null) {
           const wait = backpressure();
@@ -333,7 +308,7 @@ export async function replayCaptures(
   }
   step.flush();
   decoder.finish();
-  if (Number.isFinite(stopSec)) engine.advanceTo(stopSec, stopNsec);
+  if (span.stopsAt !== null) engine.advanceTo(span.stopsAt.tsSec, span.stopsAt.tsNsec);
   if (options.drain) engine.drain();
   return {
     engine,
@@ -345,14 +320,66 @@ export async function replayCaptures(
     tracked: counts.tracked,
     events: counts.events,
     expectEvents: counts.expectEvents,
-    first: firstSec < 0 ? null : { tsSec: firstSec, tsNsec: firstNsec },
-    last: lastSec < 0 ? null : { tsSec: lastSec, tsNsec: lastNsec },
-    stoppedEarly,
+    ...span.result(),
     observedNat: step.observedNat,
     shard: options.shard ?? null,
     order: order(),
-    until: Number.isFinite(stopSec) ? { tsSec: stopSec, tsNsec: stopNsec } : null,
   };
+}
+
+/**
+ * Which records a replay takes: all up to `until` (a relative one counted from the first record), and
+ * the first and last it took.
+ */
+export class ReplaySpan {
+  private firstSec = -1;
+  private firstNsec = 0;
+  private lastSec = -1;
+  private lastNsec = 0;
+  private stopSec = Infinity;
+  private stopNsec = 0;
+  private stoppedEarly = false;
+
+  constructor(private readonly until: TimePoint | null) {
+    if (until !== null && until.kind === "absolute") {
+      this.stopSec = until.tsSec;
+      this.stopNsec = until.tsNsec;
+    }
+  }
+
+  /** Takes note of `record`; false when it lies past `until` (the replay stops before it). */
+  admit(record: { tsSec: number; tsNsec: number }): boolean {
+    if (this.firstSec < 0) {
+      this.firstSec = record.tsSec;
+      this.firstNsec = record.tsNsec;
+      if (this.until !== null && this.until.kind === "relative") {
+        const stop = splitNs(this.firstSec, this.firstNsec + this.until.offsetNs);
+        this.stopSec = stop.tsSec;
+        this.stopNsec = stop.tsNsec;
+      }
+    }
+    if (record.tsSec > this.stopSec || (record.tsSec === this.stopSec && record.tsNsec > this.stopNsec)) {
+      this.stoppedEarly = true;
+      return false;
+    }
+    this.lastSec = record.tsSec;
+    this.lastNsec = record.tsNsec;
+    return true;
+  }
+
+  /** The resolved `until` (absolute), null when none was asked for or no record resolved a relative one. */
+  get stopsAt(): { tsSec: number; tsNsec: number } | null {
+    return Number.isFinite(this.stopSec) ? { tsSec: this.stopSec, tsNsec: this.stopNsec } : null;
+  }
+
+  result(): Pick<ReplayResult, "first" | "last" | "stoppedEarly" | "until"> {
+    return {
+      first: this.firstSec < 0 ? null : { tsSec: this.firstSec, tsNsec: this.firstNsec },
+      last: this.lastSec < 0 ? null : { tsSec: this.lastSec, tsNsec: this.lastNsec },
+      stoppedEarly: this.stoppedEarly,
+      until: this.stopsAt,
+    };
+  }
 }
 
 /** Normalises seconds + nanoseconds (nanoseconds may be negative or exceed a second). */

@@ -16,7 +16,7 @@ import {
   type ReplayResult,
 } from "./replay.js";
 import { createEventFormatter, createExpectEventFormatter, csvRow } from "../report/event-formats.js";
-import { FLOW_CSV_COLUMNS, FlowTracker, flowCsvRow, type FlowRecord } from "../report/flows.js";
+import { FLOW_CSV_COLUMNS, FlowTracker, type FlowRecord } from "../report/flows.js";
 import { ORPHAN_CSV_COLUMNS, OrphanTracker, orphanCsvRow, type OrphanRecord } from "../report/orphans.js";
 import { SummaryBuilder, type ReportSummary } from "../report/summary.js";
 import { renderHtmlReport } from "../report/html.js";
@@ -99,7 +99,7 @@ export interface ReportResult {
 }
 
 /** A report file written under a temporary name: `finish` completes it, `publish` renames it into place. */
-class ReportFile {
+export class ReportFile {
   readonly stream: Writable;
   readonly writer: ChunkedWriter;
   readonly temporary: string;
@@ -165,13 +165,17 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const flows = new FlowTracker({
     maxHistory: options.maxHistory,
     communityIdSeed: options.communityIdSeed,
-    onFlow: (record) => {
-      flowsCsv?.writer.write(flowCsvRow(record));
-      flowsJson?.writer.write(`${JSON.stringify(record)}\n`);
-      if (wantNat) natMappings.onFlow(record);
-      if (wantSummary) summary.addFlow(record);
-      if (wantPage && pageFlows.length < htmlMaxFlows) pageFlows.push(record);
-    },
+    // flows.csv is written from the tracker's state; a record is built only for what reads records.
+    onCsvRow: flowsCsv === null ? undefined : (row) => flowsCsv.writer.write(row),
+    onFlow:
+      flowsJson === null && !wantNat && !wantSummary
+        ? undefined
+        : (record) => {
+            flowsJson?.writer.write(`${JSON.stringify(record)}\n`);
+            if (wantNat) natMappings.onFlow(record);
+            if (wantSummary) summary.addFlow(record);
+            if (wantPage && pageFlows.length < htmlMaxFlows) pageFlows.push(record);
+          },
   });
   const orphans = new OrphanTracker({
     memory: options.orphanMemory,
@@ -224,15 +228,17 @@ export async function writeReport(files: readonly string[], options: ReportOptio
       },
       onExpectEvent:
         expectCsv === null ? undefined : (event) => expectCsv.writer.write(expectFormat.format(event)),
-      onPacket:
-        !wantFlows && !wantOrphans
-          ? undefined
-          : (record, _packetClass, packet, verdict, reason, connection) => {
-              if (verdict < 0) return;
-              const flow = wantFlows ? flows.onPacket(packet, verdict, connection) : null;
-              if (wantOrphans)
-                orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, flow);
-            },
+      onPacket: !wantOrphans
+        ? wantFlows
+          ? (_record, _packetClass, packet, verdict, _reason, connection) => {
+              flows.onPacket(packet, verdict, connection);
+            }
+          : undefined
+        : (record, _packetClass, packet, verdict, reason, connection) => {
+            if (verdict < 0) return;
+            const flow = wantFlows ? flows.onPacket(packet, verdict, connection) : null;
+            orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, flow);
+          },
       backpressure: () => {
         for (const file of streamed) {
           const wait = file.writer.pending();
