@@ -86,9 +86,17 @@ export function withJobsOption<T>(argv: Argv<T>) {
     type: "string",
     default: "1",
     describe:
-      "worker threads: connections split by a hash of their two addresses, output merged into the single " +
-      'run\'s order ("auto": one per CPU; not with --shard, --nat-observe or --nat-vantage arrival)',
+      "worker threads sharing the connections by address pair, output as one thread's " +
+      '("auto": one per CPU but one, none below 4 CPUs; not with --shard, --nat-observe, --nat-vantage arrival)',
   });
+}
+
+/**
+ * `--jobs auto`: the main thread reads and decodes every packet, so it needs a core of its own; below 4
+ * CPUs the threads' overhead eats what they share (measured: 2 workers on 2 CPUs are no faster).
+ */
+export function autoJobs(cpus: number): number {
+  return cpus >= 4 ? cpus - 1 : 1;
 }
 
 /** The worker count `--jobs` asks for; 1 means no workers. */
@@ -99,7 +107,7 @@ export function jobsFromArguments(args: {
   "nat-vantage"?: string;
 }): number {
   const text = (args.jobs ?? "1").trim();
-  const jobs = text === "auto" ? availableParallelism() : /^\d+$/.test(text) ? Number(text) : NaN;
+  const jobs = text === "auto" ? autoJobs(availableParallelism()) : /^\d+$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > 256)
     throw new UsageError(`--jobs: "${args.jobs}" is not a number of threads (1-256) or "auto"`);
   if (jobs === 1) return 1;

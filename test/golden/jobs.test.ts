@@ -20,6 +20,7 @@ import { settingsFromArguments } from "../../cli/commands/events.js";
 import { natOptionsFor, recordedSamples, type ScenarioMetadata } from "./sample-golden.js";
 import { corpusAvailable, corpusEntries, repoRoot } from "../support/corpus.js";
 import { runCli } from "../support/cli.js";
+import { autoJobs } from "../../cli/options.js";
 
 const samplesDir = join(repoRoot, "samples");
 const scratch = mkdtempSync(join(tmpdir(), "jobs-"));
@@ -284,4 +285,8 @@ test("report --jobs: every file is the single run's (samples, a synthetic captur
     0,
     "scratch directories removed",
   );
+});
+
+test("--jobs auto: one worker per CPU but one, none below 4 CPUs", () => {
+  assert.deepEqual([1, 2, 3, 4, 8, 16].map(autoJobs), [1, 1, 1, 3, 7, 15]);
 });
