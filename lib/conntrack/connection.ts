@@ -5,6 +5,7 @@
 import { IPPROTO_ICMP, IPPROTO_ICMPV6 } from "../decode/packet.js";
 import type { Expectation } from "./expectations.js";
 import type { ConntrackHelper } from "./helpers/helper.js";
+import type { ExpiryHeap } from "./table.js";
 import type { SeqAdjust } from "./nat/seqadj.js";
 
 /** Tracker states in the kernel's numbering (`enum tcp_conntrack`); MAX and IGNORE only in the table. */
@@ -159,14 +160,16 @@ export class Tuple {
       this.srcWord1 = this.srcWord2 = this.srcWord3 = this.dstWord1 = this.dstWord2 = this.dstWord3 = 0;
       return;
     }
-    this.srcWord0 = signedWord(src, 0);
-    this.srcWord1 = signedWord(src, 4);
-    this.srcWord2 = signedWord(src, 8);
-    this.srcWord3 = signedWord(src, 12);
-    this.dstWord0 = signedWord(dst, 0);
-    this.dstWord1 = signedWord(dst, 4);
-    this.dstWord2 = signedWord(dst, 8);
-    this.dstWord3 = signedWord(dst, 12);
+    // Bytes as signed big-endian words, spelled out: this runs per IPv6 packet, deep in calls V8
+    // stops inlining.
+    this.srcWord0 = (src[0] << 24) | (src[1] << 16) | (src[2] << 8) | src[3];
+    this.srcWord1 = (src[4] << 24) | (src[5] << 16) | (src[6] << 8) | src[7];
+    this.srcWord2 = (src[8] << 24) | (src[9] << 16) | (src[10] << 8) | src[11];
+    this.srcWord3 = (src[12] << 24) | (src[13] << 16) | (src[14] << 8) | src[15];
+    this.dstWord0 = (dst[0] << 24) | (dst[1] << 16) | (dst[2] << 8) | dst[3];
+    this.dstWord1 = (dst[4] << 24) | (dst[5] << 16) | (dst[6] << 8) | dst[7];
+    this.dstWord2 = (dst[8] << 24) | (dst[9] << 16) | (dst[10] << 8) | dst[11];
+    this.dstWord3 = (dst[12] << 24) | (dst[13] << 16) | (dst[14] << 8) | dst[15];
   }
 
   copyFrom(other: Tuple): void {
@@ -213,19 +216,7 @@ export class Tuple {
   }
 
   hash(): number {
-    let h = Math.imul(this.srcWord0 ^ 0x9e3779b9, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 15) ^ this.dstWord0, 0xc2b2ae35);
-    h = Math.imul(h ^ (h >>> 13) ^ ((this.srcPort << 16) | this.dstPort), 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 16) ^ (this.protocol | (this.family << 8)), 0xc2b2ae35);
-    if (this.family === 6) {
-      h = Math.imul(h ^ (h >>> 15) ^ this.srcWord1, 0x85ebca6b);
-      h = Math.imul(h ^ (h >>> 13) ^ this.srcWord2, 0xc2b2ae35);
-      h = Math.imul(h ^ (h >>> 16) ^ this.srcWord3, 0x85ebca6b);
-      h = Math.imul(h ^ (h >>> 15) ^ this.dstWord1, 0xc2b2ae35);
-      h = Math.imul(h ^ (h >>> 13) ^ this.dstWord2, 0x85ebca6b);
-      h = Math.imul(h ^ (h >>> 16) ^ this.dstWord3, 0xc2b2ae35);
-    }
-    return (h ^ (h >>> 16)) >>> 0;
+    return signedTupleHash(this) >>> 0;
   }
 
   get isIcmp(): boolean {
@@ -240,6 +231,27 @@ export class Tuple {
   get icmpId(): number {
     return this.srcPort;
   }
+}
+
+/**
+ * `Tuple.hash()` as a signed 32-bit word (`>>> 0` of it is the hash). The per-packet path uses this
+ * form: V8 keeps it a small integer, while an unsigned hash of 2^31 or more returned from a call it
+ * does not inline is a new heap number.
+ */
+export function signedTupleHash(tuple: Tuple): number {
+  let h = Math.imul(tuple.srcWord0 ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 15) ^ tuple.dstWord0, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 13) ^ ((tuple.srcPort << 16) | tuple.dstPort), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 16) ^ (tuple.protocol | (tuple.family << 8)), 0xc2b2ae35);
+  if (tuple.family === 6) {
+    h = Math.imul(h ^ (h >>> 15) ^ tuple.srcWord1, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13) ^ tuple.srcWord2, 0xc2b2ae35);
+    h = Math.imul(h ^ (h >>> 16) ^ tuple.srcWord3, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 15) ^ tuple.dstWord1, 0xc2b2ae35);
+    h = Math.imul(h ^ (h >>> 13) ^ tuple.dstWord2, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 16) ^ tuple.dstWord3, 0xc2b2ae35);
+  }
+  return h ^ (h >>> 16);
 }
 
 /**
@@ -381,33 +393,41 @@ export class NatAlias {
 }
 
 export class Connection {
-  // Fields in the order the per-packet path reads them: the first ones share a cache line or two.
+  // Fields in the order the per-packet path reads them: the first ones share a cache line.
   status = 0;
   /** TCP only. */
   tcp: TcpConnectionState | null = null;
+  /**
+   * With configured NAT seen as packets arrive: the sequence shifts a NAT helper's rewrites of this
+   * connection's data left (nf_conn_seqadj); null until one changed a length. (Read per TCP packet.)
+   */
+  seqAdjust: SeqAdjust | null = null;
   /** The attached helper, which sees this connection's packets. */
   helperModule: ConntrackHelper | null = null;
   /** Event bits of packets a helper dropped: they go out with the next packet that gets through. */
   cachedEventBits = 0;
   /** >= 0 while the connection is in the expiry heap, -1 when not in it. */
   heapIndex = -1;
-  /**
-   * Expiry in engine-relative time as whole seconds and nanoseconds (`expiresAt` joins them): two
-   * small integers stay inside the object, where a double field would be a heap box of its own.
-   */
-  expiresSec = 0;
-  expiresNsec = 0;
+  /** Slot in the connection table while in it (indexes the table's and heap's arrays), else -1. */
+  tableSlot = -1;
   originalPackets = 0;
   originalBytes = 0;
   replyPackets = 0;
   replyBytes = 0;
-  /** For a connection that fulfilled an expectation: the connection whose helper announced it. */
-  master: Connection | null = null;
+  /** The heap holding this connection's expiry while it is in one (by `tableSlot`), else null. */
+  expiryHeap: ExpiryHeap | null = null;
+  /**
+   * Expiry in engine-relative time as whole seconds and nanoseconds (`expiresAt` joins them) while
+   * the connection is in no heap: two small integers stay inside the object, where a double field
+   * would be a heap box of its own.
+   */
+  expiresSec = 0;
+  expiresNsec = 0;
   /** UDP: end of the first two seconds (engine-relative ns); replies after it make a stream. */
   udpStreamDeadlineSec = 0;
   udpStreamDeadlineNsec = 0;
-  /** Slot in the connection table while in it (indexes the table's and heap's arrays), else -1. */
-  tableSlot = -1;
+  /** For a connection that fulfilled an expectation: the connection whose helper announced it. */
+  master: Connection | null = null;
   /** Set once the connection has been destroyed. */
   dead = false;
   /** Sequential id, 1 for the first connection an engine creates. */
@@ -430,17 +450,18 @@ export class Connection {
    * inside interface where they differ from the kernel's (see `NatAlias`); null when not translated.
    */
   natAlias: NatAlias | null = null;
-  /**
-   * With configured NAT seen as packets arrive: the sequence shifts a NAT helper's rewrites of this
-   * connection's data left (nf_conn_seqadj); null until one changed a length.
-   */
-  seqAdjust: SeqAdjust | null = null;
 
   /** Capture time of expiry, in engine-relative nanoseconds (see ConntrackEngine). */
   get expiresAt(): number {
-    return this.expiresSec * NS + this.expiresNsec;
+    const heap = this.expiryHeap;
+    return heap !== null ? heap.expiryAt(this.tableSlot) : this.expiresSec * NS + this.expiresNsec;
   }
   set expiresAt(at: number) {
+    const heap = this.expiryHeap;
+    if (heap !== null) {
+      heap.setExpiry(this.tableSlot, at);
+      return;
+    }
     this.expiresSec = splitNs(at);
     this.expiresNsec = splitRemainder;
   }
@@ -514,9 +535,4 @@ function splitNs(at: number): number {
   }
   splitRemainder = rest;
   return seconds;
-}
-
-/** Bytes [at, at + 4) as a signed 32-bit word, the form `Tuple` keeps addresses in. */
-function signedWord(bytes: Uint8Array, at: number): number {
-  return (bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3];
 }

@@ -16,7 +16,15 @@ import {
   IPPROTO_SCTP,
   IPPROTO_GRE,
 } from "../decode/packet.js";
-import { Connection, DIR_ORIGINAL, DIR_REPLY, NatAlias, Status, Tuple } from "./connection.js";
+import {
+  Connection,
+  DIR_ORIGINAL,
+  DIR_REPLY,
+  NatAlias,
+  Status,
+  Tuple,
+  signedTupleHash,
+} from "./connection.js";
 import { ConnectionTable, ExpiryHeap, foreignBucket } from "./table.js";
 import { ConntrackSettings, makeSettings } from "./settings.js";
 import { EVENT_ASSURED, EVENT_PROTOINFO, TcpHost, TcpResult, TcpTracker, tcpCanEarlyDrop } from "./tcp.js";
@@ -337,7 +345,10 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   private readonly onEvent: ((event: ConntrackEvent) => void) | null;
   private readonly event = new ConntrackEvent();
   private readonly probe = new Tuple();
-  /** `probe.hash()` of the last lookup. */
+  /**
+   * `signedTupleHash(probe)` of the last lookup: signed, so that it stays a small integer (an unsigned
+   * one of 2^31 or more would make this field a heap number and every call it is passed to box it).
+   */
   private probeHash = 0;
   private readonly words = new Uint32Array(4);
   /** A connection object ready for the next new flow; only confirmed ones are replaced. */
@@ -389,6 +400,15 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   };
 
   constructor(options: EngineOptions = {}) {
+    // `now` holds nanoseconds past 2^31 after two seconds of capture: a number that is not a small
+    // integer from the start keeps V8 from changing the field's representation mid-run, which throws
+    // away every optimised function that reads the engine.
+    this.now = 0.5;
+    this.now = 0;
+    // Likewise `epochSec`: times computed from it are doubles from the first packet on, so V8 does not
+    // first compile them as 32-bit integer arithmetic that overflows two seconds in.
+    this.epochSec = 0.5;
+    this.epochSec = -1;
     this.settings = makeSettings(options.settings ?? {});
     this.tcp = new TcpTracker(this.settings);
     this.onEvent = options.onEvent ?? null;
@@ -485,7 +505,14 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       this.stats.timeWentBack++;
       t = this.now;
     }
-    this.expireUntil(t);
+    // Most packets find nothing due: skip the loop unless a timer could have run out.
+    const heap = this.heap;
+    if (
+      (heap.count > 0 && heap.times[heap.order[0] * 2] <= t) ||
+      this.expectationTable.size !== 0 ||
+      this.gcEarlyDropAt !== Infinity
+    )
+      this.expireUntil(t);
     this.now = t;
     this.lastConnection = null;
     const verdict = this.classify(packet);
@@ -509,7 +536,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     }
     this.reason = Reason.noPorts;
     if (!this.fillProbe(packet)) return this.invalid(this.reason);
-    this.probeHash = this.probe.hash();
+    this.probeHash = signedTupleHash(this.probe);
 
     for (;;) {
       let node = this.table.findNode(this.probe, this.probeHash);
@@ -701,7 +728,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     const status = connection.status;
     if ((status & Status.SeenReply) !== 0) {
       // A flow still talking both ways after its first two seconds is a stream.
-      const stream = this.now > connection.udpStreamDeadline;
+      // The deadline spelled out: a time returned from a getter V8 does not inline is boxed.
+      const stream = this.now > connection.udpStreamDeadlineSec * NS + connection.udpStreamDeadlineNsec;
       this.refreshAccount(
         connection,
         direction,
@@ -1093,7 +1121,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       probe.srcWord2 = kernel.srcWord2;
       probe.srcWord3 = kernel.srcWord3;
     }
-    this.probeHash = probe.hash();
+    this.probeHash = signedTupleHash(probe);
     this.stats.nat.insideMatches++;
     return this.table.findNode(probe, this.probeHash);
   }
@@ -1122,7 +1150,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
    */
   private earlyDrop(hash: number): boolean {
     const bucketCount = Math.max(1, Math.floor(this.settings.buckets));
-    let bucket = foreignBucket(hash, bucketCount);
+    let bucket = foreignBucket(hash >>> 0, bucketCount);
     for (let i = 0; i < EARLY_DROP_BUCKETS; i++) {
       this.earlyDropCount = 0;
       this.table.visitForeignBucket(bucket, bucketCount, this.earlyDropVisit);
@@ -1177,8 +1205,16 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   }
 
   setTimeout(connection: Connection, seconds: number): void {
-    connection.expiresAt = this.now + seconds * NS;
-    if (connection.heapIndex >= 0) this.heap.update(connection);
+    const at = this.now + seconds * NS;
+    if (connection.heapIndex >= 0) {
+      // Written here, not passed to the heap: a time handed to a call V8 does not inline is boxed.
+      const times = this.heap.times;
+      const slot = connection.tableSlot;
+      times[slot * 2 + 1] = at;
+      if (at < times[slot * 2]) this.heap.update(connection);
+    } else {
+      connection.expiresAt = at;
+    }
   }
 
   killAccount(connection: Connection, direction: number, packet: DecodedPacket): void {
@@ -1242,17 +1278,31 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     at: number = this.now,
     cause: ConntrackEvent["destroyCause"] = "",
   ): void {
-    this.stats.events[type]++;
+    const counts = this.stats.events;
+    // One property per type, not `counts[type]++`: a keyed access by a varying name is megamorphic.
+    if (type === "UPDATE") counts.UPDATE++;
+    else if (type === "NEW") counts.NEW++;
+    else counts.DESTROY++;
     if (this.onEvent === null || this.settings.events === 0) return;
     const event = this.event;
     event.type = type;
-    this.toCaptureTime(at, event);
+    // Times are worked out here, not passed on: a time handed to a call V8 does not inline is a new
+    // heap number (toCaptureTime and remainingSeconds, inline).
+    const sec = Math.floor(at / NS);
+    event.tsSec = this.epochSec + sec;
+    event.tsNsec = Math.round(at - sec * NS);
     event.connection = connection;
     event.seenReply = connection.seenReply;
     event.assured = connection.assured;
     event.helper = connection.helper;
     event.destroyCause = cause;
-    const remaining = this.remainingSeconds(connection, at);
+    // `expiresAt` and `startedAt` spelled out for the same reason.
+    const expiresAt =
+      connection.heapIndex >= 0
+        ? this.heap.times[connection.tableSlot * 2 + 1]
+        : connection.expiresSec * NS + connection.expiresNsec;
+    const hz = this.settings.hz;
+    const remaining = Math.floor(Math.ceil((expiresAt - at) / (NS / hz)) / hz);
     if (type === "DESTROY") {
       event.bits = EventBit.Destroy;
       event.state = connection.tcpState;
@@ -1264,7 +1314,9 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       event.replyPackets = connection.replyPackets;
       event.replyBytes = connection.replyBytes;
       event.deltaTime =
-        this.settings.timestamp !== 0 ? Math.floor(at / NS) - Math.floor(connection.startedAt / NS) : -1;
+        this.settings.timestamp !== 0
+          ? Math.floor(at / NS) - Math.floor((connection.startedSec * NS + connection.startedNsec) / NS)
+          : -1;
     } else {
       event.bits = this.pendingBits;
       event.state = this.pendingBits & EventBit.ProtoInfo ? connection.tcpState : -1;

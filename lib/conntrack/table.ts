@@ -7,7 +7,7 @@
  * the per-packet path reads a few contiguous words instead of chasing a chain of objects (the table
  * holds ~10^5 connections; pointer chasing over them is what used to cost most).
  */
-import { Connection, Tuple, TupleNode } from "./connection.js";
+import { Connection, Tuple, TupleNode, signedTupleHash } from "./connection.js";
 
 /** What the table keys on: two tuples (original, reply) and the slot the table gives it. */
 export interface TableEntry {
@@ -74,7 +74,7 @@ export class ConnectionTable<T extends TableEntry = Connection> {
 
   /**
    * The index of the node whose tuple equals `probe` (slot * 2 + direction), or -1. `hash` must be
-   * `probe.hash()`.
+   * `probe.hash()` or `signedTupleHash(probe)`.
    */
   findNode(probe: Tuple, hash: number): number {
     const keys = this.keys;
@@ -110,14 +110,17 @@ export class ConnectionTable<T extends TableEntry = Connection> {
     return this.bySlot[node >>> 1]!;
   }
 
-  /** Adds the connection under both tuples. `originalHash`, when known, must be `original.hash()`. */
-  insert(connection: T, originalHash: number = connection.original.hash()): void {
+  /**
+   * Adds the connection under both tuples. `originalHash`, when known, must be `original.hash()` or
+   * `signedTupleHash(original)`.
+   */
+  insert(connection: T, originalHash: number = signedTupleHash(connection.original)): void {
     if ((this.size + 1) * 2 > this.heads.length) this.grow();
     const slot = this.takeSlot();
     connection.tableSlot = slot;
     this.bySlot[slot] = connection;
     this.link(slot * 2, connection.original, originalHash);
-    this.link(slot * 2 + 1, connection.reply, connection.reply.hash());
+    this.link(slot * 2 + 1, connection.reply, signedTupleHash(connection.reply));
     this.size++;
   }
 
@@ -264,11 +267,18 @@ export function foreignBucket(hash: number, bucketCount: number): number {
  * `tableSlot`. Keys and ids live in typed arrays so sifting never touches the connection objects.
  */
 export class ExpiryHeap {
+  // `order`, `count` and `times` are read and `times` written by the engine's per-packet path
+  // directly: a time passed to a call V8 does not inline is a new heap number each time.
   /** Heap order: slots. */
-  private order = new Int32Array(INITIAL_SLOTS);
-  private count = 0;
-  /** By slot: key (expiry the heap files it under), id (tie-break), position in `order`. */
-  private keyOf = new Float64Array(INITIAL_SLOTS);
+  order = new Int32Array(INITIAL_SLOTS);
+  count = 0;
+  /**
+   * By slot, side by side in one cache line: at `slot * 2` the key (expiry the heap files it under),
+   * at `slot * 2 + 1` the connection's real expiry while it is in the heap (`Connection.expiresAt`
+   * reads it here), so a refresh is one store and re-filing never touches the connection object.
+   * The key may only be late (`update` when an expiry moved earlier).
+   */
+  times = new Float64Array(INITIAL_SLOTS * 2);
   private idOf = new Float64Array(INITIAL_SLOTS);
   private positionOf = new Int32Array(INITIAL_SLOTS);
   private bySlot: (Connection | null)[] = new Array<Connection | null>(INITIAL_SLOTS).fill(null);
@@ -286,20 +296,35 @@ export class ExpiryHeap {
       order.set(this.order);
       this.order = order;
     }
-    this.keyOf[slot] = connection.expiresAt;
+    const expiresAt = connection.expiresAt;
+    this.times[slot * 2] = expiresAt;
+    this.times[slot * 2 + 1] = expiresAt;
     this.idOf[slot] = connection.id;
     this.bySlot[slot] = connection;
     const index = this.count++;
     connection.heapIndex = index;
+    connection.expiryHeap = this;
     this.siftUp(index, slot);
   }
 
   /** Call after `expiresAt` changed: moves the key earlier at once, later only lazily. */
   update(connection: Connection): void {
-    const slot = connection.tableSlot;
-    const expiresAt = connection.expiresAt;
-    if (expiresAt < this.keyOf[slot]) {
-      this.keyOf[slot] = expiresAt;
+    this.setExpiry(connection.tableSlot, connection.expiresAt);
+  }
+
+  /** The expiry of the connection in table slot `slot` (which must be in the heap). */
+  expiryAt(slot: number): number {
+    return this.times[slot * 2 + 1];
+  }
+
+  /**
+   * Sets the expiry of the connection in table slot `slot` (which must be in the heap): moves its
+   * key earlier at once, later only lazily.
+   */
+  setExpiry(slot: number, expiresAt: number): void {
+    this.times[slot * 2 + 1] = expiresAt;
+    if (expiresAt < this.times[slot * 2]) {
+      this.times[slot * 2] = expiresAt;
       this.siftUp(this.positionOf[slot], slot);
     }
   }
@@ -308,6 +333,8 @@ export class ExpiryHeap {
     if (connection.heapIndex < 0) return;
     const slot = connection.tableSlot;
     connection.heapIndex = -1;
+    connection.expiryHeap = null;
+    connection.expiresAt = this.times[slot * 2 + 1];
     this.bySlot[slot] = null;
     const index = this.positionOf[slot];
     const lastSlot = this.order[--this.count];
@@ -323,14 +350,14 @@ export class ExpiryHeap {
   popExpired(now: number): Connection | null {
     while (this.count > 0) {
       const slot = this.order[0];
-      if (this.keyOf[slot] > now) return null;
-      const top = this.bySlot[slot]!;
-      const expiresAt = top.expiresAt;
-      if (expiresAt > this.keyOf[slot]) {
-        this.keyOf[slot] = expiresAt;
+      if (this.times[slot * 2] > now) return null;
+      const expiresAt = this.times[slot * 2 + 1];
+      if (expiresAt > this.times[slot * 2]) {
+        this.times[slot * 2] = expiresAt;
         this.siftDown(0, slot);
         continue;
       }
+      const top = this.bySlot[slot]!;
       this.remove(top);
       return top;
     }
@@ -339,15 +366,15 @@ export class ExpiryHeap {
 
   /** The earliest key in the heap (may be earlier than that connection's real expiry), or Infinity. */
   peekKey(): number {
-    return this.count > 0 ? this.keyOf[this.order[0]] : Infinity;
+    return this.count > 0 ? this.times[this.order[0] * 2] : Infinity;
   }
 
   private growSlots(minimum: number): void {
     let slots = this.bySlot.length * 2;
     while (slots < minimum) slots *= 2;
-    const keyOf = new Float64Array(slots);
-    keyOf.set(this.keyOf);
-    this.keyOf = keyOf;
+    const times = new Float64Array(slots * 2);
+    times.set(this.times);
+    this.times = times;
     const idOf = new Float64Array(slots);
     idOf.set(this.idOf);
     this.idOf = idOf;
@@ -362,15 +389,15 @@ export class ExpiryHeap {
   /** Places `slot` at `index` or above, moving larger parents down. */
   private siftUp(index: number, slot: number): void {
     const order = this.order;
-    const keyOf = this.keyOf;
+    const times = this.times;
     const idOf = this.idOf;
     const positionOf = this.positionOf;
-    const key = keyOf[slot];
+    const key = times[slot * 2];
     const id = idOf[slot];
     while (index > 0) {
       const parentIndex = (index - 1) >> 1;
       const parent = order[parentIndex];
-      const parentKey = keyOf[parent];
+      const parentKey = times[parent * 2];
       if (!(key < parentKey || (key === parentKey && id < idOf[parent]))) break;
       order[index] = parent;
       positionOf[parent] = index;
@@ -383,22 +410,22 @@ export class ExpiryHeap {
   /** Places `slot` at `index` or below, moving smaller children up. */
   private siftDown(index: number, slot: number): void {
     const order = this.order;
-    const keyOf = this.keyOf;
+    const times = this.times;
     const idOf = this.idOf;
     const positionOf = this.positionOf;
     const length = this.count;
-    const key = keyOf[slot];
+    const key = times[slot * 2];
     const id = idOf[slot];
     for (;;) {
       const left = 2 * index + 1;
       if (left >= length) break;
       let child = left;
       let childSlot = order[left];
-      let childKey = keyOf[childSlot];
+      let childKey = times[childSlot * 2];
       const right = left + 1;
       if (right < length) {
         const rightSlot = order[right];
-        const rightKey = keyOf[rightSlot];
+        const rightKey = times[rightSlot * 2];
         if (rightKey < childKey || (rightKey === childKey && idOf[rightSlot] < idOf[childSlot])) {
           child = right;
           childSlot = rightSlot;

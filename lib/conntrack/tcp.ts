@@ -65,6 +65,13 @@ export const TCP_TRANSITIONS: readonly (readonly (readonly number[])[])[] = [
   ],
 ];
 
+/** TCP_TRANSITIONS flat: `[(direction * 6 + class) * 10 + state]` (one load per packet, not three). */
+const TRANSITIONS = new Uint8Array(2 * 6 * 10);
+for (let direction = 0; direction < 2; direction++)
+  for (let tcpClass = 0; tcpClass < 6; tcpClass++)
+    for (let state = 0; state < 10; state++)
+      TRANSITIONS[(direction * 6 + tcpClass) * 10 + state] = TCP_TRANSITIONS[direction][tcpClass][state];
+
 /** Flag combinations `tcp_error` accepts, PSH/ECE/CWR masked off (index: the low six flag bits). */
 const VALID_FLAGS = new Uint8Array(0x40);
 for (const combination of [
@@ -208,7 +215,7 @@ export class TcpTracker {
       tcp.reset();
     }
     const sender = tcp.seen0;
-    sender.end = segmentEnd(packet);
+    sender.end = segmentEnd(packet) >>> 0;
     sender.maxwin = packet.tcpWindow === 0 ? 1 : packet.tcpWindow;
     if (newState === TcpState.SynSent) {
       sender.maxend = sender.end;
@@ -229,7 +236,7 @@ export class TcpTracker {
     const flags = packet.tcpFlags;
     const index = tcpClassOf(flags);
     let oldState = tcp.state;
-    let newState = TCP_TRANSITIONS[direction][index][oldState];
+    let newState = TRANSITIONS[(direction * 6 + index) * 10 + oldState];
     let skipWindowCheck = false;
 
     switch (newState) {
@@ -270,7 +277,7 @@ export class TcpTracker {
         tcp.lastIndex = index;
         tcp.lastDir = direction;
         tcp.lastSeq = packet.tcpSeq;
-        tcp.lastEnd = segmentEnd(packet);
+        tcp.lastEnd = segmentEnd(packet) >>> 0;
         tcp.lastWin = packet.tcpWindow;
         if (index === TcpClass.Syn && direction === 0) {
           tcp.lastFlags = 0;
@@ -434,9 +441,9 @@ export class TcpTracker {
     let sack = ack;
     const rawWindow = packet.tcpWindow;
     const win = rawWindow;
-    let end = segmentEnd(packet);
+    let end = segmentEnd(packet) >>> 0;
 
-    if ((receiver.flags & TcpFlag.SackPerm) !== 0) sack = highestSack(packet, sack);
+    if ((receiver.flags & TcpFlag.SackPerm) !== 0) sack = highestSack(packet, sack | 0) >>> 0;
     if (seqAdjust !== null) {
       // A NAT helper resized the receiver's data: this ack counts in the shifted space (nf_ct_seq_offset).
       const offset = seqAdjust.offset(1 - direction, (ack - 1) >>> 0);
@@ -446,7 +453,7 @@ export class TcpTracker {
 
     if (sender.maxwin === 0) {
       if (syn) {
-        initSender(sender, receiver, packet, end, win, direction);
+        initSender(sender, receiver, packet, end | 0, win, direction);
         if (!hasAck) return WINDOW_ACCEPT; // simultaneous open
       } else {
         // Mid-stream: take what the packet tells.
@@ -467,7 +474,7 @@ export class TcpTracker {
       (tcp.state === TcpState.SynSent || tcp.state === TcpState.SynRecv)
     ) {
       // A re-initialised SYN (higher sequence) starts the direction again.
-      initSender(sender, receiver, packet, end, win, direction);
+      initSender(sender, receiver, packet, end | 0, win, direction);
       if (direction === DIR_REPLY && !hasAck) return WINDOW_ACCEPT;
     }
 
@@ -512,41 +519,10 @@ export class TcpTracker {
       return liberal ? WINDOW_ACCEPT : WINDOW_IGNORE;
     }
     if (!after(sack, (receiver.end - maxAckWindow - 1) >>> 0)) return liberal ? WINDOW_ACCEPT : WINDOW_IGNORE;
-    return this.acceptWindow(
-      tcp,
-      sender,
-      receiver,
-      index,
-      direction,
-      seq,
-      ack,
-      sack,
-      end,
-      win,
-      rawWindow,
-      syn,
-      hasAck,
-    );
-  }
-
-  /** The update part of `tcp_in_window` once the packet is accepted. */
-  private acceptWindow(
-    tcp: TcpConnectionState,
-    sender: TcpDirection,
-    receiver: TcpDirection,
-    index: number,
-    direction: number,
-    seq: number,
-    ack: number,
-    sack: number,
-    end: number,
-    win: number,
-    rawWindow: number,
-    syn: boolean,
-    hasAck: boolean,
-  ): number {
-    if (!syn) win = (win * (1 << sender.scale)) >>> 0;
-    const swin = (win + ((sack - ack) >>> 0)) >>> 0;
+    // The update part, once the packet is accepted (here, not in a call of its own: fewer arguments
+    // to pass per packet).
+    const scaledWin = syn ? win : (win * (1 << sender.scale)) >>> 0;
+    const swin = (scaledWin + ((sack - ack) >>> 0)) >>> 0;
     if (sender.maxwin < swin) sender.maxwin = swin;
     if (after(end, sender.end)) {
       sender.end = end;
@@ -563,9 +539,9 @@ export class TcpTracker {
     if (receiver.maxwin !== 0 && after(end, sender.maxend)) {
       receiver.maxwin = (receiver.maxwin + ((end - sender.maxend) >>> 0)) >>> 0;
     }
-    if (after((sack + win) >>> 0, (receiver.maxend - 1) >>> 0)) {
-      receiver.maxend = (sack + win) >>> 0;
-      if (win === 0) receiver.maxend = (receiver.maxend + 1) >>> 0;
+    if (after((sack + scaledWin) >>> 0, (receiver.maxend - 1) >>> 0)) {
+      receiver.maxend = (sack + scaledWin) >>> 0;
+      if (scaledWin === 0) receiver.maxend = (receiver.maxend + 1) >>> 0;
     }
     if (ack === receiver.end) receiver.flags &= ~TcpFlag.DataUnacknowledged;
 
@@ -622,10 +598,14 @@ export function tcpCanEarlyDrop(state: number): boolean {
   );
 }
 
-/** seq + payload + SYN + FIN, in sequence space. */
+/**
+ * seq + payload + SYN + FIN, in sequence space, as a signed 32-bit word (`>>> 0` for the unsigned
+ * number). Sequence numbers cross calls signed: V8 keeps those as small integers, while an unsigned
+ * one of 2^31 or more passed to or returned from a call it does not inline is a new heap number.
+ */
 function segmentEnd(packet: DecodedPacket): number {
   const flags = packet.tcpFlags;
-  return (packet.tcpSeq + packet.payloadLength + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) >>> 0;
+  return (packet.tcpSeq + packet.payloadLength + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
 }
 
 /** `tcp_options`: a header without options leaves the direction's scale and flags alone. */
@@ -640,7 +620,7 @@ function readOptions(packet: DecodedPacket, state: TcpDirection): void {
   }
 }
 
-/** `tcp_init_sender`: window scaling only when both SYNs offered it. */
+/** `tcp_init_sender`: window scaling only when both SYNs offered it. `end` signed (see `segmentEnd`). */
 function initSender(
   sender: TcpDirection,
   receiver: TcpDirection,
@@ -649,8 +629,8 @@ function initSender(
   win: number,
   direction: number,
 ): void {
-  sender.end = end;
-  sender.maxend = end;
+  sender.end = end >>> 0;
+  sender.maxend = end >>> 0;
   sender.maxwin = win === 0 ? 1 : win;
   readOptions(packet, sender);
   if (
@@ -662,12 +642,12 @@ function initSender(
   }
 }
 
-/** Highest SACK right edge after `ack`, as `tcp_sack` finds it. */
+/** Highest SACK right edge after `ack`, as `tcp_sack` finds it; both signed (see `segmentEnd`). */
 function highestSack(packet: DecodedPacket, ack: number): number {
   let sack = ack;
   const blocks = packet.tcpSackBlocks;
   for (let i = 0; i < packet.tcpSackCount; i++) {
-    const right = blocks[2 * i + 1];
+    const right = blocks[2 * i + 1] | 0;
     if (after(right, sack)) sack = right;
   }
   return sack;

@@ -34,8 +34,13 @@ const GRE_KEY = 0x2000;
 const GRE_SEQUENCE = 0x1000;
 const GRE_ACK = 0x0080;
 
-function readUint32(buf: Uint8Array, offset: number): number {
-  return ((buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3]) >>> 0;
+/**
+ * Bytes [offset, offset + 4), big-endian, as a signed 32-bit word: callers store `>>> 0` of it. A
+ * signed word is a small integer to V8, while an unsigned one of 2^31 or more returned from a call it
+ * does not inline is a new heap number (per packet: sequence and acknowledgement numbers).
+ */
+function readWord32(buf: Uint8Array, offset: number): number {
+  return (buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3];
 }
 
 function setPayload(
@@ -125,8 +130,8 @@ function decodeTcp(
   packet.srcPort = (buf[offset] << 8) | buf[offset + 1];
   packet.dstPort = (buf[offset + 2] << 8) | buf[offset + 3];
   packet.hasPorts = true;
-  packet.tcpSeq = readUint32(buf, offset + 4);
-  packet.tcpAck = readUint32(buf, offset + 8);
+  packet.tcpSeq = readWord32(buf, offset + 4) >>> 0;
+  packet.tcpAck = readWord32(buf, offset + 8) >>> 0;
   const dataOffset = (buf[offset + 12] >> 4) << 2;
   packet.tcpDataOffset = dataOffset;
   packet.tcpFlags = buf[offset + 13];
@@ -203,8 +208,8 @@ function parseTcpOptions(
           const blocks = packet.tcpSackBlocks;
           let count = 0;
           for (let at = offset + 2; at + 8 <= offset + size && count < MAX_SACK_BLOCKS; at += 8) {
-            blocks[count * 2] = readUint32(buf, at);
-            blocks[count * 2 + 1] = readUint32(buf, at + 4);
+            blocks[count * 2] = readWord32(buf, at);
+            blocks[count * 2 + 1] = readWord32(buf, at + 4);
             count++;
           }
           packet.tcpSackCount = count;
@@ -215,8 +220,8 @@ function parseTcpOptions(
       case TCPOPT_TIMESTAMP:
         if (size === 10) {
           packet.tcpHasTimestamp = true;
-          packet.tcpTsVal = readUint32(buf, offset + 2);
-          packet.tcpTsEcr = readUint32(buf, offset + 6);
+          packet.tcpTsVal = readWord32(buf, offset + 2) >>> 0;
+          packet.tcpTsEcr = readWord32(buf, offset + 6) >>> 0;
         } else {
           stats.tcpOptionErrors++;
         }
@@ -317,7 +322,7 @@ function decodeSctp(
   packet.srcPort = (buf[offset] << 8) | buf[offset + 1];
   packet.dstPort = (buf[offset + 2] << 8) | buf[offset + 3];
   packet.hasPorts = true;
-  packet.l4Checksum = readUint32(buf, offset + 8);
+  packet.l4Checksum = readWord32(buf, offset + 8) >>> 0;
   setPayload(packet, offset + 12, end, capturedEnd);
   return CONTINUE;
 }
@@ -361,7 +366,7 @@ function decodeGre(
     if (keyMissing !== CONTINUE) return keyMissing;
     packet.greHasKey = true;
     // Version 1 (PPTP) carries payload length then call ID here; conntrack keys on the call ID.
-    packet.greKey = readUint32(buf, at);
+    packet.greKey = readWord32(buf, at) >>> 0;
     at += 4;
   }
   if ((flags & GRE_SEQUENCE) !== 0) at += 4;
@@ -504,8 +509,8 @@ function decodeQuotedIpv4(
     src[i] = 0;
     dst[i] = 0;
   }
-  embedded.srcV4 = readUint32(buf, offset + 12);
-  embedded.dstV4 = readUint32(buf, offset + 16);
+  embedded.srcV4 = readWord32(buf, offset + 12) >>> 0;
+  embedded.dstV4 = readWord32(buf, offset + 16) >>> 0;
   // A quoted non-first fragment has no transport header (ipv4_get_l4proto refuses it too).
   if ((((buf[offset + 6] << 8) | buf[offset + 7]) & 0x1fff) !== 0) return false;
   decodeQuotedTransport(embedded, buf, offset + headerLength, capturedEnd, 4);
