@@ -166,7 +166,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
     maxHistory: options.maxHistory,
     communityIdSeed: options.communityIdSeed,
     // flows.csv is written from the tracker's state; a record is built only for what reads records.
-    onCsvRow: flowsCsv === null ? undefined : (row) => flowsCsv.writer.write(row),
+    csv: flowsCsv?.writer,
     onFlow:
       flowsJson === null && !wantNat && !wantSummary
         ? undefined

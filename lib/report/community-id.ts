@@ -2,7 +2,7 @@
  * Community ID v1 flow hashes (github.com/corelight/community-id-spec), the flow key Zeek, Suricata,
  * Arkime and Elastic log, so a flow row here joins with their records by one string comparison.
  */
-import { createHash } from "node:crypto";
+import * as crypto from "node:crypto";
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from "../decode/packet.js";
 import type { Tuple } from "../conntrack/connection.js";
 
@@ -93,8 +93,16 @@ export function communityId(
     at = input.writeUInt16BE(flip ? dport : sport, at);
     input.writeUInt16BE(flip ? sport : dport, at);
   }
-  const digest = createHash("sha1").update(input).digest();
-  return `1:${options.base64 === false ? digest.toString("hex") : digest.toString("base64")}`;
+  return `1:${sha1(input, options.base64 === false ? "hex" : "base64")}`;
+}
+
+/** The one-shot `crypto.hash` (Node 20.12+) is several times cheaper than a Hash object per flow. */
+const oneShotHash = (crypto as { hash?: typeof crypto.hash }).hash;
+
+function sha1(input: Buffer, encoding: "hex" | "base64"): string {
+  return oneShotHash !== undefined
+    ? oneShotHash("sha1", input, encoding)
+    : crypto.createHash("sha1").update(input).digest(encoding);
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -115,15 +123,59 @@ export function tupleAddressBytes(tuple: Tuple, which: "src" | "dst"): Uint8Arra
   return bytes;
 }
 
+/**
+ * Hash inputs by length (IPv4 or IPv6, with or without ports), reused: the digest is taken before the
+ * next flow writes its input.
+ */
+const tupleInputs = new Map<number, Buffer>();
+
 /** The Community ID of a connection, from its original tuple (as the monitors see the first packet). */
 export function tupleCommunityId(tuple: Tuple, options: CommunityIdOptions = {}): string {
-  const icmp = tuple.protocol === IPPROTO_ICMP || tuple.protocol === IPPROTO_ICMPV6;
-  return communityId(
-    tuple.protocol,
-    tupleAddressBytes(tuple, "src"),
-    tupleAddressBytes(tuple, "dst"),
-    icmp ? tuple.icmpType : tuple.srcPort,
-    icmp ? tuple.icmpCode : tuple.dstPort,
-    options,
-  );
+  const protocol = tuple.protocol;
+  const icmp = protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6;
+  const sport = icmp ? tuple.icmpType : tuple.srcPort;
+  let dport = icmp ? tuple.icmpCode : tuple.dstPort;
+  let oneWay = false;
+  if (icmp) {
+    const counterpart = (protocol === IPPROTO_ICMP ? ICMP_COUNTERPART : ICMPV6_COUNTERPART)[sport];
+    if (counterpart === undefined) oneWay = true;
+    else dport = counterpart;
+  }
+  const ports = hasPorts(protocol);
+  const words = tuple.family === 4 ? 1 : 4;
+  // Network-order bytes compare as the unsigned address words do, word by word.
+  let order = tuple.src0 - tuple.dst0;
+  if (words === 4) {
+    if (order === 0) order = tuple.src1 - tuple.dst1;
+    if (order === 0) order = tuple.src2 - tuple.dst2;
+    if (order === 0) order = tuple.src3 - tuple.dst3;
+  }
+  const flip = !oneWay && (order > 0 || (order === 0 && ports && sport > dport));
+  const length = 2 + 8 * words + 2 + (ports ? 4 : 0);
+  let input = tupleInputs.get(length);
+  if (input === undefined) {
+    input = Buffer.alloc(length);
+    tupleInputs.set(length, input);
+  }
+  input.writeUInt16BE((options.seed ?? 0) & 0xffff, 0);
+  const first = flip ? 2 + 4 * words : 2;
+  const second = flip ? 2 : 2 + 4 * words;
+  input.writeUInt32BE(tuple.src0, first);
+  input.writeUInt32BE(tuple.dst0, second);
+  if (words === 4) {
+    input.writeUInt32BE(tuple.src1, first + 4);
+    input.writeUInt32BE(tuple.src2, first + 8);
+    input.writeUInt32BE(tuple.src3, first + 12);
+    input.writeUInt32BE(tuple.dst1, second + 4);
+    input.writeUInt32BE(tuple.dst2, second + 8);
+    input.writeUInt32BE(tuple.dst3, second + 12);
+  }
+  let at = 2 + 8 * words;
+  input[at++] = protocol & 0xff;
+  input[at++] = 0;
+  if (ports) {
+    input.writeUInt16BE(flip ? dport : sport, at);
+    input.writeUInt16BE(flip ? sport : dport, at + 2);
+  }
+  return `1:${sha1(input, options.base64 === false ? "hex" : "base64")}`;
 }

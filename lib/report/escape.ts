@@ -3,15 +3,29 @@
  * HTML pages and spreadsheets must show it, never run it.
  */
 
-/** Characters a spreadsheet reads as the start of a formula (OWASP's CSV injection list). */
-const FORMULA_START = /^[=+\-@\t\r]/;
+/**
+ * Whether a spreadsheet would read the text as a formula: it starts with = + - @, tab or carriage
+ * return (OWASP's CSV injection list).
+ */
+export function startsLikeFormula(text: string): boolean {
+  const first = text.charCodeAt(0);
+  return first === 61 || first === 43 || first === 45 || first === 64 || first === 9 || first === 13;
+}
 
 /**
  * A CSV cell safe to open in a spreadsheet: text starting with = + - @ (or tab, carriage return)
  * gets a leading apostrophe, which spreadsheets show as text. Numbers pass unchanged.
  */
 export function safeCsvCell<T>(cell: T): T | string {
-  return typeof cell === "string" && FORMULA_START.test(cell) ? `'${cell}` : cell;
+  return typeof cell === "string" && startsLikeFormula(cell) ? `'${cell}` : cell;
+}
+
+/** A character that makes csv-stringify quote a cell (delimiter, quote, record delimiters). */
+const NEEDS_QUOTES = /[",\r\n]/;
+
+/** Whether csv-stringify would write the text quoted: it holds a delimiter, quote or line break. */
+export function csvNeedsQuotes(text: string): boolean {
+  return NEEDS_QUOTES.test(text);
 }
 
 const HTML_ENTITIES: Record<string, string> = {

@@ -601,15 +601,33 @@ export class JsonArrayFormatter<T> {
   }
 }
 
-/** ISO 8601 UTC with nanoseconds. */
-/** The last whole second `isoTimeNs` formatted: times come in order, so most calls share it. */
-let cachedSec = Number.NaN;
-let cachedBase = "";
+/**
+ * Whole seconds formatted lately (`YYYY-MM-DDTHH:MM:SS.`), by the second's low bits: a flow's first,
+ * last and end times, and events in time order, mostly find theirs without a Date.
+ */
+const isoSecondKeys = new Float64Array(512).fill(Number.NaN);
+const isoSecondTexts: string[] = new Array<string>(512).fill("");
+/** Zero-padded three-digit groups of the nanoseconds. */
+const ISO_DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"));
 
+/** `YYYY-MM-DDTHH:MM:SS.` of a capture second, the part of `isoTimeNs` before the nanoseconds. */
+export function isoSecondPrefix(tsSec: number): string {
+  const slot = tsSec & 511;
+  if (isoSecondKeys[slot] === tsSec) return isoSecondTexts[slot];
+  const prefix = `${new Date(tsSec * 1000).toISOString().slice(0, 19)}.`;
+  isoSecondKeys[slot] = tsSec;
+  isoSecondTexts[slot] = prefix;
+  return prefix;
+}
+
+/** ISO 8601 UTC with nanoseconds. */
 export function isoTimeNs(tsSec: number, tsNsec: number): string {
-  if (tsSec !== cachedSec) {
-    cachedBase = new Date(tsSec * 1000).toISOString().slice(0, 19);
-    cachedSec = tsSec;
+  const base = isoSecondPrefix(tsSec);
+  if (tsNsec >= 0 && tsNsec < 1e9 && Number.isInteger(tsNsec)) {
+    const millis = Math.floor(tsNsec / 1e6);
+    const rest = tsNsec - millis * 1e6;
+    const micros = Math.floor(rest / 1000);
+    return `${base}${ISO_DIGITS3[millis]}${ISO_DIGITS3[micros]}${ISO_DIGITS3[rest - micros * 1000]}Z`;
   }
-  return `${cachedBase}.${String(tsNsec).padStart(9, "0")}Z`;
+  return `${base}${String(tsNsec).padStart(9, "0")}Z`;
 }

@@ -4,7 +4,6 @@
  * hands out a finished record as each connection ends (DESTROY), then the still-live ones at the end.
  * Memory follows the live table, never the capture.
  */
-import { IPPROTO_TCP, type DecodedPacket } from "../decode/packet.js";
 import { Status, TCP_STATE_NAMES, Tuple, type Connection } from "../conntrack/connection.js";
 import {
   Verdict,
@@ -12,9 +11,26 @@ import {
   type ConntrackEvent,
   type DestroyCause,
 } from "../conntrack/engine.js";
-import { csvRow, isoTimeNs, protocolName, tupleRecord, type TupleRecord } from "./event-formats.js";
+import {
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_SCTP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPPROTO_UDPLITE,
+  type DecodedPacket,
+} from "../decode/packet.js";
+import { formatIpv6 } from "../conntrack/address.js";
+import {
+  csvRow,
+  isoSecondPrefix,
+  isoTimeNs,
+  protocolName,
+  tupleRecord,
+  type TupleRecord,
+} from "./event-formats.js";
 import { tupleCommunityId } from "./community-id.js";
-import { safeCsvCell } from "./escape.js";
+import { csvNeedsQuotes, safeCsvCell, startsLikeFormula } from "./escape.js";
 
 export type NatKind = "none" | "snat" | "dnat" | "both";
 /** Why a connection's record ended: its DESTROY cause, or still live when the input ran out. */
@@ -183,26 +199,113 @@ function hasPortPair(tuple: Tuple): boolean {
   return !tuple.isIcmp && tuple.protocol !== 47;
 }
 
-/** One live connection's report state. */
+/**
+ * One live connection's report state. Seconds count from the tracker's `epochSec`: small integers stay
+ * inside the object and fit the history pool's 32-bit words, where epoch seconds would each be a heap
+ * number.
+ */
 export class FlowState {
   firstSec = 0;
   firstNsec = 0;
   lastSec = 0;
   lastNsec = 0;
-  /** Flattened [state, sec, nsec] triples. */
-  readonly history: (string | number)[] = [];
+  /** Code of the last state noted (see `stateName`), -1 before the first. */
+  lastStateCode = -1;
+  /**
+   * The first history entries live in the tracker's `HistoryPool` at this slot (no array per flow);
+   * the ones after them, if any, in `moreHistory` as flattened [code, sec, nsec] triples.
+   */
+  historySlot = -1;
+  pooledHistory = 0;
+  moreHistory: number[] | null = null;
   historyOmitted = 0;
-  lastState = "";
-  replySec = -1;
+  replied = false;
+  replySec = 0;
   replyNsec = 0;
-  assuredSec = -1;
+  assured = false;
+  assuredSec = 0;
   assuredNsec = 0;
   constructor(readonly connection: Connection) {}
+
+  get lastState(): string {
+    return this.lastStateCode < 0 ? "" : stateName(this.lastStateCode);
+  }
+
+  get historyLength(): number {
+    return this.pooledHistory + (this.moreHistory === null ? 0 : this.moreHistory.length / 3);
+  }
 }
+
+/** History codes: TCP states by their number, the other protocols' words from here on. */
+const WORD_CODES = 1000;
+const UNREPLIED_CODE = WORD_CODES;
+const REPLIED_CODE = WORD_CODES + 1;
+const ASSURED_CODE = WORD_CODES + 2;
+const WORDS = ["UNREPLIED", "REPLIED", "ASSURED"];
+
+function stateName(code: number): string {
+  return code >= WORD_CODES ? WORDS[code - WORD_CODES] : TCP_STATE_NAMES[code];
+}
+
+/** History entries kept in the pool per flow; the few flows with more keep the rest in an array. */
+const POOLED_ENTRIES = 8;
+const SLOT_WORDS = POOLED_ENTRIES * 3;
+
+/**
+ * The first history entries of every live flow, [code, sec, nsec] as 32-bit integers in one array by
+ * slot: the garbage collector sees one object instead of an array per connection. Slots are reused,
+ * so it grows with the most connections live at once.
+ */
+class HistoryPool {
+  words = new Int32Array(SLOT_WORDS * 1024);
+  private readonly free: number[] = [];
+  private used = 0;
+
+  take(): number {
+    if (this.free.length > 0) return this.free.pop()!;
+    const slot = this.used++;
+    if ((slot + 1) * SLOT_WORDS > this.words.length) {
+      const grown = new Int32Array(this.words.length * 2);
+      grown.set(this.words);
+      this.words = grown;
+    }
+    return slot;
+  }
+
+  release(slot: number): void {
+    this.free.push(slot);
+  }
+}
+
+/** History entry `i` of a flow into `entry`: code, seconds (from the tracker's epoch), nanoseconds. */
+function readHistory(words: Int32Array, flow: FlowState, i: number, entry: Float64Array): void {
+  if (i < flow.pooledHistory) {
+    const at = flow.historySlot * SLOT_WORDS + i * 3;
+    entry[0] = words[at];
+    entry[1] = words[at + 1];
+    entry[2] = words[at + 2];
+  } else {
+    const more = flow.moreHistory!;
+    const at = (i - flow.pooledHistory) * 3;
+    entry[0] = more[at];
+    entry[1] = more[at + 1];
+    entry[2] = more[at + 2];
+  }
+}
+
+const historyEntry = new Float64Array(3);
+const NO_WORDS = new Int32Array(0);
 
 export interface FlowTrackerOptions {
   /** Receives each finished record. */
-  onFlow: (record: FlowRecord) => void;
+  onFlow?: (record: FlowRecord) => void;
+  /**
+   * Gets each finished connection's flows.csv row as bytes (what `flowCsvRow` writes for its record),
+   * encoded from the tracker's state: without `onFlow` no record is built at all.
+   */
+  csv?: FlowCsvSink;
+  /** Receives each finished connection's flows.csv row as text (the bytes `csv` gets). */
+  onCsvRow?: (row: string) => void;
   /** Most state changes kept per connection (default 64); the rest are counted. */
   maxHistory?: number;
   /** Community ID seed (default 0). */
@@ -211,18 +314,54 @@ export interface FlowTrackerOptions {
 
 const NS = 1e9;
 
+interface LiveEnd {
+  tsSec: number;
+  tsNsec: number;
+  remaining: number;
+}
+
+/** A finished flow as its flows.csv row is written from it (one reused per tracker). */
+export class FlowEnd {
+  flow: FlowState | null = null;
+  finalState = "";
+  endReason: EndReason = "timeout";
+  detail = "";
+  endSec = 0;
+  endNsec = 0;
+  live: LiveEnd | null = null;
+  communityId = "";
+  /** The tracker's `epochSec`, which the flow's own seconds count from. */
+  epochSec = 0;
+  /** The tracker's history pool. */
+  historyWords = NO_WORDS;
+}
+
+/** Where flows.csv rows go as bytes: a ChunkedWriter (lib/pipeline/replay.ts). */
+export interface FlowCsvSink {
+  writeEncoded(encoder: typeof FLOW_CSV_ENCODER, item: FlowEnd, maxBytes: number): void;
+}
+
 export class FlowTracker {
   private readonly live = new Map<number, FlowState>();
   private readonly maxHistory: number;
-  private readonly onFlow: (record: FlowRecord) => void;
-  private readonly seed: number;
+  private readonly onFlow: ((record: FlowRecord) => void) | null;
+  private readonly csv: FlowCsvSink | null;
+  private readonly onCsvRow: ((row: string) => void) | null;
+  private readonly end = new FlowEnd();
+  private readonly pool = new HistoryPool();
+  private scratch = Buffer.alloc(0);
+  private readonly communityIdOptions: { seed: number };
+  /** Capture second the flows' times count from: the first connection's. */
+  private epochSec = Number.NaN;
   /** Records emitted so far. */
   emitted = 0;
 
   constructor(options: FlowTrackerOptions) {
-    this.onFlow = options.onFlow;
+    this.onFlow = options.onFlow ?? null;
+    this.csv = options.csv ?? null;
+    this.onCsvRow = options.onCsvRow ?? null;
     this.maxHistory = options.maxHistory ?? 64;
-    this.seed = options.communityIdSeed ?? 0;
+    this.communityIdOptions = { seed: options.communityIdSeed ?? 0 };
   }
 
   get liveCount(): number {
@@ -233,8 +372,10 @@ export class FlowTracker {
   onEvent(event: ConntrackEvent): void {
     const connection = event.connection;
     if (event.type === "NEW") {
+      if (Number.isNaN(this.epochSec)) this.epochSec = event.tsSec;
       const flow = new FlowState(connection);
-      flow.firstSec = flow.lastSec = event.tsSec;
+      flow.historySlot = this.pool.take();
+      flow.firstSec = flow.lastSec = event.tsSec - this.epochSec;
       flow.firstNsec = flow.lastNsec = event.tsNsec;
       this.live.set(connection.id, flow);
       this.noteState(flow, event);
@@ -248,10 +389,10 @@ export class FlowTracker {
     }
     // A RST that kills an entry was accounted to it: the DESTROY's time is that packet's.
     if (event.destroyCause === "reset") {
-      flow.lastSec = event.tsSec;
+      flow.lastSec = event.tsSec - this.epochSec;
       flow.lastNsec = event.tsNsec;
     }
-    if (event.state >= 0) this.pushState(flow, TCP_STATE_NAMES[event.state], event.tsSec, event.tsNsec);
+    if (event.state >= 0) this.pushState(flow, event.state, event.tsSec, event.tsNsec);
     this.forget(flow);
     this.emit(
       flow,
@@ -269,13 +410,14 @@ export class FlowTracker {
    */
   onPacket(packet: DecodedPacket, verdict: number, connection: Connection | null): FlowState | null {
     if (verdict < 0 || verdict === Verdict.Ignored || connection === null) return null;
-    const flow = this.live.get(connection.id) ?? null;
+    const flow = this.live.get(connection.id);
+    if (flow === undefined) return null;
+    const sec = packet.tsSec - this.epochSec;
     if (
-      flow !== null &&
       verdict !== Verdict.Invalid &&
-      (packet.tsSec > flow.lastSec || (packet.tsSec === flow.lastSec && packet.tsNsec > flow.lastNsec))
+      (sec > flow.lastSec || (sec === flow.lastSec && packet.tsNsec > flow.lastNsec))
     ) {
-      flow.lastSec = packet.tsSec;
+      flow.lastSec = sec;
       flow.lastNsec = packet.tsNsec;
     }
     return flow;
@@ -293,10 +435,10 @@ export class FlowTracker {
     const flows = [...this.live.values()].sort((a, b) => a.connection.id - b.connection.id);
     for (const flow of flows) {
       this.forget(flow);
-      const expiry = { tsSec: 0, tsNsec: 0 };
+      const expiry = { tsSec: 0, tsNsec: 0, remaining: 0 };
       engine.toCaptureTime(flow.connection.expiresAt, expiry);
-      const remaining = Math.max(0, engine.remainingSeconds(flow.connection));
-      this.emit(flow, "live", at.tsSec, at.tsNsec, { ...expiry, remaining });
+      expiry.remaining = Math.max(0, engine.remainingSeconds(flow.connection));
+      this.emit(flow, "live", at.tsSec, at.tsNsec, expiry);
     }
   }
 
@@ -304,30 +446,48 @@ export class FlowTracker {
     const connection = event.connection;
     if (connection.protocol === IPPROTO_TCP) {
       const state = event.state >= 0 ? event.state : connection.tcpState;
-      if (state >= 0) this.pushState(flow, TCP_STATE_NAMES[state], event.tsSec, event.tsNsec);
+      if (state >= 0) this.pushState(flow, state, event.tsSec, event.tsNsec);
     } else if (event.type === "NEW") {
-      this.pushState(flow, event.seenReply ? "REPLIED" : "UNREPLIED", event.tsSec, event.tsNsec);
+      this.pushState(flow, event.seenReply ? REPLIED_CODE : UNREPLIED_CODE, event.tsSec, event.tsNsec);
     }
-    if (event.seenReply && flow.replySec < 0) {
-      flow.replySec = event.tsSec;
+    if (event.seenReply && !flow.replied) {
+      flow.replied = true;
+      flow.replySec = event.tsSec - this.epochSec;
       flow.replyNsec = event.tsNsec;
-      if (connection.protocol !== IPPROTO_TCP) this.pushState(flow, "REPLIED", event.tsSec, event.tsNsec);
+      if (connection.protocol !== IPPROTO_TCP) this.pushState(flow, REPLIED_CODE, event.tsSec, event.tsNsec);
     }
-    if (event.assured && flow.assuredSec < 0) {
-      flow.assuredSec = event.tsSec;
+    if (event.assured && !flow.assured) {
+      flow.assured = true;
+      flow.assuredSec = event.tsSec - this.epochSec;
       flow.assuredNsec = event.tsNsec;
-      if (connection.protocol !== IPPROTO_TCP) this.pushState(flow, "ASSURED", event.tsSec, event.tsNsec);
+      if (connection.protocol !== IPPROTO_TCP) this.pushState(flow, ASSURED_CODE, event.tsSec, event.tsNsec);
     }
   }
 
-  private pushState(flow: FlowState, state: string, tsSec: number, tsNsec: number): void {
-    if (state === flow.lastState) return;
-    flow.lastState = state;
-    if (flow.history.length >= this.maxHistory * 3) {
+  private pushState(flow: FlowState, code: number, tsSec: number, tsNsec: number): void {
+    if (code === flow.lastStateCode) return;
+    flow.lastStateCode = code;
+    if (flow.historyLength >= this.maxHistory) {
       flow.historyOmitted++;
       return;
     }
-    flow.history.push(state, tsSec, tsNsec);
+    const sec = tsSec - this.epochSec;
+    if (
+      flow.moreHistory === null &&
+      flow.pooledHistory < POOLED_ENTRIES &&
+      (sec | 0) === sec &&
+      (tsNsec | 0) === tsNsec
+    ) {
+      const words = this.pool.words;
+      const at = flow.historySlot * SLOT_WORDS + flow.pooledHistory * 3;
+      words[at] = code;
+      words[at + 1] = sec;
+      words[at + 2] = tsNsec;
+      flow.pooledHistory++;
+    } else {
+      if (flow.moreHistory === null) flow.moreHistory = [];
+      flow.moreHistory.push(code, sec, tsNsec);
+    }
   }
 
   private forget(flow: FlowState): void {
@@ -339,65 +499,416 @@ export class FlowTracker {
     cause: DestroyCause | "live",
     endSec: number,
     endNsec: number,
-    live: { tsSec: number; tsNsec: number; remaining: number } | null,
+    live: LiveEnd | null,
   ): void {
     const connection = flow.connection;
-    const offset = (sec: number, nsec: number): number =>
-      ((sec - flow.firstSec) * NS + (nsec - flow.firstNsec)) / NS;
-    const history: StateChange[] = [];
-    for (let i = 0; i < flow.history.length; i += 3) {
-      const sec = flow.history[i + 1] as number;
-      const nsec = flow.history[i + 2] as number;
-      history.push({
-        state: flow.history[i] as string,
-        time: isoTimeNs(sec, nsec),
-        offset: offset(sec, nsec),
-      });
-    }
     const finalState =
       connection.protocol === IPPROTO_TCP && connection.tcpState >= 0
         ? TCP_STATE_NAMES[connection.tcpState]
         : flow.lastState;
     const endReason: EndReason = cause === "expired" || cause === "drain" ? "timeout" : cause;
-    const flags = [connection.seenReply ? "SEEN_REPLY" : "UNREPLIED"];
-    if (connection.assured) flags.push("ASSURED");
-    if (connection.expected || connection.masterId > 0) flags.push("RELATED");
-    const record: FlowRecord = {
-      id: connection.id,
-      protocol: protocolName(connection.protocol),
-      protocolNumber: connection.protocol,
-      family: connection.original.family === 6 ? 6 : 4,
-      original: tupleRecord(connection.original),
-      reply: tupleRecord(connection.reply),
-      nat: natKind(connection.original, connection.reply),
-      firstPacket: isoTimeNs(flow.firstSec, flow.firstNsec),
-      lastPacket: isoTimeNs(flow.lastSec, flow.lastNsec),
-      duration: offset(flow.lastSec, flow.lastNsec),
-      history,
-      historyOmitted: flow.historyOmitted,
-      finalState,
-      endReason,
-      endDetail: endDetail(cause, finalState, live),
-      endTime: live === null ? isoTimeNs(endSec, endNsec) : null,
-      expiresAt: live === null ? null : isoTimeNs(live.tsSec, live.tsNsec),
-      expiresIn: live === null ? null : live.remaining,
-      flags,
-      replyAfter: flow.replySec < 0 ? null : offset(flow.replySec, flow.replyNsec),
-      assuredAfter: flow.assuredSec < 0 ? null : offset(flow.assuredSec, flow.assuredNsec),
-      originalPackets: connection.originalPackets,
-      originalBytes: connection.originalBytes,
-      replyPackets: connection.replyPackets,
-      replyBytes: connection.replyBytes,
-      helper: connection.helper,
-      masterId: connection.masterId > 0 ? connection.masterId : null,
-      communityId: tupleCommunityId(connection.original, { seed: this.seed }),
-    };
-    if (record.nat !== "none")
-      record.natOrigin = (connection.status & Status.NatObserved) !== 0 ? "observed" : "configured";
+    const detail = endDetail(cause, finalState, live);
+    const communityId = tupleCommunityId(connection.original, this.communityIdOptions);
     this.emitted++;
-    this.onFlow(record);
+    if (this.csv !== null || this.onCsvRow !== null) {
+      const end = this.end;
+      end.flow = flow;
+      end.finalState = finalState;
+      end.endReason = endReason;
+      end.detail = detail;
+      end.endSec = endSec;
+      end.endNsec = endNsec;
+      end.live = live;
+      end.communityId = communityId;
+      end.epochSec = this.epochSec;
+      end.historyWords = this.pool.words;
+      const maxBytes = flowCsvMaxBytes(end);
+      if (this.csv !== null) this.csv.writeEncoded(FLOW_CSV_ENCODER, end, maxBytes);
+      if (this.onCsvRow !== null) {
+        if (this.scratch.length < maxBytes) this.scratch = Buffer.alloc(maxBytes);
+        const length = FLOW_CSV_ENCODER.encode(end, this.scratch, 0);
+        this.onCsvRow(this.scratch.toString("utf8", 0, length));
+      }
+      end.flow = null;
+      end.live = null;
+      end.historyWords = NO_WORDS;
+    }
+    if (this.onFlow !== null)
+      this.onFlow(
+        flowRecord(
+          flow,
+          this.pool.words,
+          this.epochSec,
+          finalState,
+          endReason,
+          detail,
+          endSec,
+          endNsec,
+          live,
+          communityId,
+        ),
+      );
+    this.pool.release(flow.historySlot);
+    flow.historySlot = -1;
   }
 }
+
+function flowRecord(
+  flow: FlowState,
+  historyWords: Int32Array,
+  epochSec: number,
+  finalState: string,
+  endReason: EndReason,
+  detail: string,
+  endSec: number,
+  endNsec: number,
+  live: LiveEnd | null,
+  communityId: string,
+): FlowRecord {
+  const connection = flow.connection;
+  const offset = (sec: number, nsec: number): number =>
+    ((sec - flow.firstSec) * NS + (nsec - flow.firstNsec)) / NS;
+  const history: StateChange[] = [];
+  const length = flow.historyLength;
+  for (let i = 0; i < length; i++) {
+    readHistory(historyWords, flow, i, historyEntry);
+    const sec = historyEntry[1];
+    const nsec = historyEntry[2];
+    history.push({
+      state: stateName(historyEntry[0]),
+      time: isoTimeNs(epochSec + sec, nsec),
+      offset: offset(sec, nsec),
+    });
+  }
+  const record: FlowRecord = {
+    id: connection.id,
+    protocol: protocolName(connection.protocol),
+    protocolNumber: connection.protocol,
+    family: connection.original.family === 6 ? 6 : 4,
+    original: tupleRecord(connection.original),
+    reply: tupleRecord(connection.reply),
+    nat: natKind(connection.original, connection.reply),
+    firstPacket: isoTimeNs(epochSec + flow.firstSec, flow.firstNsec),
+    lastPacket: isoTimeNs(epochSec + flow.lastSec, flow.lastNsec),
+    duration: offset(flow.lastSec, flow.lastNsec),
+    history,
+    historyOmitted: flow.historyOmitted,
+    finalState,
+    endReason,
+    endDetail: detail,
+    endTime: live === null ? isoTimeNs(endSec, endNsec) : null,
+    expiresAt: live === null ? null : isoTimeNs(live.tsSec, live.tsNsec),
+    expiresIn: live === null ? null : live.remaining,
+    flags: flagsText(connection).split(" "),
+    replyAfter: flow.replied ? offset(flow.replySec, flow.replyNsec) : null,
+    assuredAfter: flow.assured ? offset(flow.assuredSec, flow.assuredNsec) : null,
+    originalPackets: connection.originalPackets,
+    originalBytes: connection.originalBytes,
+    replyPackets: connection.replyPackets,
+    replyBytes: connection.replyBytes,
+    helper: connection.helper,
+    masterId: connection.masterId > 0 ? connection.masterId : null,
+    communityId,
+  };
+  if (record.nat !== "none")
+    record.natOrigin = (connection.status & Status.NatObserved) !== 0 ? "observed" : "configured";
+  return record;
+}
+
+function flagsText(connection: Connection): string {
+  const reply = connection.seenReply ? "SEEN_REPLY" : "UNREPLIED";
+  const assured = connection.assured ? " ASSURED" : "";
+  return connection.expected || connection.masterId > 0 ? `${reply}${assured} RELATED` : `${reply}${assured}`;
+}
+
+// ------------------------------------------------------------------ flows.csv as bytes
+
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+const APOSTROPHE = 0x27;
+const DIGIT_0 = 0x30;
+
+/**
+ * The most bytes a row can take: cells of numbers, times, addresses and fixed words stay well under
+ * 2 KiB together; a history entry under 64; free text at most 3 bytes per UTF-16 unit, doubled quotes.
+ */
+function flowCsvMaxBytes(end: FlowEnd): number {
+  const flow = end.flow!;
+  const helper = flow.connection.helper;
+  return (
+    2048 +
+    64 * (flow.historyLength + 1) +
+    6 * (end.detail.length + end.finalState.length + (helper === null ? 0 : helper.length))
+  );
+}
+
+const utf8 = new TextEncoder();
+
+function writeAscii(out: Uint8Array, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i);
+  return at;
+}
+
+/** Any text, as UTF-8 (as the stream would encode it). */
+function writeText(out: Uint8Array, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) return at - i + utf8.encodeInto(text, out.subarray(at - i)).written;
+    out[at++] = code;
+  }
+  return at;
+}
+
+/** A text cell of words and digits: the formula guard of `safeCsvCell` (such text never needs quotes). */
+function writeGuarded(out: Uint8Array, at: number, text: string): number {
+  if (startsLikeFormula(text)) out[at++] = APOSTROPHE;
+  return writeText(out, at, text);
+}
+
+/** Free text as `safeCsvCell` and then csv-stringify leave it: guarded, then quoted when it must be. */
+function writeFreeText(out: Uint8Array, at: number, text: string): number {
+  const guard = startsLikeFormula(text);
+  if (!csvNeedsQuotes(text)) {
+    if (guard) out[at++] = APOSTROPHE;
+    return writeText(out, at, text);
+  }
+  out[at++] = QUOTE;
+  if (guard) out[at++] = APOSTROPHE;
+  at = writeText(out, at, text.replaceAll('"', '""'));
+  out[at++] = QUOTE;
+  return at;
+}
+
+/** A number as `${value}` prints it; whole non-negative ones digit by digit. */
+function writeNumber(out: Uint8Array, at: number, value: number): number {
+  if (value >>> 0 === value && value < 1000) return writeSmall(out, at, value);
+  if (!(value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value)))
+    return writeAscii(out, at, `${value}`);
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  const end = at + digits;
+  for (let i = end - 1; i >= at; i--) {
+    const quotient = Math.floor(value / 10);
+    out[i] = DIGIT_0 + (value - quotient * 10);
+    value = quotient;
+  }
+  return end;
+}
+
+/** The three ASCII digits of 0 … 999, zero-padded. */
+const DIGITS3 = new Uint8Array(3000);
+for (let i = 0; i < 1000; i++) {
+  DIGITS3[i * 3] = DIGIT_0 + Math.floor(i / 100);
+  DIGITS3[i * 3 + 1] = DIGIT_0 + (Math.floor(i / 10) % 10);
+  DIGITS3[i * 3 + 2] = DIGIT_0 + (i % 10);
+}
+
+/** 0 … 999 without leading zeros. */
+function writeSmall(out: Uint8Array, at: number, value: number): number {
+  const from = value * 3 + (value < 10 ? 2 : value < 100 ? 1 : 0);
+  const to = value * 3 + 3;
+  for (let i = from; i < to; i++) out[at++] = DIGITS3[i];
+  return at;
+}
+
+/** 0 … 999 as three digits. */
+function write3(out: Uint8Array, at: number, value: number): number {
+  const from = value * 3;
+  out[at] = DIGITS3[from];
+  out[at + 1] = DIGITS3[from + 1];
+  out[at + 2] = DIGITS3[from + 2];
+  return at + 3;
+}
+
+/** 0 … 999 999 999 as nine digits. */
+function write9(out: Uint8Array, at: number, value: number): number {
+  const high = Math.floor(value / 1e6);
+  const rest = value - high * 1e6;
+  const middle = Math.floor(rest / 1000);
+  at = write3(out, at, high);
+  at = write3(out, at, middle);
+  return write3(out, at, rest - middle * 1000);
+}
+
+/** `isoTimeNs(sec, nsec)`, with the formula guard (extended years start with + or -). */
+function writeTime(out: Uint8Array, at: number, sec: number, nsec: number): number {
+  const prefix = isoSecondPrefix(sec);
+  if (!(nsec >= 0 && nsec < 1e9 && Number.isInteger(nsec)))
+    return writeGuarded(out, at, isoTimeNs(sec, nsec));
+  if (startsLikeFormula(prefix)) out[at++] = APOSTROPHE;
+  at = writeAscii(out, at, prefix);
+  at = write9(out, at, nsec);
+  out[at++] = 0x5a; // Z
+  return at;
+}
+
+/**
+ * `(ns / 1e9).toFixed(6)`. In range the microseconds are whole numbers away from a rounding tie, so
+ * integer arithmetic gives toFixed's digits; halfway cases (the binary quotient decides those),
+ * negative and huge values take toFixed itself. `guard`: the formula guard, for a cell of its own.
+ */
+function writeSeconds(out: Uint8Array, at: number, ns: number, guard: boolean): number {
+  if (!(ns >= 0 && ns < 1e15 && ns % 1000 !== 500 && Number.isInteger(ns))) {
+    const text = (ns / NS).toFixed(6);
+    return guard ? writeGuarded(out, at, text) : writeAscii(out, at, text);
+  }
+  const micros = Math.round(ns / 1000);
+  const whole = Math.floor(micros / 1e6);
+  at = writeNumber(out, at, whole);
+  out[at++] = 0x2e; // .
+  const fraction = micros - whole * 1e6;
+  const high = Math.floor(fraction / 1000);
+  at = write3(out, at, high);
+  return write3(out, at, fraction - high * 1000);
+}
+
+function writeIpv4(out: Uint8Array, at: number, word: number): number {
+  at = writeSmall(out, at, word >>> 24);
+  out[at++] = 0x2e;
+  at = writeSmall(out, at, (word >>> 16) & 0xff);
+  out[at++] = 0x2e;
+  at = writeSmall(out, at, (word >>> 8) & 0xff);
+  out[at++] = 0x2e;
+  return writeSmall(out, at, word & 0xff);
+}
+
+/** src and dst cells of a tuple, as `tupleRecord` formats them. */
+function writeAddresses(out: Uint8Array, at: number, tuple: Tuple): number {
+  if (tuple.family === 4) {
+    at = writeIpv4(out, at, tuple.src0);
+    out[at++] = COMMA;
+    return writeIpv4(out, at, tuple.dst0);
+  }
+  at = writeAscii(out, at, formatIpv6(tuple.src0, tuple.src1, tuple.src2, tuple.src3));
+  out[at++] = COMMA;
+  return writeAscii(out, at, formatIpv6(tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3));
+}
+
+/**
+ * A tuple's cells as `tupleRecord` fills them (then a comma): src, dst, sport, dport, and for the
+ * original direction also type, code, id.
+ */
+function writeTupleCells(out: Uint8Array, at: number, tuple: Tuple, withIcmp: boolean): number {
+  at = writeAddresses(out, at, tuple);
+  out[at++] = COMMA;
+  switch (tuple.protocol) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+    case IPPROTO_UDPLITE:
+    case IPPROTO_SCTP:
+      at = writeNumber(out, at, tuple.srcPort);
+      out[at++] = COMMA;
+      at = writeNumber(out, at, tuple.dstPort);
+      out[at++] = COMMA;
+      if (withIcmp) at = writeAscii(out, at, ",,,");
+      return at;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      if (!withIcmp) return writeAscii(out, at, ",,");
+      at = writeAscii(out, at, ",,");
+      at = writeNumber(out, at, tuple.icmpType);
+      out[at++] = COMMA;
+      at = writeNumber(out, at, tuple.icmpCode);
+      out[at++] = COMMA;
+      at = writeNumber(out, at, tuple.icmpId);
+      out[at++] = COMMA;
+      return at;
+    default:
+      return writeAscii(out, at, withIcmp ? ",,,,," : ",,");
+  }
+}
+
+/**
+ * A finished flow's flows.csv row straight from its state: the bytes `flowCsvRow` writes for its
+ * record, without the record or a string per cell. Cells of fixed words, addresses and numbers need
+ * neither the formula guard nor quoting; the others get what `safeCsvCell` and `csvRow` give them.
+ */
+export const FLOW_CSV_ENCODER = {
+  encode(end: FlowEnd, out: Uint8Array, at: number): number {
+    const flow = end.flow!;
+    const connection = flow.connection;
+    const original = connection.original;
+    const reply = connection.reply;
+    const firstSec = flow.firstSec;
+    const firstNsec = flow.firstNsec;
+    at = writeNumber(out, at, connection.id);
+    out[at++] = COMMA;
+    at = writeAscii(out, at, protocolName(connection.protocol));
+    out[at++] = COMMA;
+    at = writeNumber(out, at, connection.protocol);
+    out[at++] = COMMA;
+    out[at++] = original.family === 6 ? 0x36 : 0x34;
+    out[at++] = COMMA;
+    at = writeTupleCells(out, at, original, true);
+    at = writeTupleCells(out, at, reply, false);
+    at = writeAscii(out, at, natKind(original, reply));
+    out[at++] = COMMA;
+    at = writeTime(out, at, end.epochSec + firstSec, firstNsec);
+    out[at++] = COMMA;
+    at = writeTime(out, at, end.epochSec + flow.lastSec, flow.lastNsec);
+    out[at++] = COMMA;
+    at = writeSeconds(out, at, (flow.lastSec - firstSec) * NS + (flow.lastNsec - firstNsec), true);
+    out[at++] = COMMA;
+    const historyLength = flow.historyLength;
+    const entry = historyEntry;
+    for (let i = 0; i < historyLength; i++) {
+      readHistory(end.historyWords, flow, i, entry);
+      // As a template prints it (an unknown TCP state number as "undefined").
+      const state = `${stateName(entry[0])}`;
+      if (i > 0) out[at++] = 0x3e; // >
+      at = i === 0 ? writeGuarded(out, at, state) : writeText(out, at, state);
+      out[at++] = 0x40; // @
+      const ns = (entry[1] - firstSec) * NS + (entry[2] - firstNsec);
+      at = writeSeconds(out, at, ns, false);
+    }
+    if (flow.historyOmitted > 0) {
+      at = writeText(out, at, ">…(+");
+      at = writeNumber(out, at, flow.historyOmitted);
+      out[at++] = 0x29; // )
+    }
+    out[at++] = COMMA;
+    at = writeGuarded(out, at, end.finalState);
+    out[at++] = COMMA;
+    at = writeAscii(out, at, end.endReason);
+    out[at++] = COMMA;
+    at = writeFreeText(out, at, end.detail);
+    out[at++] = COMMA;
+    const live = end.live;
+    if (live === null) {
+      at = writeTime(out, at, end.endSec, end.endNsec);
+      at = writeAscii(out, at, ",,,");
+    } else {
+      out[at++] = COMMA;
+      at = writeTime(out, at, live.tsSec, live.tsNsec);
+      out[at++] = COMMA;
+      at = writeNumber(out, at, live.remaining);
+      out[at++] = COMMA;
+    }
+    at = writeAscii(out, at, flagsText(connection));
+    out[at++] = COMMA;
+    if (flow.replied)
+      at = writeSeconds(out, at, (flow.replySec - firstSec) * NS + (flow.replyNsec - firstNsec), true);
+    out[at++] = COMMA;
+    if (flow.assured)
+      at = writeSeconds(out, at, (flow.assuredSec - firstSec) * NS + (flow.assuredNsec - firstNsec), true);
+    out[at++] = COMMA;
+    at = writeNumber(out, at, connection.originalPackets);
+    out[at++] = COMMA;
+    at = writeNumber(out, at, connection.originalBytes);
+    out[at++] = COMMA;
+    at = writeNumber(out, at, connection.replyPackets);
+    out[at++] = COMMA;
+    at = writeNumber(out, at, connection.replyBytes);
+    out[at++] = COMMA;
+    if (connection.helper !== null) at = writeFreeText(out, at, connection.helper);
+    out[at++] = COMMA;
+    if (connection.masterId > 0) at = writeNumber(out, at, connection.masterId);
+    out[at++] = COMMA;
+    at = writeAscii(out, at, end.communityId);
+    out[at++] = 0x0a;
+    return at;
+  },
+};
 
 function endDetail(
   cause: DestroyCause | "live",

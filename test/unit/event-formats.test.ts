@@ -10,6 +10,7 @@ import {
   csvRow,
   eventRecord,
   formatConntrackListLine,
+  isoTimeNs,
   tupleRecord,
 } from "../../lib/report/event-formats.js";
 import { parseAddress } from "./conntrack-fixtures.js";
@@ -182,4 +183,26 @@ test("a table entry as a record: remaining time, counters and delta-time as conn
   assert.equal(bare.timeout, 0);
   assert.equal(bare.originalBytes, null);
   assert.equal(bare.deltaTime, null);
+});
+
+test("isoTimeNs: ISO 8601 with nine digits of nanoseconds, whatever second came before", () => {
+  const reference = (sec: number, nsec: number): string =>
+    `${new Date(sec * 1000).toISOString().slice(0, 19)}.${String(nsec).padStart(9, "0")}Z`;
+  assert.equal(isoTimeNs(1_700_000_000, 5), "2023-11-14T22:13:20.000000005Z");
+  assert.equal(isoTimeNs(0, 999_999_999), "1970-01-01T00:00:00.999999999Z");
+  // Seconds 512 apart share a cache slot; far years print as Date prints them.
+  for (const sec of [1_700_000_000, 1_700_000_512, 1_700_000_000, 253_402_300_800, -1, 4_294_967_295]) {
+    for (const nsec of [0, 1, 999, 1000, 123_456_789, 999_999_999])
+      assert.equal(isoTimeNs(sec, nsec), reference(sec, nsec), `${sec} ${nsec}`);
+  }
+  let state = 3;
+  for (let i = 0; i < 5000; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    const sec = 1_600_000_000 + (state % 2000);
+    const nsec = Math.imul(state, 2654435761) >>> 0;
+    assert.equal(isoTimeNs(sec, nsec % 1e9), reference(sec, nsec % 1e9));
+  }
+  // Out of range nanoseconds (not from a capture) still print as before: padded, not wrapped.
+  assert.equal(isoTimeNs(0, 1_000_000_000), "1970-01-01T00:00:00.1000000000Z");
+  assert.throws(() => isoTimeNs(Number.NaN, 0), RangeError);
 });

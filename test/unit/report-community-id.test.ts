@@ -252,3 +252,42 @@ test("community ID of an engine tuple: ICMP echo uses the type and code kept in 
   [tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3] = [0xfe801011, 0x12131415, 0x16171819, 0x1a1b1c1d];
   assert.equal(tupleCommunityId(tuple), "1:wQ/2mwrnXP4lmJcHdGL5ePjR+e0=");
 });
+
+test("community ID of an engine tuple equals communityId of its address bytes, for random tuples", () => {
+  let state = 7;
+  const random = (n: number): number => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return (state >>> 4) % n;
+  };
+  // Few distinct words, so equal addresses (where ports decide the order) come up often.
+  const word = (): number => [0, 1, 0x7f000001, 0xc0a80001, 0xfe800000, 0xffffffff][random(6)];
+  const wordBytes = (words: number[]): Uint8Array => {
+    const bytes = Buffer.alloc(words.length * 4);
+    words.forEach((value, i) => bytes.writeUInt32BE(value >>> 0, i * 4));
+    return bytes;
+  };
+  for (let i = 0; i < 3000; i++) {
+    const tuple = new Tuple();
+    tuple.family = random(2) === 0 ? 4 : 6;
+    tuple.protocol = [1, 6, 17, 47, 58, 132, 50][random(7)];
+    const src = tuple.family === 4 ? [word()] : [word(), word(), word(), word()];
+    const dst = tuple.family === 4 ? [word()] : [word(), word(), word(), word()];
+    [tuple.src0, tuple.src1, tuple.src2, tuple.src3] = [...src, 0, 0, 0];
+    [tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3] = [...dst, 0, 0, 0];
+    tuple.srcPort = [0, 1, 80, 65535][random(4)];
+    tuple.dstPort =
+      random(2) === 0 ? [0, 1, 80, 65535][random(4)] : ([0, 8, 13, 128, 135, 3][random(6)] << 8) | random(3);
+    const icmp = tuple.protocol === 1 || tuple.protocol === 58;
+    const seed = [0, 1, 65535][random(3)];
+    const base64 = random(2) === 0;
+    const expected = communityId(
+      tuple.protocol,
+      wordBytes(src),
+      wordBytes(dst),
+      icmp ? tuple.icmpType : tuple.srcPort,
+      icmp ? tuple.icmpCode : tuple.dstPort,
+      { seed, base64 },
+    );
+    assert.equal(tupleCommunityId(tuple, { seed, base64 }), expected, JSON.stringify({ src, dst, i }));
+  }
+});

@@ -2,11 +2,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { DecodedPacket } from "../../lib/decode/packet.js";
-import { ConntrackEngine } from "../../lib/conntrack/engine.js";
+import { ConntrackEngine, ConntrackEvent } from "../../lib/conntrack/engine.js";
 import { FlowTracker, flowCsvRow, historyText, natKind, type FlowRecord } from "../../lib/report/flows.js";
 import { OrphanTracker, orphanCsvRow, tcpFlagsText, type OrphanRecord } from "../../lib/report/orphans.js";
-import { Tuple } from "../../lib/conntrack/connection.js";
-import { makeIcmp, makeTcp, makeUdp } from "./conntrack-fixtures.js";
+import { Connection, TCP_STATE_NAMES, Tuple } from "../../lib/conntrack/connection.js";
+import { makeGeneric, makeIcmp, makeTcp, makeUdp } from "./conntrack-fixtures.js";
 
 const CLIENT = "10.1.2.3";
 const SERVER = "203.0.113.47";
@@ -112,6 +112,140 @@ test("UDP and ICMP histories; a connection still live at the end says when it ex
   assert.deepEqual(icmp.original, { src: CLIENT, dst: SERVER, type: 8, code: 0, id: 7 });
   // The spec's "echo request" vector has these addresses' order: check the id is the request's.
   assert.equal(h.flowTracker.liveCount, 0);
+});
+
+/**
+ * Random traffic (TCP, UDP, ICMP, GRE; IPv4 and IPv6; times on rounding ties, out of order, hours
+ * apart) through a tracker that writes flows.csv from its state and also builds records: every row
+ * must be the bytes `flowCsvRow` writes for that flow's record.
+ */
+function compareCsvPaths(seed: number, finish: "drain" | "live", maxHistory: number): string[] {
+  let state = seed;
+  const random = (n: number): number => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return (state >>> 8) % n;
+  };
+  const records: FlowRecord[] = [];
+  const rows: string[] = [];
+  const tracker = new FlowTracker({
+    maxHistory,
+    communityIdSeed: seed & 0xffff,
+    onFlow: (record) => records.push(record),
+    onCsvRow: (row) => rows.push(row),
+  });
+  const engine = new ConntrackEngine({
+    settings: { "net.netfilter.nf_conntrack_tcp_loose": 1 },
+    onEvent: (event) => tracker.onEvent(event),
+  });
+  const hosts = ["10.0.0.1", "10.0.0.2", "192.0.2.9", "2001:db8::1", "2001:db8::2", "fe80::9"];
+  let sec = T0;
+  for (let i = 0; i < 600; i++) {
+    // Mostly forward in small steps; sometimes back a little, sometimes hours ahead.
+    const step = random(20);
+    if (step === 0) sec -= 1;
+    else if (step === 1) sec += 3600 * (1 + random(48));
+    else if (step < 6) sec += 1;
+    const nsec = [0, 500, 1500, 999_999_500, random(1e9), random(1000) * 1000 + 500][random(6)];
+    const v6 = random(3) === 0;
+    const a = hosts[(v6 ? 3 : 0) + random(3)];
+    const b = hosts[(v6 ? 3 : 0) + random(3)];
+    const [src, dst] = random(2) === 0 ? [a, b] : [b, a];
+    const sport = 1000 + random(4);
+    const dport = [80, 53, 1000][random(3)];
+    const kind = random(10);
+    const packet =
+      kind < 5
+        ? makeTcp({ src, dst, sport, dport, ts: T0, flags: ["S", "SA", "A", "FA", "R", "PA"][random(6)] })
+        : kind < 7
+          ? makeUdp({ src, dst, sport, dport, ts: T0 })
+          : kind < 9
+            ? makeIcmp({
+                src,
+                dst,
+                type: v6 ? [128, 129][random(2)] : [8, 0, 13][random(3)],
+                id: random(3),
+                ts: T0,
+              })
+            : makeGeneric({ src, dst, protocol: [47, 132, 99][random(3)], ts: T0 });
+    packet.tsSec = sec;
+    packet.tsNsec = nsec;
+    const verdict = engine.process(packet);
+    const connection = engine.lastConnection;
+    tracker.onPacket(packet, verdict, connection);
+    // Names an input could choose: a helper name with a delimiter, quotes, a formula start, non-ASCII.
+    if (connection !== null && random(40) === 0)
+      connection.helper = ['=cmd|"x"', "a,b", "naïve ☃", "@x", "plain", "line\nbreak"][random(6)];
+  }
+  if (finish === "drain") engine.drain();
+  tracker.finish(engine);
+  assert.ok(records.length > 50, `only ${records.length} flows`);
+  assert.equal(rows.length, records.length);
+  for (let i = 0; i < rows.length; i++)
+    assert.equal(rows[i], flowCsvRow(records[i]), `flow ${records[i].id}`);
+  return rows;
+}
+
+test("flows.csv rows from the tracker's state are flowCsvRow of the records, byte for byte", () => {
+  const rows = [
+    ...compareCsvPaths(1, "drain", 64),
+    ...compareCsvPaths(2, "live", 64),
+    ...compareCsvPaths(3, "live", 1),
+    ...compareCsvPaths(4, "drain", 3),
+  ];
+  // The awkward cases were there to compare.
+  assert.ok(rows.some((row) => row.includes('"\'=cmd|""x"""')));
+  assert.ok(rows.some((row) => row.includes("naïve ☃")));
+  assert.ok(rows.some((row) => row.includes(">…(+")));
+  assert.ok(rows.some((row) => /,still live at|,"still live at/.test(row)));
+  assert.ok(rows.some((row) => row.includes(",2001:db8::")));
+});
+
+test("long histories: every state change in order, the cap counted, far-apart times kept", () => {
+  for (const [changes, maxHistory] of [
+    [7, 64],
+    [8, 64],
+    [9, 64],
+    [30, 64],
+    [30, 12],
+    [70, 64],
+  ]) {
+    const records: FlowRecord[] = [];
+    const rows: string[] = [];
+    const tracker = new FlowTracker({
+      maxHistory,
+      onFlow: (record) => records.push(record),
+      onCsvRow: (row) => rows.push(row),
+    });
+    const connection = new Connection();
+    connection.id = 5;
+    connection.original.protocol = connection.reply.protocol = 6;
+    const event = new ConntrackEvent();
+    event.connection = connection;
+    const expected: string[] = [];
+    for (let i = 0; i < changes; i++) {
+      event.type = i === 0 ? "NEW" : "UPDATE";
+      // From the sixth change on, 2^31 seconds later: beyond what the pool holds as a 32-bit number.
+      event.tsSec = T0 + i + (i >= 5 ? 2 ** 31 : 0);
+      event.tsNsec = i * 1000;
+      event.state = i % 2 === 0 ? 3 : 5; // ESTABLISHED, CLOSE_WAIT, …
+      const offset = (event.tsSec - T0) * 1e9 + event.tsNsec;
+      if (expected.length < maxHistory)
+        expected.push(`${TCP_STATE_NAMES[event.state]}@${(offset / 1e9).toFixed(6)}`);
+      tracker.onEvent(event);
+    }
+    event.type = "DESTROY";
+    event.state = -1;
+    event.destroyCause = "expired";
+    tracker.onEvent(event);
+    assert.equal(records.length, 1);
+    const omitted = changes - expected.length;
+    assert.equal(
+      historyText(records[0]),
+      omitted > 0 ? `${expected.join(">")}>…(+${omitted})` : expected.join(">"),
+      `${changes} changes, at most ${maxHistory}`,
+    );
+    assert.equal(rows[0], flowCsvRow(records[0]));
+  }
 });
 
 test("NAT kind from the tuples", () => {
