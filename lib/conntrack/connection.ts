@@ -392,18 +392,30 @@ export class NatAlias {
   constructor(readonly connection: Connection) {}
 }
 
+/**
+ * What few connections use (helpers, expectations, NAT, sequence shifts, table nodes for
+ * inspection), out of `Connection` so that the many plain ones do not carry the fields: made on the
+ * first write of something other than null.
+ */
+export class ConnectionExtras {
+  seqAdjust: SeqAdjust | null = null;
+  helperModule: ConntrackHelper | null = null;
+  helper: string | null = null;
+  helperState: object | null = null;
+  master: Connection | null = null;
+  expectations: Expectation[] | null = null;
+  natAlias: NatAlias | null = null;
+  originalNode: TupleNode | null = null;
+  replyNode: TupleNode | null = null;
+}
+
 export class Connection {
   // Fields in the order the per-packet path reads them: the first ones share a cache line.
   status = 0;
   /** TCP only. */
   tcp: TcpConnectionState | null = null;
-  /**
-   * With configured NAT seen as packets arrive: the sequence shifts a NAT helper's rewrites of this
-   * connection's data left (nf_conn_seqadj); null until one changed a length. (Read per TCP packet.)
-   */
-  seqAdjust: SeqAdjust | null = null;
-  /** The attached helper, which sees this connection's packets. */
-  helperModule: ConntrackHelper | null = null;
+  /** The rarely used fields (see `ConnectionExtras`), null while all of them are null. */
+  extras: ConnectionExtras | null = null;
   /** Event bits of packets a helper dropped: they go out with the next packet that gets through. */
   cachedEventBits = 0;
   /** >= 0 while the connection is in the expiry heap, -1 when not in it. */
@@ -426,30 +438,84 @@ export class Connection {
   /** UDP: end of the first two seconds (engine-relative ns); replies after it make a stream. */
   udpStreamDeadlineSec = 0;
   udpStreamDeadlineNsec = 0;
-  /** For a connection that fulfilled an expectation: the connection whose helper announced it. */
-  master: Connection | null = null;
   /** Set once the connection has been destroyed. */
   dead = false;
   /** Sequential id, 1 for the first connection an engine creates. */
   id = 0;
   readonly original = new Tuple();
   readonly reply = new Tuple();
-  private originalNodeMade: TupleNode | null = null;
-  private replyNodeMade: TupleNode | null = null;
   /** `startedAt` as whole seconds and nanoseconds (see `expiresSec`). */
   startedSec = 0;
   startedNsec = 0;
+
+  /** `extras`, made if missing. */
+  private more(): ConnectionExtras {
+    if (this.extras === null) this.extras = new ConnectionExtras();
+    return this.extras;
+  }
+
+  /**
+   * With configured NAT seen as packets arrive: the sequence shifts a NAT helper's rewrites of this
+   * connection's data left (nf_conn_seqadj); null until one changed a length. (Read per TCP packet.)
+   */
+  get seqAdjust(): SeqAdjust | null {
+    const extras = this.extras;
+    return extras === null ? null : extras.seqAdjust;
+  }
+  set seqAdjust(value: SeqAdjust | null) {
+    if (value !== null || this.extras !== null) this.more().seqAdjust = value;
+  }
+  /** The attached helper, which sees this connection's packets. */
+  get helperModule(): ConntrackHelper | null {
+    const extras = this.extras;
+    return extras === null ? null : extras.helperModule;
+  }
+  set helperModule(value: ConntrackHelper | null) {
+    if (value !== null || this.extras !== null) this.more().helperModule = value;
+  }
   /** Helper name, when one is attached. */
-  helper: string | null = null;
+  get helper(): string | null {
+    const extras = this.extras;
+    return extras === null ? null : extras.helper;
+  }
+  set helper(value: string | null) {
+    if (value !== null || this.extras !== null) this.more().helper = value;
+  }
   /** The helper's per-connection data (FTP: remembered line ends), created when first needed. */
-  helperState: object | null = null;
+  get helperState(): object | null {
+    const extras = this.extras;
+    return extras === null ? null : extras.helperState;
+  }
+  set helperState(value: object | null) {
+    if (value !== null || this.extras !== null) this.more().helperState = value;
+  }
+  /** For a connection that fulfilled an expectation: the connection whose helper announced it. */
+  get master(): Connection | null {
+    const extras = this.extras;
+    return extras === null ? null : extras.master;
+  }
+  set master(value: Connection | null) {
+    if (value !== null || this.extras !== null) this.more().master = value;
+  }
   /** Live expectations this connection's helper registered, oldest first (null when none). */
-  expectations: Expectation[] | null = null;
+  get expectations(): Expectation[] | null {
+    const extras = this.extras;
+    return extras === null ? null : extras.expectations;
+  }
+  set expectations(value: Expectation[] | null) {
+    if (value !== null || this.extras !== null) this.more().expectations = value;
+  }
   /**
    * With configured NAT and an inside capture: the tuples this connection's packets carry on the
    * inside interface where they differ from the kernel's (see `NatAlias`); null when not translated.
    */
-  natAlias: NatAlias | null = null;
+  get natAlias(): NatAlias | null {
+    const extras = this.extras;
+    return extras === null ? null : extras.natAlias;
+  }
+  set natAlias(value: NatAlias | null) {
+    if (value !== null || this.extras !== null) this.more().natAlias = value;
+  }
 
   /** Capture time of expiry, in engine-relative nanoseconds (see ConntrackEngine). */
   get expiresAt(): number {
@@ -483,13 +549,14 @@ export class Connection {
   }
 
   get originalNode(): TupleNode {
-    if (this.originalNodeMade === null)
-      this.originalNodeMade = new TupleNode(this, DIR_ORIGINAL, this.original);
-    return this.originalNodeMade;
+    const extras = this.more();
+    if (extras.originalNode === null) extras.originalNode = new TupleNode(this, DIR_ORIGINAL, this.original);
+    return extras.originalNode;
   }
   get replyNode(): TupleNode {
-    if (this.replyNodeMade === null) this.replyNodeMade = new TupleNode(this, DIR_REPLY, this.reply);
-    return this.replyNodeMade;
+    const extras = this.more();
+    if (extras.replyNode === null) extras.replyNode = new TupleNode(this, DIR_REPLY, this.reply);
+    return extras.replyNode;
   }
 
   get protocol(): number {
@@ -533,6 +600,8 @@ function splitNs(at: number): number {
     seconds++;
     rest -= NS;
   }
-  splitRemainder = rest;
+  // A whole number of nanoseconds as an int32 (a small integer, kept inside the object; a double
+  // would make the field a pointer to a heap box of its own); a fraction, should one come, kept.
+  splitRemainder = (rest | 0) === rest ? rest | 0 : rest;
   return seconds;
 }

@@ -884,14 +884,9 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     connection.originalPackets = connection.originalBytes = 0;
     connection.replyPackets = connection.replyBytes = 0;
     connection.expiresAt = this.now;
-    connection.helper = null;
-    connection.helperModule = null;
-    connection.helperState = null;
-    connection.master = null;
-    connection.expectations = null;
+    // helper, helperModule, helperState, master, expectations, natAlias, seqAdjust: all null.
+    connection.extras = null;
     connection.cachedEventBits = 0;
-    connection.natAlias = null;
-    connection.seqAdjust = null;
     this.usedExpectationDirection = -1;
     return true;
   }
