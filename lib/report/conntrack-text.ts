@@ -249,7 +249,8 @@ function writeOctet(out: Uint8Array, at: number, octet: number): number {
   return at + length;
 }
 
-function writeIpv4(out: Uint8Array, at: number, word: number): number {
+/** An IPv4 address (a 32-bit word) as dotted decimal at `at`; returns the offset after it. */
+export function writeIpv4(out: Uint8Array, at: number, word: number): number {
   at = writeOctet(out, at, word >>> 24);
   out[at++] = 0x2e;
   at = writeOctet(out, at, (word >>> 16) & 0xff);

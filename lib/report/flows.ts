@@ -21,6 +21,7 @@ import {
   type DecodedPacket,
 } from "../decode/packet.js";
 import { formatIpv6 } from "../conntrack/address.js";
+import { writeIpv4 } from "./conntrack-text.js";
 import {
   csvRow,
   isoSecondPrefix,
@@ -760,16 +761,6 @@ function writeSeconds(out: Uint8Array, at: number, ns: number, guard: boolean): 
   const high = Math.floor(fraction / 1000);
   at = write3(out, at, high);
   return write3(out, at, fraction - high * 1000);
-}
-
-function writeIpv4(out: Uint8Array, at: number, word: number): number {
-  at = writeSmall(out, at, word >>> 24);
-  out[at++] = 0x2e;
-  at = writeSmall(out, at, (word >>> 16) & 0xff);
-  out[at++] = 0x2e;
-  at = writeSmall(out, at, (word >>> 8) & 0xff);
-  out[at++] = 0x2e;
-  return writeSmall(out, at, word & 0xff);
 }
 
 /** src and dst cells of a tuple, as `tupleRecord` formats them. */
