@@ -313,41 +313,38 @@ export const eventsCommand: CommandModule<object, EventsArguments> = {
     try {
       writer.write((events ?? expectations!).header());
       if (expectWriter !== null) expectWriter.write(expectations!.header());
-      const format = args.format === "json" ? "ndjson" : args.format;
+      const common = {
+        settings,
+        ...helperOptions,
+        reorderWindowNs,
+        drain: args.drain,
+        backpressure: () => writer.pending() ?? expectWriter?.pending() ?? null,
+        onOpened: progress.onOpened,
+      };
       result =
-        jobs > 1
+        jobs > 1 && args.format !== "json" // a JSON array with --jobs is refused above
           ? await replayCapturesInJobs(files, {
+              ...common,
               jobs,
               format: {
-                format,
+                format: args.format,
                 timestamp: args.timestamp,
                 events: events !== null,
                 expectations: expectations !== null,
               },
-              settings,
-              ...helperOptions,
-              reorderWindowNs,
-              drain: args.drain,
               writeEvents: events === null ? undefined : (bytes) => writer.writeBytes(bytes),
               writeExpectations:
                 expectTarget === null ? undefined : (bytes) => expectTarget.writeBytes(bytes),
-              backpressure: () => writer.pending() ?? expectWriter?.pending() ?? null,
-              onOpened: progress.onOpened,
             })
           : await replayCaptures(files, {
-              settings,
-              ...helperOptions,
+              ...common,
               observedNat: observedNatFromArguments(args),
               shard: shardFromArguments(args),
-              reorderWindowNs,
-              drain: args.drain,
               onEvent: events === null ? undefined : (event) => stream.writeEvent(writer, event),
               onExpectEvent:
                 expectations === null || expectTarget === null
                   ? undefined
                   : (event) => expectTarget.write(expectations.format(event)),
-              backpressure: () => writer.pending() ?? expectWriter?.pending() ?? null,
-              onOpened: progress.onOpened,
             });
       progress.finish();
       writer.write((events ?? expectations!).footer());

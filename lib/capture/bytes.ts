@@ -268,6 +268,10 @@ export class FileByteInput extends ByteInput {
     this.ahead = null;
     await this.handle.close();
     this.releaseBuffers();
+  }
+
+  protected override releaseBuffers(): void {
+    super.releaseBuffers();
     if (this.spare !== null) this.pool?.release(this.spare);
   }
 }

@@ -358,6 +358,8 @@ export async function replayCapturesInJobs(
   let clockSec = -1;
   let clockNsec = 0;
   const span = new ReplaySpan(options.until ?? null);
+  let lastData: Buffer | null = null;
+  let lastEntry: PoolEntry | undefined;
   const backpressure = options.backpressure ?? null;
 
   const sendRound = async (): Promise<void> => {
@@ -454,7 +456,12 @@ export async function replayCapturesInJobs(
         const from = reassembled ? packet.buf : record.data;
         const start = reassembled ? packet.l3Offset : record.offset;
         const length = reassembled ? packet.capturedEnd - packet.l3Offset : record.caplen;
-        const entry = reassembled ? undefined : pool.entryOf(record.data);
+        // Records come from one reader buffer at a time: look the buffer up when it changes.
+        if (record.data !== lastData) {
+          lastData = record.data;
+          lastEntry = pool.entryOf(record.data);
+        }
+        const entry = reassembled ? undefined : lastEntry;
         let bufferId: number;
         let placed: number;
         if (entry !== undefined) {
