@@ -3,6 +3,7 @@
  * (conntrack-tools 1.4.7 over libnetfilter_conntrack 1.0.9) and table lines as
  * /proc/net/nf_conntrack (checked against a 6.18 kernel).
  */
+import { writeDecimal, writePadded } from "./ascii-bytes.js";
 import { Buffer } from "node:buffer";
 import {
   IPPROTO_GRE,
@@ -81,7 +82,6 @@ export interface EventTextOptions {
 export const MAX_EVENT_LINE_BYTES = 1024;
 
 const SPACE = 0x20;
-const DIGITS_BASE = 0x30;
 const HEX = "0123456789abcdef";
 
 function asciiBytes(text: string): Uint8Array {
@@ -186,43 +186,6 @@ export class ConntrackEventTextEncoder {
 function copy(out: Uint8Array, at: number, bytes: Uint8Array): number {
   for (let i = 0; i < bytes.length; i++) out[at + i] = bytes[i];
   return at + bytes.length;
-}
-
-/** A non-negative integer (up to 2^53) in decimal. */
-function writeDecimal(out: Uint8Array, at: number, value: number): number {
-  if (value < 10) {
-    out[at] = DIGITS_BASE + value;
-    return at + 1;
-  }
-  if (value < 0x80000000) {
-    // Small integer arithmetic: the common case (ports, octets, counters, timeouts).
-    let digits = 2;
-    for (let limit = 100; value >= limit && digits < 10; limit *= 10) digits++;
-    let rest = value | 0;
-    for (let i = at + digits - 1; i >= at; i--) {
-      const next = (rest / 10) | 0;
-      out[i] = DIGITS_BASE + rest - next * 10;
-      rest = next;
-    }
-    return at + digits;
-  }
-  let digits = 1;
-  for (let limit = 10; value >= limit && digits < 16; limit *= 10) digits++;
-  let rest = value;
-  for (let i = at + digits - 1; i >= at; i--) {
-    const next = Math.floor(rest / 10);
-    out[i] = DIGITS_BASE + (rest - next * 10);
-    rest = next;
-  }
-  return at + digits;
-}
-
-/** A non-negative integer in decimal, zero-padded to at least `width` digits (as padStart). */
-function writePadded(out: Uint8Array, at: number, value: number, width: number): number {
-  let digits = 1;
-  for (let limit = 10; value >= limit && digits < 16; limit *= 10) digits++;
-  for (let i = digits; i < width; i++) out[at++] = DIGITS_BASE;
-  return writeDecimal(out, at, value);
 }
 
 function writeHex(out: Uint8Array, at: number, value: number): number {

@@ -22,6 +22,7 @@ import {
 } from "../decode/packet.js";
 import { formatIpv6 } from "../conntrack/address.js";
 import { writeIpv4 } from "./conntrack-text.js";
+import { writeAscii, writeDecimal, writePadded } from "./ascii-bytes.js";
 import {
   csvRow,
   isoSecondPrefix,
@@ -627,7 +628,6 @@ function flagsText(connection: Connection): string {
 const COMMA = 0x2c;
 const QUOTE = 0x22;
 const APOSTROPHE = 0x27;
-const DIGIT_0 = 0x30;
 
 /**
  * The most bytes a row can take: cells of numbers, times, addresses and fixed words stay well under
@@ -644,11 +644,6 @@ function flowCsvMaxBytes(end: FlowEnd): number {
 }
 
 const utf8 = new TextEncoder();
-
-function writeAscii(out: Uint8Array, at: number, text: string): number {
-  for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i);
-  return at;
-}
 
 /** Any text, as UTF-8 (as the stream would encode it). */
 function writeText(out: Uint8Array, at: number, text: string): number {
@@ -682,53 +677,9 @@ function writeFreeText(out: Uint8Array, at: number, text: string): number {
 
 /** A number as `${value}` prints it; whole non-negative ones digit by digit. */
 function writeNumber(out: Uint8Array, at: number, value: number): number {
-  if (value >>> 0 === value && value < 1000) return writeSmall(out, at, value);
   if (!(value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value)))
     return writeAscii(out, at, `${value}`);
-  let digits = 1;
-  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
-  const end = at + digits;
-  for (let i = end - 1; i >= at; i--) {
-    const quotient = Math.floor(value / 10);
-    out[i] = DIGIT_0 + (value - quotient * 10);
-    value = quotient;
-  }
-  return end;
-}
-
-/** The three ASCII digits of 0 … 999, zero-padded. */
-const DIGITS3 = new Uint8Array(3000);
-for (let i = 0; i < 1000; i++) {
-  DIGITS3[i * 3] = DIGIT_0 + Math.floor(i / 100);
-  DIGITS3[i * 3 + 1] = DIGIT_0 + (Math.floor(i / 10) % 10);
-  DIGITS3[i * 3 + 2] = DIGIT_0 + (i % 10);
-}
-
-/** 0 … 999 without leading zeros. */
-function writeSmall(out: Uint8Array, at: number, value: number): number {
-  const from = value * 3 + (value < 10 ? 2 : value < 100 ? 1 : 0);
-  const to = value * 3 + 3;
-  for (let i = from; i < to; i++) out[at++] = DIGITS3[i];
-  return at;
-}
-
-/** 0 … 999 as three digits. */
-function write3(out: Uint8Array, at: number, value: number): number {
-  const from = value * 3;
-  out[at] = DIGITS3[from];
-  out[at + 1] = DIGITS3[from + 1];
-  out[at + 2] = DIGITS3[from + 2];
-  return at + 3;
-}
-
-/** 0 … 999 999 999 as nine digits. */
-function write9(out: Uint8Array, at: number, value: number): number {
-  const high = Math.floor(value / 1e6);
-  const rest = value - high * 1e6;
-  const middle = Math.floor(rest / 1000);
-  at = write3(out, at, high);
-  at = write3(out, at, middle);
-  return write3(out, at, rest - middle * 1000);
+  return writeDecimal(out, at, value);
 }
 
 /** `isoTimeNs(sec, nsec)`, with the formula guard (extended years start with + or -). */
@@ -738,7 +689,7 @@ function writeTime(out: Uint8Array, at: number, sec: number, nsec: number): numb
     return writeGuarded(out, at, isoTimeNs(sec, nsec));
   if (startsLikeFormula(prefix)) out[at++] = APOSTROPHE;
   at = writeAscii(out, at, prefix);
-  at = write9(out, at, nsec);
+  at = writePadded(out, at, nsec, 9);
   out[at++] = 0x5a; // Z
   return at;
 }
@@ -757,10 +708,7 @@ function writeSeconds(out: Uint8Array, at: number, ns: number, guard: boolean): 
   const whole = Math.floor(micros / 1e6);
   at = writeNumber(out, at, whole);
   out[at++] = 0x2e; // .
-  const fraction = micros - whole * 1e6;
-  const high = Math.floor(fraction / 1000);
-  at = write3(out, at, high);
-  return write3(out, at, fraction - high * 1000);
+  return writePadded(out, at, micros - whole * 1e6, 6);
 }
 
 /** src and dst cells of a tuple, as `tupleRecord` formats them. */
