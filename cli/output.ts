@@ -3,6 +3,7 @@ import { rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { noteOutputPath, UsageError } from "./errors.js";
+import { OUTPUT_HIGH_WATER_MARK } from "../lib/pipeline/replay.js";
 
 /** `--force`: whether an existing output file may be replaced (set while the arguments are read). */
 let replaceExisting = false;
@@ -65,10 +66,10 @@ export class OutputTarget {
     if (existing === undefined || existing.isFile()) {
       const temporary = `${path}.partial-${process.pid}`;
       this.temporary = temporary;
-      this.stream = createWriteStream(temporary);
+      this.stream = createWriteStream(temporary, { highWaterMark: OUTPUT_HIGH_WATER_MARK });
     } else {
       this.temporary = null;
-      this.stream = createWriteStream(path);
+      this.stream = createWriteStream(path, { highWaterMark: OUTPUT_HIGH_WATER_MARK });
     }
     // Errors name the file asked for, not the temporary one; a failed write (ENOSPC) names none.
     noteOutputPath(path);

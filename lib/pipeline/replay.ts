@@ -402,6 +402,13 @@ export interface ByteEncoder<T> {
  * chunk is never reused: the stream (or whatever reads from it) may hold on to it after the write
  * callback, so writing goes on in a new chunk (one allocation per chunk, not per item).
  */
+/**
+ * Buffered bytes a file stream takes before it asks the writer to wait. Node's default (16 KiB) is
+ * smaller than one 64 KiB chunk, so every chunk made the replay wait for the thread pool's write;
+ * with 1 MiB the writes overlap the replay and backpressure starts only when the disk falls behind.
+ */
+export const OUTPUT_HIGH_WATER_MARK = 1 << 20;
+
 export class ChunkedWriter {
   private buffered = "";
   private chunk: Buffer | null = null;
@@ -457,9 +464,16 @@ export class ChunkedWriter {
     this.flushText();
     this.flushBytes();
     if (this.waiting !== null) await this.waiting;
-    await new Promise<void>((resolve, reject) =>
-      this.stream.write("", (error) => (error ? reject(error) : resolve())),
+    if (this.failure !== null) throw this.failure;
+    const writeError = await new Promise<Error | null | undefined>((resolve) =>
+      this.stream.write("", (error) => resolve(error)),
     );
+    if (writeError) {
+      // A stream a failed write destroyed refuses this write too; the failure worth naming (ENOSPC)
+      // is the one its 'error' event brings, which may come a tick after this callback.
+      await new Promise((resolve) => setImmediate(resolve));
+      throw this.failure ?? writeError;
+    }
     if (this.failure !== null) throw this.failure;
   }
 

@@ -11,6 +11,7 @@ import type { Writable } from "node:stream";
 import {
   ChunkedWriter,
   DEFAULT_HELPER_PORTS,
+  OUTPUT_HIGH_WATER_MARK,
   replayCaptures,
   type ReplayOptions,
   type ReplayResult,
@@ -105,7 +106,7 @@ export class ReportFile {
   readonly temporary: string;
   constructor(readonly path: string) {
     this.temporary = `${path}${temporarySuffix()}`;
-    this.stream = createWriteStream(this.temporary);
+    this.stream = createWriteStream(this.temporary, { highWaterMark: OUTPUT_HIGH_WATER_MARK });
     this.writer = new ChunkedWriter(this.stream);
   }
   async finish(): Promise<void> {
