@@ -5,7 +5,6 @@
 import { IPPROTO_ICMP, IPPROTO_ICMPV6 } from "../decode/packet.js";
 import type { Expectation } from "./expectations.js";
 import type { ConntrackHelper } from "./helpers/helper.js";
-import type { ExpiryHeap } from "./table.js";
 import type { SeqAdjust } from "./nat/seqadj.js";
 
 /** Tracker states in the kernel's numbering (`enum tcp_conntrack`); MAX and IGNORE only in the table. */
@@ -69,6 +68,8 @@ export const Status = {
    * random, so the reply tuple's port is this model's own choice.
    */
   NatOwnChoice: 0x20000,
+  /** Not a kernel bit: the connection was destroyed. */
+  Dead: 0x40000,
 } as const;
 
 /** Direction indices. */
@@ -255,107 +256,219 @@ export function signedTupleHash(tuple: Tuple): number {
 }
 
 /**
- * Window-tracking data of one direction (`struct ip_ct_tcp_state`). The sequence-space fields read
- * and write as unsigned 32-bit numbers but are stored signed, inline (see `Tuple`).
+ * TCP tracker data lives in typed arrays, a row per connection: `TCP_WORDS` 32-bit words (sequence
+ * space, stored signed and read unsigned) and `TCP_BYTES` bytes. One object per connection was 272
+ * bytes of garbage-collected heap, which costs about twice that in a process's peak memory.
+ */
+export const TCP_WORDS = 12;
+export const TCP_BYTES = 10;
+/** Words of direction d start at d * 4: end, maxend, maxwin, maxack. */
+const T_END = 0;
+const T_MAXEND = 1;
+const T_MAXWIN = 2;
+const T_MAXACK = 3;
+export const T_LAST_SEQ = 8;
+export const T_LAST_ACK = 9;
+export const T_LAST_END = 10;
+export const T_LAST_WIN = 11;
+/** Bytes: state, then scale and flags of direction d at 1 + d * 2, then the last packet's. */
+export const TB_STATE = 0;
+const TB_SCALE = 1;
+const TB_FLAGS = 2;
+export const TB_LAST_DIR = 5;
+const TB_LAST_INDEX = 6;
+const TB_LAST_WSCALE = 7;
+const TB_LAST_FLAGS = 8;
+export const TB_RETRANS = 9;
+/** `TB_STATE` of a connection with no TCP data (not TCP). */
+export const TCP_NONE = 0xff;
+
+/**
+ * Window-tracking data of one direction (`struct ip_ct_tcp_state`): a view of a row of TCP words and
+ * bytes (see `TCP_WORDS`), re-pointed by its `TcpConnectionState`.
  */
 export class TcpDirection {
-  private endWord = 0;
-  private maxendWord = 0;
-  private maxwinWord = 0;
-  private maxackWord = 0;
-  scale = 0;
-  flags = 0;
+  words: Int32Array;
+  bytes: Uint8Array;
+  /** First word and byte of this direction. */
+  w = 0;
+  b = 0;
+
+  constructor(words: Int32Array, bytes: Uint8Array, w: number, b: number) {
+    this.words = words;
+    this.bytes = bytes;
+    this.w = w;
+    this.b = b;
+  }
 
   get end(): number {
-    return this.endWord >>> 0;
+    return this.words[this.w + T_END] >>> 0;
   }
   set end(value: number) {
-    this.endWord = value | 0;
+    this.words[this.w + T_END] = value;
   }
   get maxend(): number {
-    return this.maxendWord >>> 0;
+    return this.words[this.w + T_MAXEND] >>> 0;
   }
   set maxend(value: number) {
-    this.maxendWord = value | 0;
+    this.words[this.w + T_MAXEND] = value;
   }
   get maxwin(): number {
-    return this.maxwinWord >>> 0;
+    return this.words[this.w + T_MAXWIN] >>> 0;
   }
   set maxwin(value: number) {
-    this.maxwinWord = value | 0;
+    this.words[this.w + T_MAXWIN] = value;
   }
   get maxack(): number {
-    return this.maxackWord >>> 0;
+    return this.words[this.w + T_MAXACK] >>> 0;
   }
   set maxack(value: number) {
-    this.maxackWord = value | 0;
+    this.words[this.w + T_MAXACK] = value;
+  }
+  get scale(): number {
+    return this.bytes[this.b + TB_SCALE];
+  }
+  set scale(value: number) {
+    this.bytes[this.b + TB_SCALE] = value;
+  }
+  get flags(): number {
+    return this.bytes[this.b + TB_FLAGS];
+  }
+  set flags(value: number) {
+    this.bytes[this.b + TB_FLAGS] = value;
   }
 
   reset(): void {
-    this.endWord = 0;
-    this.maxendWord = 0;
-    this.maxwinWord = 0;
-    this.maxackWord = 0;
-    this.scale = 0;
-    this.flags = 0;
+    const w = this.w;
+    this.words[w + T_END] =
+      this.words[w + T_MAXEND] =
+      this.words[w + T_MAXWIN] =
+      this.words[w + T_MAXACK] =
+        0;
+    this.bytes[this.b + TB_SCALE] = this.bytes[this.b + TB_FLAGS] = 0;
   }
 }
 
-/** TCP tracker data (`struct ip_ct_tcp`); sequence numbers stored as in `TcpDirection`. */
+/**
+ * TCP tracker data (`struct ip_ct_tcp`): a view of one row of TCP words and bytes. Made alone it has
+ * a row of its own; the engine keeps one view and points it at each packet's connection (`bind`).
+ */
 export class TcpConnectionState {
-  state: number = TcpState.None;
-  /** Original direction's window (fields, not an array: one pointer to follow, not two). */
-  readonly seen0 = new TcpDirection();
+  words: Int32Array;
+  bytes: Uint8Array;
+  /** First word and byte of the row. */
+  w = 0;
+  b = 0;
+  /** Original direction's window. */
+  readonly seen0: TcpDirection;
   /** Reply direction's window. */
-  readonly seen1 = new TcpDirection();
-  lastDir = 0;
-  /** Packet class of the last packet let through (TCP_*_SET), see tcp.ts. */
-  lastIndex = 0;
-  private lastSeqWord = 0;
-  private lastAckWord = 0;
-  private lastEndWord = 0;
-  lastWin = 0;
-  lastWscale = 0;
-  lastFlags = 0;
-  retrans = 0;
+  readonly seen1: TcpDirection;
+
+  constructor(
+    words: Int32Array = new Int32Array(TCP_WORDS),
+    bytes: Uint8Array = new Uint8Array(TCP_BYTES),
+    row = 0,
+  ) {
+    this.words = words;
+    this.bytes = bytes;
+    this.w = row * TCP_WORDS;
+    this.b = row * TCP_BYTES;
+    this.seen0 = new TcpDirection(words, bytes, this.w, this.b);
+    this.seen1 = new TcpDirection(words, bytes, this.w + 4, this.b + 2);
+  }
+
+  /** Points this view (and its two directions) at row `row` of `words` and `bytes`. */
+  bind(words: Int32Array, bytes: Uint8Array, row: number): this {
+    const w = row * TCP_WORDS;
+    const b = row * TCP_BYTES;
+    this.words = words;
+    this.bytes = bytes;
+    this.w = w;
+    this.b = b;
+    const seen0 = this.seen0;
+    seen0.words = words;
+    seen0.bytes = bytes;
+    seen0.w = w;
+    seen0.b = b;
+    const seen1 = this.seen1;
+    seen1.words = words;
+    seen1.bytes = bytes;
+    seen1.w = w + 4;
+    seen1.b = b + 2;
+    return this;
+  }
 
   /** Both directions, indexed by direction (a new array: for inspection, not the per-packet path). */
   get seen(): [TcpDirection, TcpDirection] {
     return [this.seen0, this.seen1];
   }
 
+  get state(): number {
+    return this.bytes[this.b + TB_STATE];
+  }
+  set state(value: number) {
+    this.bytes[this.b + TB_STATE] = value;
+  }
+  get lastDir(): number {
+    return this.bytes[this.b + TB_LAST_DIR];
+  }
+  set lastDir(value: number) {
+    this.bytes[this.b + TB_LAST_DIR] = value;
+  }
+  /** Packet class of the last packet let through (TCP_*_SET), see tcp.ts. */
+  get lastIndex(): number {
+    return this.bytes[this.b + TB_LAST_INDEX];
+  }
+  set lastIndex(value: number) {
+    this.bytes[this.b + TB_LAST_INDEX] = value;
+  }
+  get lastWscale(): number {
+    return this.bytes[this.b + TB_LAST_WSCALE];
+  }
+  set lastWscale(value: number) {
+    this.bytes[this.b + TB_LAST_WSCALE] = value;
+  }
+  get lastFlags(): number {
+    return this.bytes[this.b + TB_LAST_FLAGS];
+  }
+  set lastFlags(value: number) {
+    this.bytes[this.b + TB_LAST_FLAGS] = value;
+  }
+  /** A byte, as the kernel's (`u8 retrans`): it wraps as the kernel's does. */
+  get retrans(): number {
+    return this.bytes[this.b + TB_RETRANS];
+  }
+  set retrans(value: number) {
+    this.bytes[this.b + TB_RETRANS] = value;
+  }
   get lastSeq(): number {
-    return this.lastSeqWord >>> 0;
+    return this.words[this.w + T_LAST_SEQ] >>> 0;
   }
   set lastSeq(value: number) {
-    this.lastSeqWord = value | 0;
+    this.words[this.w + T_LAST_SEQ] = value;
   }
   get lastAck(): number {
-    return this.lastAckWord >>> 0;
+    return this.words[this.w + T_LAST_ACK] >>> 0;
   }
   set lastAck(value: number) {
-    this.lastAckWord = value | 0;
+    this.words[this.w + T_LAST_ACK] = value;
   }
   get lastEnd(): number {
-    return this.lastEndWord >>> 0;
+    return this.words[this.w + T_LAST_END] >>> 0;
   }
   set lastEnd(value: number) {
-    this.lastEndWord = value | 0;
+    this.words[this.w + T_LAST_END] = value;
+  }
+  get lastWin(): number {
+    return this.words[this.w + T_LAST_WIN];
+  }
+  set lastWin(value: number) {
+    this.words[this.w + T_LAST_WIN] = value;
   }
 
   reset(): void {
-    this.state = TcpState.None;
-    this.seen0.reset();
-    this.seen1.reset();
-    this.lastDir = 0;
-    this.lastIndex = 0;
-    this.lastSeqWord = 0;
-    this.lastAckWord = 0;
-    this.lastEndWord = 0;
-    this.lastWin = 0;
-    this.lastWscale = 0;
-    this.lastFlags = 0;
-    this.retrans = 0;
+    this.words.fill(0, this.w, this.w + TCP_WORDS);
+    this.bytes.fill(0, this.b, this.b + TCP_BYTES);
   }
 }
 
@@ -409,44 +522,207 @@ export class ConnectionExtras {
   replyNode: TupleNode | null = null;
 }
 
-export class Connection {
-  // Fields in the order the per-packet path reads them: the first ones share a cache line.
-  status = 0;
-  /** TCP only. */
-  tcp: TcpConnectionState | null = null;
-  /** The rarely used fields (see `ConnectionExtras`), null while all of them are null. */
-  extras: ConnectionExtras | null = null;
-  /** Event bits of packets a helper dropped: they go out with the next packet that gets through. */
-  cachedEventBits = 0;
-  /** >= 0 while the connection is in the expiry heap, -1 when not in it. */
-  heapIndex = -1;
-  /** Slot in the connection table while in it (indexes the table's and heap's arrays), else -1. */
-  tableSlot = -1;
+/**
+ * A connection's data while it is in no store: made alone (tests, tools), or after its engine destroyed
+ * it (the store's row went to the next connection; the data stayed with the object).
+ */
+export class ConnectionFields {
   originalPackets = 0;
   originalBytes = 0;
   replyPackets = 0;
   replyBytes = 0;
-  /** The heap holding this connection's expiry while it is in one (by `tableSlot`), else null. */
-  expiryHeap: ExpiryHeap | null = null;
-  /**
-   * Expiry in engine-relative time as whole seconds and nanoseconds (`expiresAt` joins them) while
-   * the connection is in no heap: two small integers stay inside the object, where a double field
-   * would be a heap box of its own.
-   */
-  expiresSec = 0;
-  expiresNsec = 0;
-  /** UDP: end of the first two seconds (engine-relative ns); replies after it make a stream. */
-  udpStreamDeadlineSec = 0;
-  udpStreamDeadlineNsec = 0;
-  /** Set once the connection has been destroyed. */
-  dead = false;
-  /** Sequential id, 1 for the first connection an engine creates. */
-  id = 0;
+  expiresAt = 0;
+  startedAt = 0;
+  udpStreamDeadline = 0;
   readonly original = new Tuple();
   readonly reply = new Tuple();
-  /** `startedAt` as whole seconds and nanoseconds (see `expiresSec`). */
-  startedSec = 0;
-  startedNsec = 0;
+  /** Alone: the TCP data, if any. */
+  tcp: TcpConnectionState | null = null;
+  /** Destroyed: the TCP state it ended in (-1: not TCP); the window data went with its row. */
+  tcpState = -1;
+}
+
+/**
+ * Where an engine keeps its live connections' data (lib/conntrack/store.ts): typed arrays, a row per
+ * table slot, so a live connection's object is a handle of a few fields.
+ */
+export interface ConnectionRows {
+  /** Four per row: original packets and bytes, reply packets and bytes. */
+  counters: Float64Array;
+  /** Three per row: started, UDP stream deadline, expiry while in no heap (engine-relative ns). */
+  times: Float64Array;
+  tcpWords: Int32Array;
+  tcpBytes: Uint8Array;
+  tupleOf(node: number, out: Tuple): Tuple;
+  writeTuple(node: number, tuple: Tuple): void;
+  protocolOf(slot: number): number;
+  expiresAt(slot: number): number;
+  setExpiresAt(slot: number, at: number): void;
+}
+
+export const ROW_STARTED = 0;
+export const ROW_UDP_DEADLINE = 1;
+export const ROW_EXPIRES = 2;
+
+export class Connection {
+  // The fields every packet reads stay in the object (V8 stops inlining accessors deep in the
+  // per-packet path); the rest is in the store's row while the connection lives.
+  status = 0;
+  /** Event bits of packets a helper dropped: they go out with the next packet that gets through. */
+  cachedEventBits = 0;
+  /**
+   * Slot in its engine's table (which indexes the store's, table's and heap's arrays) from before
+   * its first packet is tracked until it is destroyed, else -1.
+   */
+  tableSlot = -1;
+  /** Sequential id, 1 for the first connection an engine creates. */
+  id = 0;
+  /** The rarely used fields (see `ConnectionExtras`), null while all of them are null. */
+  extras: ConnectionExtras | null = null;
+  /** The store holding this connection's data, or null when `fields` does. */
+  rows: ConnectionRows | null = null;
+  /** This connection's data while no store holds it. */
+  fields: ConnectionFields | null;
+
+  /**
+   * Alone, with data of its own; with `rows`, an engine's store, whose row (its table slot, which the
+   * store sets) holds the data.
+   */
+  constructor(rows: ConnectionRows | null = null) {
+    this.rows = rows;
+    this.fields = rows === null ? new ConnectionFields() : null;
+  }
+
+  /**
+   * Data from here on in the object: copies of the row's values and tuples. A destroyed connection
+   * keeps reading its row until the table gives the slot to another (which calls this first), so the
+   * many destroyed at the end of a capture, whose slots nobody takes, copy nothing.
+   */
+  moveOut(): void {
+    const rows = this.rows;
+    if (rows === null) return;
+    const fields = new ConnectionFields();
+    const slot = this.tableSlot;
+    fields.originalPackets = rows.counters[slot * 4];
+    fields.originalBytes = rows.counters[slot * 4 + 1];
+    fields.replyPackets = rows.counters[slot * 4 + 2];
+    fields.replyBytes = rows.counters[slot * 4 + 3];
+    fields.startedAt = rows.times[slot * 3 + ROW_STARTED];
+    fields.udpStreamDeadline = rows.times[slot * 3 + ROW_UDP_DEADLINE];
+    fields.expiresAt = rows.expiresAt(slot);
+    rows.tupleOf(slot * 2, fields.original);
+    rows.tupleOf(slot * 2 + 1, fields.reply);
+    fields.tcpState = this.tcpState;
+    this.fields = fields;
+    this.rows = null;
+    this.tableSlot = -1;
+  }
+
+  get originalPackets(): number {
+    const fields = this.fields;
+    return fields !== null ? fields.originalPackets : this.rows!.counters[this.tableSlot * 4];
+  }
+  set originalPackets(value: number) {
+    const fields = this.fields;
+    if (fields !== null) fields.originalPackets = value;
+    else this.rows!.counters[this.tableSlot * 4] = value;
+  }
+  get originalBytes(): number {
+    const fields = this.fields;
+    return fields !== null ? fields.originalBytes : this.rows!.counters[this.tableSlot * 4 + 1];
+  }
+  set originalBytes(value: number) {
+    const fields = this.fields;
+    if (fields !== null) fields.originalBytes = value;
+    else this.rows!.counters[this.tableSlot * 4 + 1] = value;
+  }
+  get replyPackets(): number {
+    const fields = this.fields;
+    return fields !== null ? fields.replyPackets : this.rows!.counters[this.tableSlot * 4 + 2];
+  }
+  set replyPackets(value: number) {
+    const fields = this.fields;
+    if (fields !== null) fields.replyPackets = value;
+    else this.rows!.counters[this.tableSlot * 4 + 2] = value;
+  }
+  get replyBytes(): number {
+    const fields = this.fields;
+    return fields !== null ? fields.replyBytes : this.rows!.counters[this.tableSlot * 4 + 3];
+  }
+  set replyBytes(value: number) {
+    const fields = this.fields;
+    if (fields !== null) fields.replyBytes = value;
+    else this.rows!.counters[this.tableSlot * 4 + 3] = value;
+  }
+  /** Set once the connection has been destroyed. */
+  get dead(): boolean {
+    return (this.status & Status.Dead) !== 0;
+  }
+  set dead(value: boolean) {
+    this.status = value ? this.status | Status.Dead : this.status & ~Status.Dead;
+  }
+
+  /**
+   * The original direction's tuple. In a store this is a copy made for the caller (change it with
+   * `setOriginal`); alone, the connection's own.
+   */
+  get original(): Tuple {
+    const fields = this.fields;
+    return fields !== null ? fields.original : this.rows!.tupleOf(this.tableSlot * 2, new Tuple());
+  }
+  /** The reply direction's tuple (see `original`). */
+  get reply(): Tuple {
+    const fields = this.fields;
+    return fields !== null ? fields.reply : this.rows!.tupleOf(this.tableSlot * 2 + 1, new Tuple());
+  }
+  /** Sets the original tuple (before the connection is confirmed: a table keys on it). */
+  setOriginal(tuple: Tuple): void {
+    const fields = this.fields;
+    if (fields !== null) fields.original.copyFrom(tuple);
+    else this.rows!.writeTuple(this.tableSlot * 2, tuple);
+  }
+  /** Sets the reply tuple (see `setOriginal`). */
+  setReply(tuple: Tuple): void {
+    const fields = this.fields;
+    if (fields !== null) fields.reply.copyFrom(tuple);
+    else this.rows!.writeTuple(this.tableSlot * 2 + 1, tuple);
+  }
+
+  /**
+   * TCP only: the tracker's data. In a store a view made for the caller (the engine keeps its own
+   * view for the per-packet path); null for other protocols and once destroyed (see `tcpState`).
+   */
+  get tcp(): TcpConnectionState | null {
+    const fields = this.fields;
+    if (fields !== null) return fields.tcp;
+    const rows = this.rows!;
+    const slot = this.tableSlot;
+    if (rows.tcpBytes[slot * TCP_BYTES + TB_STATE] === TCP_NONE) return null;
+    return new TcpConnectionState(rows.tcpWords, rows.tcpBytes, slot);
+  }
+  /** Null: no TCP data; a state: its values are copied (in a store) or it is kept (alone). */
+  set tcp(value: TcpConnectionState | null) {
+    const fields = this.fields;
+    if (fields !== null) {
+      fields.tcp = value;
+      return;
+    }
+    const rows = this.rows!;
+    const slot = this.tableSlot;
+    if (value === null) {
+      rows.tcpBytes[slot * TCP_BYTES + TB_STATE] = TCP_NONE;
+      return;
+    }
+    rows.tcpWords.set(value.words.subarray(value.w, value.w + TCP_WORDS), slot * TCP_WORDS);
+    rows.tcpBytes.set(value.bytes.subarray(value.b, value.b + TCP_BYTES), slot * TCP_BYTES);
+  }
+  /** TCP state, or -1 for other protocols. */
+  get tcpState(): number {
+    const fields = this.fields;
+    if (fields !== null) return fields.tcp === null ? fields.tcpState : fields.tcp.state;
+    const state = this.rows!.tcpBytes[this.tableSlot * TCP_BYTES + TB_STATE];
+    return state === TCP_NONE ? -1 : state;
+  }
 
   /** `extras`, made if missing. */
   private more(): ConnectionExtras {
@@ -519,33 +795,35 @@ export class Connection {
 
   /** Capture time of expiry, in engine-relative nanoseconds (see ConntrackEngine). */
   get expiresAt(): number {
-    const heap = this.expiryHeap;
-    return heap !== null ? heap.expiryAt(this.tableSlot) : this.expiresSec * NS + this.expiresNsec;
+    const fields = this.fields;
+    return fields !== null ? fields.expiresAt : this.rows!.expiresAt(this.tableSlot);
   }
   set expiresAt(at: number) {
-    const heap = this.expiryHeap;
-    if (heap !== null) {
-      heap.setExpiry(this.tableSlot, at);
-      return;
-    }
-    this.expiresSec = splitNs(at);
-    this.expiresNsec = splitRemainder;
+    const fields = this.fields;
+    if (fields !== null) fields.expiresAt = at;
+    else this.rows!.setExpiresAt(this.tableSlot, at);
   }
   /** UDP: end of the first two seconds (engine-relative ns); replies after it make a stream. */
   get udpStreamDeadline(): number {
-    return this.udpStreamDeadlineSec * NS + this.udpStreamDeadlineNsec;
+    const fields = this.fields;
+    return fields !== null
+      ? fields.udpStreamDeadline
+      : this.rows!.times[this.tableSlot * 3 + ROW_UDP_DEADLINE];
   }
   set udpStreamDeadline(at: number) {
-    this.udpStreamDeadlineSec = splitNs(at);
-    this.udpStreamDeadlineNsec = splitRemainder;
+    const fields = this.fields;
+    if (fields !== null) fields.udpStreamDeadline = at;
+    else this.rows!.times[this.tableSlot * 3 + ROW_UDP_DEADLINE] = at;
   }
   /** Engine-relative nanoseconds of confirmation (the first packet). */
   get startedAt(): number {
-    return this.startedSec * NS + this.startedNsec;
+    const fields = this.fields;
+    return fields !== null ? fields.startedAt : this.rows!.times[this.tableSlot * 3 + ROW_STARTED];
   }
   set startedAt(at: number) {
-    this.startedSec = splitNs(at);
-    this.startedNsec = splitRemainder;
+    const fields = this.fields;
+    if (fields !== null) fields.startedAt = at;
+    else this.rows!.times[this.tableSlot * 3 + ROW_STARTED] = at;
   }
 
   get originalNode(): TupleNode {
@@ -560,7 +838,8 @@ export class Connection {
   }
 
   get protocol(): number {
-    return this.original.protocol;
+    const fields = this.fields;
+    return fields !== null ? fields.original.protocol : this.rows!.protocolOf(this.tableSlot);
   }
   get seenReply(): boolean {
     return (this.status & Status.SeenReply) !== 0;
@@ -579,29 +858,4 @@ export class Connection {
   get natted(): boolean {
     return (this.status & (Status.SrcNat | Status.DstNat)) !== 0;
   }
-  /** TCP state, or -1 for other protocols. */
-  get tcpState(): number {
-    return this.tcp === null ? -1 : this.tcp.state;
-  }
-}
-
-const NS = 1e9;
-/** The nanoseconds `splitNs` left over (a module variable: no object per split). */
-let splitRemainder = 0;
-/** Whole seconds of an engine time in ns; the rest goes to `splitRemainder`. */
-function splitNs(at: number): number {
-  let seconds = Math.floor(at / NS);
-  let rest = at - seconds * NS;
-  // The division can round across a whole second for large times.
-  if (rest < 0) {
-    seconds--;
-    rest += NS;
-  } else if (rest >= NS) {
-    seconds++;
-    rest -= NS;
-  }
-  // A whole number of nanoseconds as an int32 (a small integer, kept inside the object; a double
-  // would make the field a pointer to a heap box of its own); a fraction, should one come, kept.
-  splitRemainder = (rest | 0) === rest ? rest | 0 : rest;
-  return seconds;
 }

@@ -18,6 +18,7 @@ import {
 } from "../decode/packet.js";
 import {
   Connection,
+  ROW_UDP_DEADLINE,
   DIR_ORIGINAL,
   DIR_REPLY,
   NatAlias,
@@ -26,6 +27,7 @@ import {
   signedTupleHash,
 } from "./connection.js";
 import { ConnectionTable, ExpiryHeap, foreignBucket } from "./table.js";
+import { ConnectionStore } from "./store.js";
 import { ConntrackSettings, makeSettings } from "./settings.js";
 import { EVENT_ASSURED, EVENT_PROTOINFO, TcpHost, TcpResult, TcpTracker, tcpCanEarlyDrop } from "./tcp.js";
 import {
@@ -341,10 +343,14 @@ export class ConntrackEngine implements TcpHost, HelperHost {
 
   private readonly table = new ConnectionTable();
   private readonly heap = new ExpiryHeap();
+  /** Live connections' data, a row per table slot. */
+  private readonly store = new ConnectionStore(this.table, this.heap);
   private readonly tcp: TcpTracker;
   private readonly onEvent: ((event: ConntrackEvent) => void) | null;
   private readonly event = new ConntrackEvent();
   private readonly probe = new Tuple();
+  /** Where a new connection's reply tuple is put together. */
+  private readonly replyScratch = new Tuple();
   /**
    * `signedTupleHash(probe)` of the last lookup: signed, so that it stays a small integer (an unsigned
    * one of 2^31 or more would make this field a heap number and every call it is passed to box it).
@@ -352,7 +358,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   private probeHash = 0;
   private readonly words = new Uint32Array(4);
   /** A connection object ready for the next new flow; only confirmed ones are replaced. */
-  private spare = new Connection();
+  private spare = this.store.newConnection();
   /**
    * The id the next confirmed connection gets. Workers of a `--jobs` run set it per record (ids the main
    * thread renumbers later, lib/pipeline/jobs.ts); nothing else should.
@@ -384,7 +390,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     isTaken: (tuple: Tuple, newOriginal: Tuple): boolean => {
       const node = this.table.findNode(tuple, tuple.hash());
       if (node < 0) return false;
-      return !this.table.connectionOf(node).original.equals(newOriginal);
+      return !this.table.nodeEquals(node & ~1, newOriginal);
     },
   };
   /** Engine time of the pending GC early-drop pass, Infinity when none. */
@@ -410,7 +416,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     this.epochSec = 0.5;
     this.epochSec = -1;
     this.settings = makeSettings(options.settings ?? {});
-    this.tcp = new TcpTracker(this.settings);
+    this.tcp = new TcpTracker(this.settings, this.store);
     this.onEvent = options.onEvent ?? null;
     this.onExpectEvent = options.onExpectEvent ?? null;
     const gcDelay = options.gcEarlyDropDelaySeconds ?? null;
@@ -728,8 +734,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     const status = connection.status;
     if ((status & Status.SeenReply) !== 0) {
       // A flow still talking both ways after its first two seconds is a stream.
-      // The deadline spelled out: a time returned from a getter V8 does not inline is boxed.
-      const stream = this.now > connection.udpStreamDeadlineSec * NS + connection.udpStreamDeadlineNsec;
+      // The deadline read from the row here: a time returned from a getter V8 does not inline is boxed.
+      const stream = this.now > this.store.times[connection.tableSlot * 3 + ROW_UDP_DEADLINE];
       this.refreshAccount(
         connection,
         direction,
@@ -855,9 +861,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   /** `init_conntrack`: a fresh entry from the probe; false when the tuple cannot be inverted. */
   private prepare(connection: Connection): boolean {
     const probe = this.probe;
-    const original = connection.original;
-    const reply = connection.reply;
-    original.copyFrom(probe);
+    const reply = this.replyScratch;
     reply.family = probe.family;
     reply.protocol = probe.protocol;
     reply.srcWord0 = probe.dstWord0;
@@ -877,6 +881,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       reply.srcPort = probe.dstPort;
       reply.dstPort = probe.srcPort;
     }
+    connection.setOriginal(probe);
+    connection.setReply(reply);
     connection.status = 0;
     connection.dead = false;
     // A TCP state object left by an earlier invalid first packet is reused by the tracker.
@@ -897,7 +903,9 @@ export class ConntrackEngine implements TcpHost, HelperHost {
    * port's rule names.
    */
   private initConnection(connection: Connection): void {
-    const expectation = this.expectationTable.find(connection.original);
+    // The probe is the new entry's original tuple (`prepare` copied it), read without a copy.
+    const original = this.probe;
+    const expectation = this.expectationTable.find(original);
     if (expectation !== null) {
       connection.status |= Status.Expected;
       connection.master = expectation.master;
@@ -907,7 +915,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       return;
     }
     if (this.helperByPort.size === 0) return;
-    const helper = this.helperByPort.get((connection.original.protocol << 16) | connection.original.dstPort);
+    const helper = this.helperByPort.get((original.protocol << 16) | original.dstPort);
     if (helper === undefined) return;
     connection.helperModule = helper;
     connection.helper = helper.name;
@@ -1041,7 +1049,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       return false;
     }
     if (decision.srcNat === null && decision.dstNat === null) return true;
-    connection.reply.copyFrom(decision.reply);
+    connection.setReply(decision.reply);
     if (decision.srcNat !== null) connection.status |= Status.SrcNat;
     if (decision.dstNat !== null) connection.status |= Status.DstNat;
     stats.translated++;
@@ -1080,7 +1088,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       translated.dstWord2 !== original.dstWord2 ||
       translated.dstWord3 !== original.dstWord3;
     if (!srcNat && !dstNat) return;
-    invertTuple(translated, connection.reply);
+    connection.setReply(invertTuple(translated, this.replyScratch));
     connection.status |= Status.NatObserved;
     if (srcNat) connection.status |= Status.SrcNat;
     if (dstNat) connection.status |= Status.DstNat;
@@ -1169,7 +1177,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     const threshold = Math.floor(max / 100) * 95;
     const victims: Connection[] = [];
     for (const connection of this.table.connections()) {
-      if (!connection.assured || (connection.tcp !== null && tcpCanEarlyDrop(connection.tcp.state)))
+      if (!connection.assured || (connection.tcpState >= 0 && tcpCanEarlyDrop(connection.tcpState)))
         victims.push(connection);
     }
     for (const connection of victims) {
@@ -1191,7 +1199,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     this.pendingBits |= connection.master !== null ? EventBit.Related : EventBit.New;
     this.stats.connectionsCreated++;
     if (this.table.size > this.stats.maxLive) this.stats.maxLive = this.table.size;
-    this.spare = new Connection();
+    this.spare = this.store.newConnection();
   }
 
   refreshAccount(connection: Connection, direction: number, packet: DecodedPacket, seconds: number): void {
@@ -1201,7 +1209,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
 
   setTimeout(connection: Connection, seconds: number): void {
     const at = this.now + seconds * NS;
-    if (connection.heapIndex >= 0) {
+    if (this.heap.contains(connection.tableSlot)) {
       // Written here, not passed to the heap: a time handed to a call V8 does not inline is boxed.
       const times = this.heap.times;
       const slot = connection.tableSlot;
@@ -1222,13 +1230,11 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   }
 
   private account(connection: Connection, direction: number, packet: DecodedPacket): void {
-    if (direction === DIR_ORIGINAL) {
-      connection.originalPackets++;
-      connection.originalBytes += packet.ipLength;
-    } else {
-      connection.replyPackets++;
-      connection.replyBytes += packet.ipLength;
-    }
+    // Straight into the row: counters passed through accessors V8 does not inline are boxed.
+    const counters = this.store.counters;
+    const at = connection.tableSlot * 4 + (direction === DIR_ORIGINAL ? 0 : 2);
+    counters[at]++;
+    counters[at + 1] += packet.ipLength;
   }
 
   /** Connections and expectations whose timers run out up to `t`, in time order. */
@@ -1257,9 +1263,10 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   /** `nf_ct_delete`: DESTROY event, then the entry leaves the table. */
   private destroy(connection: Connection, at: number, cause: DestroyCause): void {
     if (connection.dead) return;
-    connection.dead = true;
     this.heap.remove(connection);
-    this.table.remove(connection);
+    // Retired: the slot is free, the connection keeps reading its row until another takes it.
+    this.table.remove(connection, true);
+    connection.dead = true;
     if (connection.natAlias !== null) this.aliasTable!.remove(connection.natAlias);
     if (cause === "expired" || cause === "drain") this.stats.connectionsExpired++;
     else this.stats.connectionsKilled++;
@@ -1292,10 +1299,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     event.helper = connection.helper;
     event.destroyCause = cause;
     // `expiresAt` and `startedAt` spelled out for the same reason.
-    const expiresAt =
-      connection.heapIndex >= 0
-        ? this.heap.times[connection.tableSlot * 2 + 1]
-        : connection.expiresSec * NS + connection.expiresNsec;
+    const fields = connection.fields;
+    const expiresAt = fields !== null ? fields.expiresAt : this.store.expiresAt(connection.tableSlot);
     const hz = this.settings.hz;
     const remaining = Math.floor(Math.ceil((expiresAt - at) / (NS / hz)) / hz);
     if (type === "DESTROY") {
@@ -1309,9 +1314,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       event.replyPackets = connection.replyPackets;
       event.replyBytes = connection.replyBytes;
       event.deltaTime =
-        this.settings.timestamp !== 0
-          ? Math.floor(at / NS) - Math.floor((connection.startedSec * NS + connection.startedNsec) / NS)
-          : -1;
+        this.settings.timestamp !== 0 ? Math.floor(at / NS) - Math.floor(connection.startedAt / NS) : -1;
     } else {
       event.bits = this.pendingBits;
       event.state = this.pendingBits & EventBit.ProtoInfo ? connection.tcpState : -1;

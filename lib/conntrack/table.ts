@@ -68,6 +68,16 @@ export class ConnectionTable<T extends TableEntry = Connection> {
   private nextFreshSlot = 0;
   /** Connections in the table (each holds two nodes). */
   size = 0;
+  /** Called with the new slot count when the by-slot arrays grew (the engine's store grows its rows). */
+  onSlotsGrown: ((slots: number) => void) | null = null;
+  /** Called with a retired entry (see `remove`) when its slot is taken again. */
+  onSlotRetaken: ((entry: T) => void) | null = null;
+  private readonly scratch = new Tuple();
+
+  /** Slots the by-slot arrays have room for. */
+  get slotCapacity(): number {
+    return this.bySlot.length;
+  }
 
   get bucketCount(): number {
     return this.heads.length;
@@ -122,6 +132,45 @@ export class ConnectionTable<T extends TableEntry = Connection> {
     return -1;
   }
 
+  /** Node `node`'s tuple (slot * 2 + direction) written into `out`, which is returned. */
+  tupleOf(node: number, out: Tuple): Tuple {
+    const keys = this.keys;
+    const at = node * NODE_WORDS;
+    const kind = keys[at + W_KIND];
+    const ports = keys[at + W_PORTS];
+    out.family = kind >>> 8;
+    out.protocol = kind & 0xff;
+    out.srcPort = ports >>> 16;
+    out.dstPort = ports & 0xffff;
+    out.srcWord0 = keys[at + W_SRC0];
+    out.srcWord1 = keys[at + W_SRC1];
+    out.srcWord2 = keys[at + W_SRC2];
+    out.srcWord3 = keys[at + W_SRC3];
+    out.dstWord0 = keys[at + W_DST0];
+    out.dstWord1 = keys[at + W_DST1];
+    out.dstWord2 = keys[at + W_DST2];
+    out.dstWord3 = keys[at + W_DST3];
+    return out;
+  }
+
+  /** Whether node `node`'s tuple equals `tuple`. */
+  nodeEquals(node: number, tuple: Tuple): boolean {
+    const keys = this.keys;
+    const at = node * NODE_WORDS;
+    return (
+      keys[at + W_PORTS] === ((tuple.srcPort << 16) | tuple.dstPort) &&
+      keys[at + W_KIND] === ((tuple.family << 8) | tuple.protocol) &&
+      keys[at + W_SRC0] === tuple.srcWord0 &&
+      keys[at + W_DST0] === tuple.dstWord0 &&
+      keys[at + W_SRC1] === tuple.srcWord1 &&
+      keys[at + W_SRC2] === tuple.srcWord2 &&
+      keys[at + W_SRC3] === tuple.srcWord3 &&
+      keys[at + W_DST1] === tuple.dstWord1 &&
+      keys[at + W_DST2] === tuple.dstWord2 &&
+      keys[at + W_DST3] === tuple.dstWord3
+    );
+  }
+
   /** The connection a node index from `findNode` belongs to. */
   connectionOf(node: number): T {
     return this.bySlot[node >>> 1]!;
@@ -131,23 +180,66 @@ export class ConnectionTable<T extends TableEntry = Connection> {
    * Adds the connection under both tuples. `originalHash`, when known, must be `original.hash()` or
    * `signedTupleHash(original)`.
    */
-  insert(connection: T, originalHash: number = signedTupleHash(connection.original)): void {
+  insert(connection: T, originalHash?: number): void {
     if ((this.size + 1) * 2 > this.heads.length) this.grow();
-    const slot = this.takeSlot();
-    connection.tableSlot = slot;
-    this.bySlot[slot] = connection;
-    this.link(slot * 2, connection.original, originalHash);
-    this.link(slot * 2 + 1, connection.reply, signedTupleHash(connection.reply));
+    let slot = connection.tableSlot;
+    if (slot < 0 || this.bySlot[slot] !== connection) {
+      slot = this.takeSlot();
+      connection.tableSlot = slot;
+      this.bySlot[slot] = connection;
+      this.writeTuple(slot * 2, connection.original);
+      this.writeTuple(slot * 2 + 1, connection.reply);
+    }
+    // A reserved slot's keys were written through the connection (`writeTuple`).
+    this.link(slot * 2, originalHash ?? signedTupleHash(this.tupleOf(slot * 2, this.scratch)));
+    this.link(slot * 2 + 1, signedTupleHash(this.tupleOf(slot * 2 + 1, this.scratch)));
     this.size++;
   }
 
-  remove(connection: T): void {
+  /**
+   * Gives `entry` a slot without adding it to the chains: its tuples are written into the slot's keys
+   * (`writeTuple`) and `insert` links them later. The engine's next new connection holds one.
+   */
+  reserve(entry: T): void {
+    const slot = this.takeSlot();
+    entry.tableSlot = slot;
+    this.bySlot[slot] = entry;
+  }
+
+  /** Writes `tuple` as node `node`'s key (slot * 2 + direction), not linking it. */
+  writeTuple(node: number, tuple: Tuple): void {
+    const keys = this.keys;
+    const at = node * NODE_WORDS;
+    keys[at + W_KIND] = (tuple.family << 8) | tuple.protocol;
+    keys[at + W_PORTS] = (tuple.srcPort << 16) | tuple.dstPort;
+    keys[at + W_SRC0] = tuple.srcWord0;
+    keys[at + W_DST0] = tuple.dstWord0;
+    keys[at + W_SRC1] = tuple.srcWord1;
+    keys[at + W_SRC2] = tuple.srcWord2;
+    keys[at + W_SRC3] = tuple.srcWord3;
+    keys[at + W_DST1] = tuple.dstWord1;
+    keys[at + W_DST2] = tuple.dstWord2;
+    keys[at + W_DST3] = tuple.dstWord3;
+  }
+
+  /** The protocol of the connection in slot `slot`. */
+  protocolOf(slot: number): number {
+    return this.keys[slot * 2 * NODE_WORDS + W_KIND] & 0xff;
+  }
+
+  /**
+   * Takes the connection out of the chains and frees its slot. `retire`: the entry keeps the slot
+   * (and its keys) until the slot is taken again, when `onSlotRetaken` gets it first.
+   */
+  remove(connection: T, retire = false): void {
     const slot = connection.tableSlot;
     if (slot < 0 || this.bySlot[slot] !== connection) return;
     this.unlink(slot * 2);
     this.unlink(slot * 2 + 1);
-    this.bySlot[slot] = null;
-    connection.tableSlot = -1;
+    if (!retire) {
+      this.bySlot[slot] = null;
+      connection.tableSlot = -1;
+    }
     this.freeSlots[this.freeCount++] = slot;
     this.size--;
   }
@@ -191,7 +283,15 @@ export class ConnectionTable<T extends TableEntry = Connection> {
   }
 
   private takeSlot(): number {
-    if (this.freeCount > 0) return this.freeSlots[--this.freeCount];
+    if (this.freeCount > 0) {
+      const slot = this.freeSlots[--this.freeCount];
+      const retired = this.bySlot[slot];
+      if (retired !== null) {
+        this.bySlot[slot] = null;
+        this.onSlotRetaken?.(retired);
+      }
+      return slot;
+    }
     const slot = this.nextFreshSlot++;
     if (slot >= this.bySlot.length) this.growSlots();
     return slot;
@@ -208,22 +308,14 @@ export class ConnectionTable<T extends TableEntry = Connection> {
     const old = this.bySlot.length;
     this.bySlot.length = slots;
     this.bySlot.fill(null, old);
+    this.onSlotsGrown?.(slots);
   }
 
-  private link(node: number, tuple: Tuple, hash: number): void {
+  /** Adds node `node` (its key written) to its bucket's chain. */
+  private link(node: number, hash: number): void {
     const keys = this.keys;
     const at = node * NODE_WORDS;
     keys[at + W_HASH] = hash;
-    keys[at + W_KIND] = (tuple.family << 8) | tuple.protocol;
-    keys[at + W_PORTS] = (tuple.srcPort << 16) | tuple.dstPort;
-    keys[at + W_SRC0] = tuple.srcWord0;
-    keys[at + W_DST0] = tuple.dstWord0;
-    keys[at + W_SRC1] = tuple.srcWord1;
-    keys[at + W_SRC2] = tuple.srcWord2;
-    keys[at + W_SRC3] = tuple.srcWord3;
-    keys[at + W_DST1] = tuple.dstWord1;
-    keys[at + W_DST2] = tuple.dstWord2;
-    keys[at + W_DST3] = tuple.dstWord3;
     const bucket = hash >>> this.shift;
     keys[at + W_NEXT] = this.heads[bucket];
     this.heads[bucket] = node + 1;
@@ -297,7 +389,8 @@ export class ExpiryHeap {
    */
   times = new Float64Array(INITIAL_SLOTS * 2);
   private idOf = new Float64Array(INITIAL_SLOTS);
-  private positionOf = new Int32Array(INITIAL_SLOTS);
+  /** Heap index by slot, -1 for a slot not in the heap. */
+  private positionOf = new Int32Array(INITIAL_SLOTS).fill(-1);
   private bySlot: (Connection | null)[] = new Array<Connection | null>(INITIAL_SLOTS).fill(null);
 
   get size(): number {
@@ -313,20 +406,23 @@ export class ExpiryHeap {
       order.set(this.order);
       this.order = order;
     }
+    if (this.contains(slot)) throw new Error("ExpiryHeap.push: the connection is in the heap already");
     const expiresAt = connection.expiresAt;
     this.times[slot * 2] = expiresAt;
     this.times[slot * 2 + 1] = expiresAt;
     this.idOf[slot] = connection.id;
     this.bySlot[slot] = connection;
-    const index = this.count++;
-    connection.heapIndex = index;
-    connection.expiryHeap = this;
-    this.siftUp(index, slot);
+    this.siftUp(this.count++, slot);
   }
 
   /** Call after `expiresAt` changed: moves the key earlier at once, later only lazily. */
   update(connection: Connection): void {
     this.setExpiry(connection.tableSlot, connection.expiresAt);
+  }
+
+  /** Whether the connection in table slot `slot` is in the heap. */
+  contains(slot: number): boolean {
+    return slot >= 0 && slot < this.positionOf.length && this.positionOf[slot] >= 0;
   }
 
   /** The expiry of the connection in table slot `slot` (which must be in the heap). */
@@ -347,17 +443,19 @@ export class ExpiryHeap {
   }
 
   remove(connection: Connection): void {
-    if (connection.heapIndex < 0) return;
     const slot = connection.tableSlot;
-    connection.heapIndex = -1;
-    connection.expiryHeap = null;
-    connection.expiresAt = this.times[slot * 2 + 1];
-    this.bySlot[slot] = null;
+    if (!this.contains(slot)) return;
     const index = this.positionOf[slot];
+    const expiresAt = this.times[slot * 2 + 1];
+    this.positionOf[slot] = -1;
+    this.bySlot[slot] = null;
     const lastSlot = this.order[--this.count];
-    if (lastSlot === slot) return;
-    this.siftDown(index, lastSlot);
-    this.siftUp(this.positionOf[lastSlot], lastSlot);
+    if (lastSlot !== slot) {
+      this.siftDown(index, lastSlot);
+      this.siftUp(this.positionOf[lastSlot], lastSlot);
+    }
+    // Out of the heap, the connection keeps its expiry itself.
+    connection.expiresAt = expiresAt;
   }
 
   /**
@@ -395,7 +493,7 @@ export class ExpiryHeap {
     const idOf = new Float64Array(slots);
     idOf.set(this.idOf);
     this.idOf = idOf;
-    const positionOf = new Int32Array(slots);
+    const positionOf = new Int32Array(slots).fill(-1);
     positionOf.set(this.positionOf);
     this.positionOf = positionOf;
     const old = this.bySlot.length;

@@ -19,6 +19,12 @@ import {
   Status,
   TcpConnectionState,
   TcpDirection,
+  TB_LAST_DIR,
+  TB_RETRANS,
+  T_LAST_ACK,
+  T_LAST_END,
+  T_LAST_SEQ,
+  T_LAST_WIN,
   TcpFlag,
   TcpState,
 } from "./connection.js";
@@ -164,7 +170,11 @@ export class TcpTracker {
   reason = "";
   private readonly timeouts: number[];
 
-  constructor(private readonly settings: ConntrackSettings) {
+  /** `rows`: where the connections' TCP data lives (the engine's store). */
+  constructor(
+    private readonly settings: ConntrackSettings,
+    private readonly rows: { tcpOf(connection: Connection): TcpConnectionState },
+  ) {
     const t = settings;
     this.timeouts = [
       0,
@@ -207,13 +217,8 @@ export class TcpTracker {
       this.reason = TcpReason.noPickup;
       return false;
     }
-    let tcp = connection.tcp;
-    if (tcp === null) {
-      tcp = new TcpConnectionState();
-      connection.tcp = tcp;
-    } else {
-      tcp.reset();
-    }
+    const tcp = this.rows.tcpOf(connection);
+    tcp.reset();
     const sender = tcp.seen0;
     sender.end = segmentEnd(packet) >>> 0;
     sender.maxwin = packet.tcpWindow === 0 ? 1 : packet.tcpWindow;
@@ -232,7 +237,7 @@ export class TcpTracker {
 
   /** `nf_conntrack_tcp_packet` after tcp_error/tcp_new. */
   track(connection: Connection, direction: number, packet: DecodedPacket, host: TcpHost): number {
-    const tcp = connection.tcp!;
+    const tcp = this.rows.tcpOf(connection);
     const flags = packet.tcpFlags;
     const index = tcpClassOf(flags);
     let oldState = tcp.state;
@@ -546,21 +551,28 @@ export class TcpTracker {
     if (ack === receiver.end) receiver.flags &= ~TcpFlag.DataUnacknowledged;
 
     if (index === TcpClass.Ack) {
+      // The row's words written and compared here, not through the view's accessors: this runs per
+      // packet, where V8 has stopped inlining, and a sequence number of 2^31 or more passed to a call
+      // is a new heap number.
+      const words = tcp.words;
+      const bytes = tcp.bytes;
+      const w = tcp.w;
+      const b = tcp.b;
       if (
-        tcp.lastDir === direction &&
-        tcp.lastSeq === seq &&
-        tcp.lastAck === ack &&
-        tcp.lastEnd === end &&
-        tcp.lastWin === rawWindow
+        bytes[b + TB_LAST_DIR] === direction &&
+        words[w + T_LAST_SEQ] === (seq | 0) &&
+        words[w + T_LAST_ACK] === (ack | 0) &&
+        words[w + T_LAST_END] === (end | 0) &&
+        words[w + T_LAST_WIN] === rawWindow
       ) {
-        tcp.retrans++;
+        bytes[b + TB_RETRANS]++;
       } else {
-        tcp.lastDir = direction;
-        tcp.lastSeq = seq;
-        tcp.lastAck = ack;
-        tcp.lastEnd = end;
-        tcp.lastWin = rawWindow;
-        tcp.retrans = 0;
+        bytes[b + TB_LAST_DIR] = direction;
+        words[w + T_LAST_SEQ] = seq;
+        words[w + T_LAST_ACK] = ack;
+        words[w + T_LAST_END] = end;
+        words[w + T_LAST_WIN] = rawWindow;
+        bytes[b + TB_RETRANS] = 0;
       }
     }
     return WINDOW_ACCEPT;
@@ -570,7 +582,7 @@ export class TcpTracker {
   private handleInvalid(connection: Connection, direction: number, index: number, host: TcpHost): void {
     if ((connection.status & Status.Assured) === 0) return;
     if (index !== TcpClass.Rst && index !== TcpClass.Fin) return;
-    const tcp = connection.tcp!;
+    const tcp = this.rows.tcpOf(connection);
     if (tcp.lastDir !== direction && (tcp.lastIndex === TcpClass.Fin || tcp.lastIndex === TcpClass.Rst)) {
       const remaining = connection.expiresAt - host.now;
       if (remaining < 120e9) return;

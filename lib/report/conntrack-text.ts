@@ -351,7 +351,7 @@ export function formatProcLine(connection: Connection, options: ProcLineOptions)
   const family = original.family === 4 ? "ipv4     2 " : "ipv6     10 ";
   const remaining = Math.max(0, remainingSeconds(connection.expiresAt, options.now, options.hz ?? 250));
   let line = `${family}${padRight(KERNEL_PROTOCOL_NAMES[protocol] ?? "unknown", 8)} ${protocol} ${remaining} `;
-  if (connection.tcp !== null) line += `${TCP_STATE_NAMES[connection.tcp.state]} `;
+  if (connection.tcpState >= 0) line += `${TCP_STATE_NAMES[connection.tcpState]} `;
   if (protocol === IPPROTO_GRE) {
     line += `timeout=${options.greTimeout ?? 30}, stream_timeout=${options.greTimeoutStream ?? 180} `;
   }

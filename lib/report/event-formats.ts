@@ -179,7 +179,7 @@ export function connectionRecord(connection: Connection, view: TableView): Conne
     protocol: protocolName(connection.protocol),
     protocolNumber: connection.protocol,
     timeout: Math.max(0, remainingSeconds(connection.expiresAt, view.now, view.hz)),
-    state: connection.tcp !== null ? TCP_STATE_NAMES[connection.tcp.state] : null,
+    state: connection.tcpState >= 0 ? TCP_STATE_NAMES[connection.tcpState] : null,
     original: tupleRecord(connection.original),
     reply: tupleRecord(connection.reply),
     flags: flagsOf(connection.seenReply, connection.assured),
