@@ -263,25 +263,23 @@ export function signedTupleHash(tuple: Tuple): number {
 export const TCP_WORDS = 12;
 export const TCP_BYTES = 10;
 /** Words of direction d start at d * 4: end, maxend, maxwin, maxack. */
-const T_END = 0;
-const T_MAXEND = 1;
-const T_MAXWIN = 2;
-const T_MAXACK = 3;
+export const T_END = 0;
+export const T_MAXEND = 1;
+export const T_MAXWIN = 2;
+export const T_MAXACK = 3;
 export const T_LAST_SEQ = 8;
 export const T_LAST_ACK = 9;
 export const T_LAST_END = 10;
 export const T_LAST_WIN = 11;
 /** Bytes: state, then scale and flags of direction d at 1 + d * 2, then the last packet's. */
 export const TB_STATE = 0;
-const TB_SCALE = 1;
+export const TB_SCALE = 1;
 const TB_FLAGS = 2;
 export const TB_LAST_DIR = 5;
 const TB_LAST_INDEX = 6;
 const TB_LAST_WSCALE = 7;
 const TB_LAST_FLAGS = 8;
 export const TB_RETRANS = 9;
-/** `TB_STATE` of a connection with no TCP data (not TCP). */
-export const TCP_NONE = 0xff;
 
 /**
  * Window-tracking data of one direction (`struct ip_ct_tcp_state`): a view of a row of TCP words and
@@ -522,47 +520,86 @@ export class ConnectionExtras {
   replyNode: TupleNode | null = null;
 }
 
-/**
- * A connection's data while it is in no store: made alone (tests, tools), or after its engine destroyed
- * it (the store's row went to the next connection; the data stayed with the object).
- */
-export class ConnectionFields {
-  originalPackets = 0;
-  originalBytes = 0;
-  replyPackets = 0;
-  replyBytes = 0;
-  expiresAt = 0;
-  startedAt = 0;
-  udpStreamDeadline = 0;
-  readonly original = new Tuple();
-  readonly reply = new Tuple();
-  /** Alone: the TCP data, if any. */
-  tcp: TcpConnectionState | null = null;
-  /** Destroyed: the TCP state it ended in (-1: not TCP); the window data went with its row. */
-  tcpState = -1;
-}
+/** Doubles per row of an engine's store: the counters, then the start time. */
+export const NUMBER_FIELDS = 5;
+export const N_ORIGINAL_PACKETS = 0;
+export const N_ORIGINAL_BYTES = 1;
+export const N_REPLY_PACKETS = 2;
+export const N_REPLY_BYTES = 3;
+export const N_STARTED = 4;
+/** A UDP flow that still talks both ways this long after its first packet is a stream. */
+export const UDP_STREAM_NS = 2e9;
 
 /**
  * Where an engine keeps its live connections' data (lib/conntrack/store.ts): typed arrays, a row per
  * table slot, so a live connection's object is a handle of a few fields.
  */
 export interface ConnectionRows {
-  /** Four per row: original packets and bytes, reply packets and bytes. */
-  counters: Float64Array;
-  /** Three per row: started, UDP stream deadline, expiry while in no heap (engine-relative ns). */
-  times: Float64Array;
-  tcpWords: Int32Array;
-  tcpBytes: Uint8Array;
+  number(slot: number, field: number): number;
+  setNumber(slot: number, field: number, value: number): void;
+  tcpStateOf(slot: number): number;
+  /** A view of the slot's TCP data, or null when it has none. */
+  tcpViewOf(slot: number): TcpConnectionState | null;
+  setTcp(slot: number, value: TcpConnectionState | null): void;
   tupleOf(node: number, out: Tuple): Tuple;
+  /** Node `node`'s tuple for a reader: a copy (a store) or the row's own object (`OwnRow`). */
+  tuple(node: number): Tuple;
   writeTuple(node: number, tuple: Tuple): void;
   protocolOf(slot: number): number;
   expiresAt(slot: number): number;
   setExpiresAt(slot: number, at: number): void;
 }
 
-export const ROW_STARTED = 0;
-export const ROW_UDP_DEADLINE = 1;
-export const ROW_EXPIRES = 2;
+/**
+ * A single row of a connection's own, in fields: a connection made alone (tests, tools), or one its
+ * engine destroyed once its slot went to another (the data stayed with the object). Slots and nodes
+ * passed in only tell the direction.
+ */
+export class OwnRow implements ConnectionRows {
+  readonly numbers = new Float64Array(NUMBER_FIELDS);
+  expiry = 0;
+  readonly original = new Tuple();
+  readonly reply = new Tuple();
+  /** Alone: the TCP data, if any. */
+  tcp: TcpConnectionState | null = null;
+  /** Destroyed: the TCP state it ended in (-1: not TCP); the window data went with its row. */
+  tcpState = -1;
+
+  number(_slot: number, field: number): number {
+    return this.numbers[field];
+  }
+  setNumber(_slot: number, field: number, value: number): void {
+    this.numbers[field] = value;
+  }
+  tcpStateOf(): number {
+    return this.tcp === null ? this.tcpState : this.tcp.state;
+  }
+  tcpViewOf(): TcpConnectionState | null {
+    return this.tcp;
+  }
+  setTcp(_slot: number, value: TcpConnectionState | null): void {
+    this.tcp = value;
+  }
+  tupleOf(node: number, out: Tuple): Tuple {
+    out.copyFrom(this.tuple(node));
+    return out;
+  }
+  tuple(node: number): Tuple {
+    return (node & 1) === 0 ? this.original : this.reply;
+  }
+  writeTuple(node: number, tuple: Tuple): void {
+    this.tuple(node).copyFrom(tuple);
+  }
+  protocolOf(): number {
+    return this.original.protocol;
+  }
+  expiresAt(): number {
+    return this.expiry;
+  }
+  setExpiresAt(_slot: number, at: number): void {
+    this.expiry = at;
+  }
+}
 
 export class Connection {
   // The fields every packet reads stay in the object (V8 stops inlining accessors deep in the
@@ -579,80 +616,56 @@ export class Connection {
   id = 0;
   /** The rarely used fields (see `ConnectionExtras`), null while all of them are null. */
   extras: ConnectionExtras | null = null;
-  /** The store holding this connection's data, or null when `fields` does. */
-  rows: ConnectionRows | null = null;
-  /** This connection's data while no store holds it. */
-  fields: ConnectionFields | null;
+  /** Where this connection's data is: its engine's store (at `tableSlot`), or a row of its own. */
+  rows: ConnectionRows;
 
-  /**
-   * Alone, with data of its own; with `rows`, an engine's store, whose row (its table slot, which the
-   * store sets) holds the data.
-   */
+  /** Alone, with a row of its own; with `rows`, an engine's store (which sets `tableSlot`). */
   constructor(rows: ConnectionRows | null = null) {
-    this.rows = rows;
-    this.fields = rows === null ? new ConnectionFields() : null;
+    this.rows = rows ?? new OwnRow();
   }
 
   /**
-   * Data from here on in the object: copies of the row's values and tuples. A destroyed connection
-   * keeps reading its row until the table gives the slot to another (which calls this first), so the
-   * many destroyed at the end of a capture, whose slots nobody takes, copy nothing.
+   * Data from here on in a row of its own: copies of the store's values and tuples. A destroyed
+   * connection keeps reading its store's row until the table gives the slot to another (which calls
+   * this first), so the many destroyed at the end of a capture, whose slots nobody takes, copy nothing.
    */
   moveOut(): void {
     const rows = this.rows;
-    if (rows === null) return;
-    const fields = new ConnectionFields();
+    if (rows instanceof OwnRow) return;
+    const own = new OwnRow();
     const slot = this.tableSlot;
-    fields.originalPackets = rows.counters[slot * 4];
-    fields.originalBytes = rows.counters[slot * 4 + 1];
-    fields.replyPackets = rows.counters[slot * 4 + 2];
-    fields.replyBytes = rows.counters[slot * 4 + 3];
-    fields.startedAt = rows.times[slot * 3 + ROW_STARTED];
-    fields.udpStreamDeadline = rows.times[slot * 3 + ROW_UDP_DEADLINE];
-    fields.expiresAt = rows.expiresAt(slot);
-    rows.tupleOf(slot * 2, fields.original);
-    rows.tupleOf(slot * 2 + 1, fields.reply);
-    fields.tcpState = this.tcpState;
-    this.fields = fields;
-    this.rows = null;
+    for (let field = 0; field < NUMBER_FIELDS; field++) own.numbers[field] = rows.number(slot, field);
+    own.expiry = rows.expiresAt(slot);
+    rows.tupleOf(slot * 2, own.original);
+    rows.tupleOf(slot * 2 + 1, own.reply);
+    own.tcpState = rows.tcpStateOf(slot);
+    this.rows = own;
     this.tableSlot = -1;
   }
 
   get originalPackets(): number {
-    const fields = this.fields;
-    return fields !== null ? fields.originalPackets : this.rows!.counters[this.tableSlot * 4];
+    return this.rows.number(this.tableSlot, N_ORIGINAL_PACKETS);
   }
   set originalPackets(value: number) {
-    const fields = this.fields;
-    if (fields !== null) fields.originalPackets = value;
-    else this.rows!.counters[this.tableSlot * 4] = value;
+    this.rows.setNumber(this.tableSlot, N_ORIGINAL_PACKETS, value);
   }
   get originalBytes(): number {
-    const fields = this.fields;
-    return fields !== null ? fields.originalBytes : this.rows!.counters[this.tableSlot * 4 + 1];
+    return this.rows.number(this.tableSlot, N_ORIGINAL_BYTES);
   }
   set originalBytes(value: number) {
-    const fields = this.fields;
-    if (fields !== null) fields.originalBytes = value;
-    else this.rows!.counters[this.tableSlot * 4 + 1] = value;
+    this.rows.setNumber(this.tableSlot, N_ORIGINAL_BYTES, value);
   }
   get replyPackets(): number {
-    const fields = this.fields;
-    return fields !== null ? fields.replyPackets : this.rows!.counters[this.tableSlot * 4 + 2];
+    return this.rows.number(this.tableSlot, N_REPLY_PACKETS);
   }
   set replyPackets(value: number) {
-    const fields = this.fields;
-    if (fields !== null) fields.replyPackets = value;
-    else this.rows!.counters[this.tableSlot * 4 + 2] = value;
+    this.rows.setNumber(this.tableSlot, N_REPLY_PACKETS, value);
   }
   get replyBytes(): number {
-    const fields = this.fields;
-    return fields !== null ? fields.replyBytes : this.rows!.counters[this.tableSlot * 4 + 3];
+    return this.rows.number(this.tableSlot, N_REPLY_BYTES);
   }
   set replyBytes(value: number) {
-    const fields = this.fields;
-    if (fields !== null) fields.replyBytes = value;
-    else this.rows!.counters[this.tableSlot * 4 + 3] = value;
+    this.rows.setNumber(this.tableSlot, N_REPLY_BYTES, value);
   }
   /** Set once the connection has been destroyed. */
   get dead(): boolean {
@@ -667,25 +680,19 @@ export class Connection {
    * `setOriginal`); alone, the connection's own.
    */
   get original(): Tuple {
-    const fields = this.fields;
-    return fields !== null ? fields.original : this.rows!.tupleOf(this.tableSlot * 2, new Tuple());
+    return this.rows.tuple(this.tableSlot * 2);
   }
   /** The reply direction's tuple (see `original`). */
   get reply(): Tuple {
-    const fields = this.fields;
-    return fields !== null ? fields.reply : this.rows!.tupleOf(this.tableSlot * 2 + 1, new Tuple());
+    return this.rows.tuple(this.tableSlot * 2 + 1);
   }
   /** Sets the original tuple (before the connection is confirmed: a table keys on it). */
   setOriginal(tuple: Tuple): void {
-    const fields = this.fields;
-    if (fields !== null) fields.original.copyFrom(tuple);
-    else this.rows!.writeTuple(this.tableSlot * 2, tuple);
+    this.rows.writeTuple(this.tableSlot * 2, tuple);
   }
   /** Sets the reply tuple (see `setOriginal`). */
   setReply(tuple: Tuple): void {
-    const fields = this.fields;
-    if (fields !== null) fields.reply.copyFrom(tuple);
-    else this.rows!.writeTuple(this.tableSlot * 2 + 1, tuple);
+    this.rows.writeTuple(this.tableSlot * 2 + 1, tuple);
   }
 
   /**
@@ -693,35 +700,15 @@ export class Connection {
    * view for the per-packet path); null for other protocols and once destroyed (see `tcpState`).
    */
   get tcp(): TcpConnectionState | null {
-    const fields = this.fields;
-    if (fields !== null) return fields.tcp;
-    const rows = this.rows!;
-    const slot = this.tableSlot;
-    if (rows.tcpBytes[slot * TCP_BYTES + TB_STATE] === TCP_NONE) return null;
-    return new TcpConnectionState(rows.tcpWords, rows.tcpBytes, slot);
+    return this.rows.tcpViewOf(this.tableSlot);
   }
   /** Null: no TCP data; a state: its values are copied (in a store) or it is kept (alone). */
   set tcp(value: TcpConnectionState | null) {
-    const fields = this.fields;
-    if (fields !== null) {
-      fields.tcp = value;
-      return;
-    }
-    const rows = this.rows!;
-    const slot = this.tableSlot;
-    if (value === null) {
-      rows.tcpBytes[slot * TCP_BYTES + TB_STATE] = TCP_NONE;
-      return;
-    }
-    rows.tcpWords.set(value.words.subarray(value.w, value.w + TCP_WORDS), slot * TCP_WORDS);
-    rows.tcpBytes.set(value.bytes.subarray(value.b, value.b + TCP_BYTES), slot * TCP_BYTES);
+    this.rows.setTcp(this.tableSlot, value);
   }
   /** TCP state, or -1 for other protocols. */
   get tcpState(): number {
-    const fields = this.fields;
-    if (fields !== null) return fields.tcp === null ? fields.tcpState : fields.tcp.state;
-    const state = this.rows!.tcpBytes[this.tableSlot * TCP_BYTES + TB_STATE];
-    return state === TCP_NONE ? -1 : state;
+    return this.rows.tcpStateOf(this.tableSlot);
   }
 
   /** `extras`, made if missing. */
@@ -795,35 +782,21 @@ export class Connection {
 
   /** Capture time of expiry, in engine-relative nanoseconds (see ConntrackEngine). */
   get expiresAt(): number {
-    const fields = this.fields;
-    return fields !== null ? fields.expiresAt : this.rows!.expiresAt(this.tableSlot);
+    return this.rows.expiresAt(this.tableSlot);
   }
   set expiresAt(at: number) {
-    const fields = this.fields;
-    if (fields !== null) fields.expiresAt = at;
-    else this.rows!.setExpiresAt(this.tableSlot, at);
+    this.rows.setExpiresAt(this.tableSlot, at);
   }
   /** UDP: end of the first two seconds (engine-relative ns); replies after it make a stream. */
   get udpStreamDeadline(): number {
-    const fields = this.fields;
-    return fields !== null
-      ? fields.udpStreamDeadline
-      : this.rows!.times[this.tableSlot * 3 + ROW_UDP_DEADLINE];
-  }
-  set udpStreamDeadline(at: number) {
-    const fields = this.fields;
-    if (fields !== null) fields.udpStreamDeadline = at;
-    else this.rows!.times[this.tableSlot * 3 + ROW_UDP_DEADLINE] = at;
+    return this.startedAt + UDP_STREAM_NS;
   }
   /** Engine-relative nanoseconds of confirmation (the first packet). */
   get startedAt(): number {
-    const fields = this.fields;
-    return fields !== null ? fields.startedAt : this.rows!.times[this.tableSlot * 3 + ROW_STARTED];
+    return this.rows.number(this.tableSlot, N_STARTED);
   }
   set startedAt(at: number) {
-    const fields = this.fields;
-    if (fields !== null) fields.startedAt = at;
-    else this.rows!.times[this.tableSlot * 3 + ROW_STARTED] = at;
+    this.rows.setNumber(this.tableSlot, N_STARTED, at);
   }
 
   get originalNode(): TupleNode {
@@ -838,8 +811,7 @@ export class Connection {
   }
 
   get protocol(): number {
-    const fields = this.fields;
-    return fields !== null ? fields.original.protocol : this.rows!.protocolOf(this.tableSlot);
+    return this.rows.protocolOf(this.tableSlot);
   }
   get seenReply(): boolean {
     return (this.status & Status.SeenReply) !== 0;

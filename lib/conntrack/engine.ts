@@ -18,7 +18,11 @@ import {
 } from "../decode/packet.js";
 import {
   Connection,
-  ROW_UDP_DEADLINE,
+  NUMBER_FIELDS,
+  N_ORIGINAL_PACKETS,
+  N_REPLY_PACKETS,
+  N_STARTED,
+  UDP_STREAM_NS,
   DIR_ORIGINAL,
   DIR_REPLY,
   NatAlias,
@@ -26,7 +30,16 @@ import {
   Tuple,
   signedTupleHash,
 } from "./connection.js";
-import { ConnectionTable, ExpiryHeap, foreignBucket } from "./table.js";
+import {
+  ConnectionTable,
+  ExpiryHeap,
+  HEAP_FIELDS,
+  H_EXPIRY,
+  H_KEY,
+  PAGE_MASK,
+  PAGE_SHIFT,
+  foreignBucket,
+} from "./table.js";
 import { ConnectionStore } from "./store.js";
 import { ConntrackSettings, makeSettings } from "./settings.js";
 import { EVENT_ASSURED, EVENT_PROTOINFO, TcpHost, TcpResult, TcpTracker, tcpCanEarlyDrop } from "./tcp.js";
@@ -342,7 +355,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   now = 0;
 
   private readonly table = new ConnectionTable();
-  private readonly heap = new ExpiryHeap();
+  private readonly heap = new ExpiryHeap(this.table);
   /** Live connections' data, a row per table slot. */
   private readonly store = new ConnectionStore(this.table, this.heap);
   private readonly tcp: TcpTracker;
@@ -514,7 +527,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     // Most packets find nothing due: skip the loop unless a timer could have run out.
     const heap = this.heap;
     if (
-      (heap.count > 0 && heap.times[heap.order[0] * 2] <= t) ||
+      (heap.count > 0 &&
+        heap.pages[heap.order[0] >>> PAGE_SHIFT][(heap.order[0] & PAGE_MASK) * HEAP_FIELDS + H_KEY] <= t) ||
       this.expectationTable.size !== 0 ||
       this.gcEarlyDropAt !== Infinity
     )
@@ -727,15 +741,15 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       return TRACK_ACCEPT;
     }
     if (length > available || length < 8) return this.trackInvalid(Reason.udpMalformed);
-    if (!confirmed) {
-      this.initConnection(connection);
-      connection.udpStreamDeadline = this.now + 2 * NS;
-    }
+    if (!confirmed) this.initConnection(connection);
     const status = connection.status;
     if ((status & Status.SeenReply) !== 0) {
       // A flow still talking both ways after its first two seconds is a stream.
-      // The deadline read from the row here: a time returned from a getter V8 does not inline is boxed.
-      const stream = this.now > this.store.times[connection.tableSlot * 3 + ROW_UDP_DEADLINE];
+      // The start read from the row here: a time returned from a getter V8 does not inline is boxed.
+      const slot = connection.tableSlot;
+      const started =
+        this.store.numberPages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * NUMBER_FIELDS + N_STARTED];
+      const stream = this.now > started + UDP_STREAM_NS;
       this.refreshAccount(
         connection,
         direction,
@@ -1209,15 +1223,13 @@ export class ConntrackEngine implements TcpHost, HelperHost {
 
   setTimeout(connection: Connection, seconds: number): void {
     const at = this.now + seconds * NS;
-    if (this.heap.contains(connection.tableSlot)) {
-      // Written here, not passed to the heap: a time handed to a call V8 does not inline is boxed.
-      const times = this.heap.times;
-      const slot = connection.tableSlot;
-      times[slot * 2 + 1] = at;
-      if (at < times[slot * 2]) this.heap.update(connection);
-    } else {
-      connection.expiresAt = at;
-    }
+    // Written here, not passed to the heap: a time handed to a call V8 does not inline is boxed. (The
+    // heap's page holds a slot's expiry also while the connection is not in the heap yet.)
+    const slot = connection.tableSlot;
+    const page = this.heap.pages[slot >>> PAGE_SHIFT];
+    const p = (slot & PAGE_MASK) * HEAP_FIELDS;
+    page[p + H_EXPIRY] = at;
+    if (at < page[p + H_KEY] && this.heap.contains(slot)) this.heap.update(connection);
   }
 
   killAccount(connection: Connection, direction: number, packet: DecodedPacket): void {
@@ -1231,10 +1243,13 @@ export class ConntrackEngine implements TcpHost, HelperHost {
 
   private account(connection: Connection, direction: number, packet: DecodedPacket): void {
     // Straight into the row: counters passed through accessors V8 does not inline are boxed.
-    const counters = this.store.counters;
-    const at = connection.tableSlot * 4 + (direction === DIR_ORIGINAL ? 0 : 2);
-    counters[at]++;
-    counters[at + 1] += packet.ipLength;
+    const slot = connection.tableSlot;
+    const numbers = this.store.numberPages[slot >>> PAGE_SHIFT];
+    const at =
+      (slot & PAGE_MASK) * NUMBER_FIELDS +
+      (direction === DIR_ORIGINAL ? N_ORIGINAL_PACKETS : N_REPLY_PACKETS);
+    numbers[at]++;
+    numbers[at + 1] += packet.ipLength;
   }
 
   /** Connections and expectations whose timers run out up to `t`, in time order. */
@@ -1299,8 +1314,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     event.helper = connection.helper;
     event.destroyCause = cause;
     // `expiresAt` and `startedAt` spelled out for the same reason.
-    const fields = connection.fields;
-    const expiresAt = fields !== null ? fields.expiresAt : this.store.expiresAt(connection.tableSlot);
+    const expiresAt = connection.rows.expiresAt(connection.tableSlot);
     const hz = this.settings.hz;
     const remaining = Math.floor(Math.ceil((expiresAt - at) / (NS / hz)) / hz);
     if (type === "DESTROY") {

@@ -6,6 +6,10 @@
  * Both keep what a lookup or a sift touches in typed arrays indexed by a connection's table slot, so
  * the per-packet path reads a few contiguous words instead of chasing a chain of objects (the table
  * holds ~10^5 connections; pointer chasing over them is what used to cost most).
+ *
+ * The arrays by slot come in pages of `PAGE_SLOTS` slots: the table grows by adding a page, never by
+ * copying. (Copying left the old arrays to the garbage collector, which frees them late: the copies
+ * made a third of a run's peak memory per live connection.)
  */
 import { Connection, Tuple, TupleNode, signedTupleHash } from "./connection.js";
 
@@ -17,11 +21,18 @@ export interface TableEntry {
 }
 
 const INITIAL_BUCKETS = 1024;
-const INITIAL_SLOTS = 512;
+
+/** Slots per page of every array by slot (the table's, the heap's and the store's): `slot >>> PAGE_SHIFT` is the page. */
+export const PAGE_SHIFT = 12;
+export const PAGE_SLOTS = 1 << PAGE_SHIFT;
+export const PAGE_MASK = PAGE_SLOTS - 1;
+/** Nodes (two per slot) per page of keys. */
+const NODE_PAGE_SHIFT = PAGE_SHIFT + 1;
+const NODE_PAGE_MASK = (1 << NODE_PAGE_SHIFT) - 1;
 
 /**
- * Words per tuple node in `keys`, unpadded (48 bytes): the words an IPv4 lookup compares come first,
- * and padding to a cache line cost more memory per live connection than it saved time.
+ * Words per tuple node in the keys, unpadded (48 bytes): the words an IPv4 lookup compares come
+ * first, and padding to a cache line cost more memory per live connection than it saved time.
  * Node index = slot * 2 + direction.
  */
 const NODE_WORDS = 12;
@@ -44,14 +55,6 @@ const W_DST3 = 11;
 const TWO_POW_32 = 4294967296;
 
 /**
- * The next size of the arrays indexed by slot: half as large again, not double, so that they hold
- * less room no connection uses (at any table size they are at most a third empty).
- */
-export function grownSlotCount(slots: number): number {
-  return slots + (slots >>> 1);
-}
-
-/**
  * Keyed on `Connection`s by default; the engine keeps a second one of `NatAlias`es (the tuples
  * translated connections show on the inside interface).
  */
@@ -60,15 +63,18 @@ export class ConnectionTable<T extends TableEntry = Connection> {
   private heads = new Uint32Array(INITIAL_BUCKETS);
   /** 32 - log2(bucket count): `hash >>> shift` is the bucket. */
   private shift = 32 - Math.log2(INITIAL_BUCKETS);
-  private keys = new Int32Array(INITIAL_SLOTS * 2 * NODE_WORDS);
-  private bySlot: (T | null)[] = new Array<T | null>(INITIAL_SLOTS).fill(null);
-  private freeSlots = new Int32Array(INITIAL_SLOTS);
+  /** Keys by node, a page per `PAGE_SLOTS` slots. */
+  private readonly keyPages: Int32Array[] = [new Int32Array(PAGE_SLOTS * 2 * NODE_WORDS)];
+  /** Entries by slot, a page per `PAGE_SLOTS` slots (a retired entry stays until its slot is taken). */
+  private readonly entryPages: (T | null)[][] = [new Array<T | null>(PAGE_SLOTS).fill(null)];
+  /** Freed slots, a stack grown as slots are freed (a growing table frees few). */
+  private freeSlots = new Int32Array(64);
   private freeCount = 0;
   /** Slots never used yet start here. */
   private nextFreshSlot = 0;
   /** Connections in the table (each holds two nodes). */
   size = 0;
-  /** Called with the new slot count when the by-slot arrays grew (the engine's store grows its rows). */
+  /** Called with the new slot count when a page of slots was added (the engine's store adds its own). */
   onSlotsGrown: ((slots: number) => void) | null = null;
   /** Called with a retired entry (see `remove`) when its slot is taken again. */
   onSlotRetaken: ((entry: T) => void) | null = null;
@@ -76,7 +82,16 @@ export class ConnectionTable<T extends TableEntry = Connection> {
 
   /** Slots the by-slot arrays have room for. */
   get slotCapacity(): number {
-    return this.bySlot.length;
+    return this.entryPages.length * PAGE_SLOTS;
+  }
+
+  /** The entry in slot `slot` (live, reserved or retired), or null. */
+  entryAt(slot: number): T | null {
+    return this.entryPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK];
+  }
+
+  private setEntry(slot: number, entry: T | null): void {
+    this.entryPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] = entry;
   }
 
   get bucketCount(): number {
@@ -87,7 +102,7 @@ export class ConnectionTable<T extends TableEntry = Connection> {
   find(this: ConnectionTable<Connection>, probe: Tuple): TupleNode | null {
     const node = this.findNode(probe, probe.hash());
     if (node < 0) return null;
-    const connection = this.bySlot[node >>> 1]!;
+    const connection = this.entryAt(node >>> 1)!;
     return (node & 1) === 0 ? connection.originalNode : connection.replyNode;
   }
 
@@ -96,7 +111,7 @@ export class ConnectionTable<T extends TableEntry = Connection> {
    * `probe.hash()` or `signedTupleHash(probe)`.
    */
   findNode(probe: Tuple, hash: number): number {
-    const keys = this.keys;
+    const keyPages = this.keyPages;
     const ports = (probe.srcPort << 16) | probe.dstPort;
     const src0 = probe.srcWord0;
     const dst0 = probe.dstWord0;
@@ -112,7 +127,8 @@ export class ConnectionTable<T extends TableEntry = Connection> {
     let link = this.heads[hash >>> this.shift];
     while (link !== 0) {
       const node = link - 1;
-      const at = node * NODE_WORDS;
+      const keys = keyPages[node >>> NODE_PAGE_SHIFT];
+      const at = (node & NODE_PAGE_MASK) * NODE_WORDS;
       if (
         keys[at + W_HASH] === signedHash &&
         keys[at + W_PORTS] === ports &&
@@ -134,8 +150,8 @@ export class ConnectionTable<T extends TableEntry = Connection> {
 
   /** Node `node`'s tuple (slot * 2 + direction) written into `out`, which is returned. */
   tupleOf(node: number, out: Tuple): Tuple {
-    const keys = this.keys;
-    const at = node * NODE_WORDS;
+    const keys = this.keyPages[node >>> NODE_PAGE_SHIFT];
+    const at = (node & NODE_PAGE_MASK) * NODE_WORDS;
     const kind = keys[at + W_KIND];
     const ports = keys[at + W_PORTS];
     out.family = kind >>> 8;
@@ -155,8 +171,8 @@ export class ConnectionTable<T extends TableEntry = Connection> {
 
   /** Whether node `node`'s tuple equals `tuple`. */
   nodeEquals(node: number, tuple: Tuple): boolean {
-    const keys = this.keys;
-    const at = node * NODE_WORDS;
+    const keys = this.keyPages[node >>> NODE_PAGE_SHIFT];
+    const at = (node & NODE_PAGE_MASK) * NODE_WORDS;
     return (
       keys[at + W_PORTS] === ((tuple.srcPort << 16) | tuple.dstPort) &&
       keys[at + W_KIND] === ((tuple.family << 8) | tuple.protocol) &&
@@ -173,7 +189,7 @@ export class ConnectionTable<T extends TableEntry = Connection> {
 
   /** The connection a node index from `findNode` belongs to. */
   connectionOf(node: number): T {
-    return this.bySlot[node >>> 1]!;
+    return this.entryAt(node >>> 1)!;
   }
 
   /**
@@ -183,10 +199,10 @@ export class ConnectionTable<T extends TableEntry = Connection> {
   insert(connection: T, originalHash?: number): void {
     if ((this.size + 1) * 2 > this.heads.length) this.grow();
     let slot = connection.tableSlot;
-    if (slot < 0 || this.bySlot[slot] !== connection) {
+    if (slot < 0 || this.entryAt(slot) !== connection) {
       slot = this.takeSlot();
       connection.tableSlot = slot;
-      this.bySlot[slot] = connection;
+      this.setEntry(slot, connection);
       this.writeTuple(slot * 2, connection.original);
       this.writeTuple(slot * 2 + 1, connection.reply);
     }
@@ -203,13 +219,13 @@ export class ConnectionTable<T extends TableEntry = Connection> {
   reserve(entry: T): void {
     const slot = this.takeSlot();
     entry.tableSlot = slot;
-    this.bySlot[slot] = entry;
+    this.setEntry(slot, entry);
   }
 
   /** Writes `tuple` as node `node`'s key (slot * 2 + direction), not linking it. */
   writeTuple(node: number, tuple: Tuple): void {
-    const keys = this.keys;
-    const at = node * NODE_WORDS;
+    const keys = this.keyPages[node >>> NODE_PAGE_SHIFT];
+    const at = (node & NODE_PAGE_MASK) * NODE_WORDS;
     keys[at + W_KIND] = (tuple.family << 8) | tuple.protocol;
     keys[at + W_PORTS] = (tuple.srcPort << 16) | tuple.dstPort;
     keys[at + W_SRC0] = tuple.srcWord0;
@@ -224,7 +240,7 @@ export class ConnectionTable<T extends TableEntry = Connection> {
 
   /** The protocol of the connection in slot `slot`. */
   protocolOf(slot: number): number {
-    return this.keys[slot * 2 * NODE_WORDS + W_KIND] & 0xff;
+    return this.keyPages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * 2 * NODE_WORDS + W_KIND] & 0xff;
   }
 
   /**
@@ -233,12 +249,17 @@ export class ConnectionTable<T extends TableEntry = Connection> {
    */
   remove(connection: T, retire = false): void {
     const slot = connection.tableSlot;
-    if (slot < 0 || this.bySlot[slot] !== connection) return;
+    if (slot < 0 || this.entryAt(slot) !== connection) return;
     this.unlink(slot * 2);
     this.unlink(slot * 2 + 1);
     if (!retire) {
-      this.bySlot[slot] = null;
+      this.setEntry(slot, null);
       connection.tableSlot = -1;
+    }
+    if (this.freeCount === this.freeSlots.length) {
+      const freeSlots = new Int32Array(this.freeSlots.length * 2);
+      freeSlots.set(this.freeSlots);
+      this.freeSlots = freeSlots;
     }
     this.freeSlots[this.freeCount++] = slot;
     this.size--;
@@ -246,11 +267,10 @@ export class ConnectionTable<T extends TableEntry = Connection> {
 
   /** Every connection, in bucket order (ascending hash of a tuple). */
   *connections(): IterableIterator<T> {
-    const keys = this.keys;
     for (let bucket = 0; bucket < this.heads.length; bucket++) {
-      for (let link = this.heads[bucket]; link !== 0; link = keys[(link - 1) * NODE_WORDS + W_NEXT]) {
+      for (let link = this.heads[bucket]; link !== 0; link = this.nextLink(link - 1)) {
         const node = link - 1;
-        if ((node & 1) === 0) yield this.bySlot[node >>> 1]!;
+        if ((node & 1) === 0) yield this.entryAt(node >>> 1)!;
       }
     }
   }
@@ -262,7 +282,6 @@ export class ConnectionTable<T extends TableEntry = Connection> {
    * Returns nothing; `visit` returns false to stop early.
    */
   visitForeignBucket(bucket: number, bucketCount: number, visit: (connection: T) => boolean): void {
-    const keys = this.keys;
     const ourBuckets = this.heads.length;
     // The kernel bucket is a contiguous hash range; so is each of ours. Scan ours that overlap it
     // (one either side for rounding) and keep the nodes whose hash maps to the kernel bucket.
@@ -272,49 +291,47 @@ export class ConnectionTable<T extends TableEntry = Connection> {
       let link = this.heads[ours];
       while (link !== 0) {
         const node = link - 1;
-        const at = node * NODE_WORDS;
+        const keys = this.keyPages[node >>> NODE_PAGE_SHIFT];
+        const at = (node & NODE_PAGE_MASK) * NODE_WORDS;
         // Read the successor first: `visit` may unlink this node.
         link = keys[at + W_NEXT];
         if (foreignBucket(keys[at + W_HASH] >>> 0, bucketCount) !== bucket) continue;
-        const connection = this.bySlot[node >>> 1];
+        const connection = this.entryAt(node >>> 1);
         if (connection !== null && !visit(connection)) return;
       }
     }
   }
 
+  /** The link (node + 1, 0 for none) after node `node` in its chain. */
+  private nextLink(node: number): number {
+    return this.keyPages[node >>> NODE_PAGE_SHIFT][(node & NODE_PAGE_MASK) * NODE_WORDS + W_NEXT];
+  }
+
   private takeSlot(): number {
     if (this.freeCount > 0) {
       const slot = this.freeSlots[--this.freeCount];
-      const retired = this.bySlot[slot];
+      const retired = this.entryAt(slot);
       if (retired !== null) {
-        this.bySlot[slot] = null;
+        this.setEntry(slot, null);
         this.onSlotRetaken?.(retired);
       }
       return slot;
     }
     const slot = this.nextFreshSlot++;
-    if (slot >= this.bySlot.length) this.growSlots();
+    if (slot >= this.slotCapacity) this.addPage();
     return slot;
   }
 
-  private growSlots(): void {
-    const slots = grownSlotCount(this.bySlot.length);
-    const keys = new Int32Array(slots * 2 * NODE_WORDS);
-    keys.set(this.keys);
-    this.keys = keys;
-    const freeSlots = new Int32Array(slots);
-    freeSlots.set(this.freeSlots);
-    this.freeSlots = freeSlots;
-    const old = this.bySlot.length;
-    this.bySlot.length = slots;
-    this.bySlot.fill(null, old);
-    this.onSlotsGrown?.(slots);
+  private addPage(): void {
+    this.keyPages.push(new Int32Array(PAGE_SLOTS * 2 * NODE_WORDS));
+    this.entryPages.push(new Array<T | null>(PAGE_SLOTS).fill(null));
+    this.onSlotsGrown?.(this.slotCapacity);
   }
 
   /** Adds node `node` (its key written) to its bucket's chain. */
   private link(node: number, hash: number): void {
-    const keys = this.keys;
-    const at = node * NODE_WORDS;
+    const keys = this.keyPages[node >>> NODE_PAGE_SHIFT];
+    const at = (node & NODE_PAGE_MASK) * NODE_WORDS;
     keys[at + W_HASH] = hash;
     const bucket = hash >>> this.shift;
     keys[at + W_NEXT] = this.heads[bucket];
@@ -322,8 +339,9 @@ export class ConnectionTable<T extends TableEntry = Connection> {
   }
 
   private unlink(node: number): void {
-    const keys = this.keys;
-    const at = node * NODE_WORDS;
+    const keyPages = this.keyPages;
+    const keys = keyPages[node >>> NODE_PAGE_SHIFT];
+    const at = (node & NODE_PAGE_MASK) * NODE_WORDS;
     const bucket = keys[at + W_HASH] >>> this.shift;
     const target = node + 1;
     if (this.heads[bucket] === target) {
@@ -331,10 +349,11 @@ export class ConnectionTable<T extends TableEntry = Connection> {
     } else {
       let link = this.heads[bucket];
       while (link !== 0) {
-        const linkAt = (link - 1) * NODE_WORDS;
-        const next = keys[linkAt + W_NEXT];
+        const linkKeys = keyPages[(link - 1) >>> NODE_PAGE_SHIFT];
+        const linkAt = ((link - 1) & NODE_PAGE_MASK) * NODE_WORDS;
+        const next = linkKeys[linkAt + W_NEXT];
         if (next === target) {
-          keys[linkAt + W_NEXT] = keys[at + W_NEXT];
+          linkKeys[linkAt + W_NEXT] = keys[at + W_NEXT];
           break;
         }
         link = next;
@@ -345,13 +364,14 @@ export class ConnectionTable<T extends TableEntry = Connection> {
 
   private grow(): void {
     const old = this.heads;
-    const keys = this.keys;
+    const keyPages = this.keyPages;
     this.heads = new Uint32Array(old.length * 2);
     this.shift--;
     for (let bucket = 0; bucket < old.length; bucket++) {
       let link = old[bucket];
       while (link !== 0) {
-        const at = (link - 1) * NODE_WORDS;
+        const keys = keyPages[(link - 1) >>> NODE_PAGE_SHIFT];
+        const at = ((link - 1) & NODE_PAGE_MASK) * NODE_WORDS;
         const next = keys[at + W_NEXT];
         const index = keys[at + W_HASH] >>> this.shift;
         keys[at + W_NEXT] = this.heads[index];
@@ -367,51 +387,64 @@ export function foreignBucket(hash: number, bucketCount: number): number {
   return Math.floor((hash * bucketCount) / TWO_POW_32);
 }
 
+/** Per slot in the heap's pages: the key the heap files the slot under, the real expiry, heap index + 1 (0: not in the heap). */
+export const HEAP_FIELDS = 3;
+export const H_KEY = 0;
+export const H_EXPIRY = 1;
+const H_POSITION = 2;
+
 /**
- * Min-heap of connections keyed by expiry. A connection's key may lag behind a later
- * `expiresAt` (refreshes only write the field); `popExpired` re-files such entries. Shortened
- * timeouts must call `update` so the key never runs late.
+ * Min-heap of connections keyed by expiry. A connection's key may lag behind a later expiry
+ * (refreshes only write `H_EXPIRY`); `popExpired` re-files such entries. Shortened timeouts must call
+ * `update` (or `setExpiry`) so the key never runs late.
  *
  * Connections must be in a ConnectionTable while in the heap: the heap is indexed by their
- * `tableSlot`. Keys and ids live in typed arrays so sifting never touches the connection objects.
+ * `tableSlot`. Keys, expiries and ids live in pages by slot (see `PAGE_SLOTS`), so sifting never
+ * touches the connection objects. A slot's expiry stays in its page while the connection is out of
+ * the heap (the engine's store reads it there).
  */
 export class ExpiryHeap {
-  // `order`, `count` and `times` are read and `times` written by the engine's per-packet path
+  // `order`, `count` and `pages` are read and `pages` written by the engine's per-packet path
   // directly: a time passed to a call V8 does not inline is a new heap number each time.
   /** Heap order: slots. */
-  order = new Int32Array(INITIAL_SLOTS);
+  order = new Int32Array(PAGE_SLOTS);
   count = 0;
-  /**
-   * By slot, side by side in one cache line: at `slot * 2` the key (expiry the heap files it under),
-   * at `slot * 2 + 1` the connection's real expiry while it is in the heap (`Connection.expiresAt`
-   * reads it here), so a refresh is one store and re-filing never touches the connection object.
-   * The key may only be late (`update` when an expiry moved earlier).
-   */
-  times = new Float64Array(INITIAL_SLOTS * 2);
-  private idOf = new Float64Array(INITIAL_SLOTS);
-  /** Heap index by slot, -1 for a slot not in the heap. */
-  private positionOf = new Int32Array(INITIAL_SLOTS).fill(-1);
-  private bySlot: (Connection | null)[] = new Array<Connection | null>(INITIAL_SLOTS).fill(null);
+  /** `HEAP_FIELDS` doubles per slot, side by side in one cache line. */
+  readonly pages: Float64Array[] = [new Float64Array(PAGE_SLOTS * HEAP_FIELDS)];
+  /** Connections by slot when no table was given: what `popExpired` returns. */
+  private readonly ownEntries: (Connection | null)[] | null;
+
+  /** `table`: the table whose slots index this heap; it says which connection a slot holds. */
+  constructor(private readonly table: ConnectionTable | null = null) {
+    this.ownEntries = table === null ? [] : null;
+  }
 
   get size(): number {
     return this.count;
   }
 
+  /** Makes room for slots below `slots` (the engine's store calls this as its table grows). */
+  ensureSlots(slots: number): void {
+    while (this.pages.length * PAGE_SLOTS < slots)
+      this.pages.push(new Float64Array(PAGE_SLOTS * HEAP_FIELDS));
+  }
+
   push(connection: Connection): void {
     const slot = connection.tableSlot;
     if (slot < 0) throw new Error("ExpiryHeap.push: the connection is not in a table");
-    if (slot >= this.bySlot.length) this.growSlots(slot + 1);
+    this.ensureSlots(slot + 1);
+    if (this.contains(slot)) throw new Error("ExpiryHeap.push: the connection is in the heap already");
     if (this.count >= this.order.length) {
       const order = new Int32Array(this.order.length * 2);
       order.set(this.order);
       this.order = order;
     }
-    if (this.contains(slot)) throw new Error("ExpiryHeap.push: the connection is in the heap already");
     const expiresAt = connection.expiresAt;
-    this.times[slot * 2] = expiresAt;
-    this.times[slot * 2 + 1] = expiresAt;
-    this.idOf[slot] = connection.id;
-    this.bySlot[slot] = connection;
+    const page = this.pages[slot >>> PAGE_SHIFT];
+    const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+    page[at + H_KEY] = expiresAt;
+    page[at + H_EXPIRY] = expiresAt;
+    if (this.ownEntries !== null) this.ownEntries[slot] = connection;
     this.siftUp(this.count++, slot);
   }
 
@@ -422,39 +455,49 @@ export class ExpiryHeap {
 
   /** Whether the connection in table slot `slot` is in the heap. */
   contains(slot: number): boolean {
-    return slot >= 0 && slot < this.positionOf.length && this.positionOf[slot] >= 0;
+    return (
+      slot >= 0 &&
+      slot < this.pages.length * PAGE_SLOTS &&
+      this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * HEAP_FIELDS + H_POSITION] > 0
+    );
   }
 
-  /** The expiry of the connection in table slot `slot` (which must be in the heap). */
+  /** The expiry of the connection in table slot `slot` (in the heap, or last set while out of it). */
   expiryAt(slot: number): number {
-    return this.times[slot * 2 + 1];
+    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * HEAP_FIELDS + H_EXPIRY];
   }
 
   /**
-   * Sets the expiry of the connection in table slot `slot` (which must be in the heap): moves its
-   * key earlier at once, later only lazily.
+   * Sets the expiry of the connection in table slot `slot`: if it is in the heap, moves its key
+   * earlier at once, later only lazily.
    */
   setExpiry(slot: number, expiresAt: number): void {
-    this.times[slot * 2 + 1] = expiresAt;
-    if (expiresAt < this.times[slot * 2]) {
-      this.times[slot * 2] = expiresAt;
-      this.siftUp(this.positionOf[slot], slot);
+    this.ensureSlots(slot + 1);
+    const page = this.pages[slot >>> PAGE_SHIFT];
+    const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+    page[at + H_EXPIRY] = expiresAt;
+    const position = page[at + H_POSITION];
+    if (position > 0 && expiresAt < page[at + H_KEY]) {
+      page[at + H_KEY] = expiresAt;
+      this.siftUp(position - 1, slot);
     }
   }
 
   remove(connection: Connection): void {
     const slot = connection.tableSlot;
     if (!this.contains(slot)) return;
-    const index = this.positionOf[slot];
-    const expiresAt = this.times[slot * 2 + 1];
-    this.positionOf[slot] = -1;
-    this.bySlot[slot] = null;
+    const page = this.pages[slot >>> PAGE_SHIFT];
+    const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+    const index = page[at + H_POSITION] - 1;
+    const expiresAt = page[at + H_EXPIRY];
+    page[at + H_POSITION] = 0;
+    if (this.ownEntries !== null) this.ownEntries[slot] = null;
     const lastSlot = this.order[--this.count];
     if (lastSlot !== slot) {
       this.siftDown(index, lastSlot);
-      this.siftUp(this.positionOf[lastSlot], lastSlot);
+      this.siftUp(this.positionOf(lastSlot), lastSlot);
     }
-    // Out of the heap, the connection keeps its expiry itself.
+    // Out of the heap, the connection keeps its expiry (a connection alone in its own field).
     connection.expiresAt = expiresAt;
   }
 
@@ -465,14 +508,16 @@ export class ExpiryHeap {
   popExpired(now: number): Connection | null {
     while (this.count > 0) {
       const slot = this.order[0];
-      if (this.times[slot * 2] > now) return null;
-      const expiresAt = this.times[slot * 2 + 1];
-      if (expiresAt > this.times[slot * 2]) {
-        this.times[slot * 2] = expiresAt;
+      const page = this.pages[slot >>> PAGE_SHIFT];
+      const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+      if (page[at + H_KEY] > now) return null;
+      const expiresAt = page[at + H_EXPIRY];
+      if (expiresAt > page[at + H_KEY]) {
+        page[at + H_KEY] = expiresAt;
         this.siftDown(0, slot);
         continue;
       }
-      const top = this.bySlot[slot]!;
+      const top = (this.table !== null ? this.table.entryAt(slot) : this.ownEntries![slot])!;
       this.remove(top);
       return top;
     }
@@ -481,78 +526,81 @@ export class ExpiryHeap {
 
   /** The earliest key in the heap (may be earlier than that connection's real expiry), or Infinity. */
   peekKey(): number {
-    return this.count > 0 ? this.times[this.order[0] * 2] : Infinity;
+    if (this.count === 0) return Infinity;
+    const slot = this.order[0];
+    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * HEAP_FIELDS + H_KEY];
   }
 
-  private growSlots(minimum: number): void {
-    let slots = grownSlotCount(this.bySlot.length);
-    while (slots < minimum) slots = grownSlotCount(slots);
-    const times = new Float64Array(slots * 2);
-    times.set(this.times);
-    this.times = times;
-    const idOf = new Float64Array(slots);
-    idOf.set(this.idOf);
-    this.idOf = idOf;
-    const positionOf = new Int32Array(slots).fill(-1);
-    positionOf.set(this.positionOf);
-    this.positionOf = positionOf;
-    const old = this.bySlot.length;
-    this.bySlot.length = slots;
-    this.bySlot.fill(null, old);
+  /**
+   * The id of the connection in slot `slot`, which breaks ties between equal keys (read from the
+   * connection: ties are rare, and an id per slot in the pages cost 8 bytes per live connection).
+   */
+  private idAt(slot: number): number {
+    return (this.table !== null ? this.table.entryAt(slot) : this.ownEntries![slot])!.id;
+  }
+
+  private positionOf(slot: number): number {
+    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * HEAP_FIELDS + H_POSITION] - 1;
   }
 
   /** Places `slot` at `index` or above, moving larger parents down. */
   private siftUp(index: number, slot: number): void {
     const order = this.order;
-    const times = this.times;
-    const idOf = this.idOf;
-    const positionOf = this.positionOf;
-    const key = times[slot * 2];
-    const id = idOf[slot];
+    const pages = this.pages;
+    const page = pages[slot >>> PAGE_SHIFT];
+    const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+    const key = page[at + H_KEY];
     while (index > 0) {
       const parentIndex = (index - 1) >> 1;
       const parent = order[parentIndex];
-      const parentKey = times[parent * 2];
-      if (!(key < parentKey || (key === parentKey && id < idOf[parent]))) break;
+      const parentPage = pages[parent >>> PAGE_SHIFT];
+      const parentAt = (parent & PAGE_MASK) * HEAP_FIELDS;
+      const parentKey = parentPage[parentAt + H_KEY];
+      if (!(key < parentKey || (key === parentKey && this.idAt(slot) < this.idAt(parent)))) break;
       order[index] = parent;
-      positionOf[parent] = index;
+      parentPage[parentAt + H_POSITION] = index + 1;
       index = parentIndex;
     }
     order[index] = slot;
-    positionOf[slot] = index;
+    page[at + H_POSITION] = index + 1;
   }
 
   /** Places `slot` at `index` or below, moving smaller children up. */
   private siftDown(index: number, slot: number): void {
     const order = this.order;
-    const times = this.times;
-    const idOf = this.idOf;
-    const positionOf = this.positionOf;
+    const pages = this.pages;
     const length = this.count;
-    const key = times[slot * 2];
-    const id = idOf[slot];
+    const page = pages[slot >>> PAGE_SHIFT];
+    const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+    const key = page[at + H_KEY];
     for (;;) {
       const left = 2 * index + 1;
       if (left >= length) break;
       let child = left;
       let childSlot = order[left];
-      let childKey = times[childSlot * 2];
+      let childPage = pages[childSlot >>> PAGE_SHIFT];
+      let childAt = (childSlot & PAGE_MASK) * HEAP_FIELDS;
+      let childKey = childPage[childAt + H_KEY];
       const right = left + 1;
       if (right < length) {
         const rightSlot = order[right];
-        const rightKey = times[rightSlot * 2];
-        if (rightKey < childKey || (rightKey === childKey && idOf[rightSlot] < idOf[childSlot])) {
+        const rightPage = pages[rightSlot >>> PAGE_SHIFT];
+        const rightAt = (rightSlot & PAGE_MASK) * HEAP_FIELDS;
+        const rightKey = rightPage[rightAt + H_KEY];
+        if (rightKey < childKey || (rightKey === childKey && this.idAt(rightSlot) < this.idAt(childSlot))) {
           child = right;
           childSlot = rightSlot;
+          childPage = rightPage;
+          childAt = rightAt;
           childKey = rightKey;
         }
       }
-      if (!(childKey < key || (childKey === key && idOf[childSlot] < id))) break;
+      if (!(childKey < key || (childKey === key && this.idAt(childSlot) < this.idAt(slot)))) break;
       order[index] = childSlot;
-      positionOf[childSlot] = index;
+      childPage[childAt + H_POSITION] = index + 1;
       index = child;
     }
     order[index] = slot;
-    positionOf[slot] = index;
+    page[at + H_POSITION] = index + 1;
   }
 }
