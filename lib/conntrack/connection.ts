@@ -262,6 +262,12 @@ export function signedTupleHash(tuple: Tuple): number {
  */
 export const TCP_WORDS = 12;
 export const TCP_BYTES = 10;
+/**
+ * A row in 32-bit words: the `TCP_WORDS` words, then the `TCP_BYTES` bytes from byte
+ * `TCP_BYTE_BASE` on (a byte view of the same buffer), padded to 64 bytes: one cache line.
+ */
+export const TCP_ROW_WORDS = 16;
+export const TCP_BYTE_BASE = TCP_WORDS * 4;
 /** Words of direction d start at d * 4: end, maxend, maxwin, maxack. */
 export const T_END = 0;
 export const T_MAXEND = 1;
@@ -274,7 +280,7 @@ export const T_LAST_WIN = 11;
 /** Bytes: state, then scale and flags of direction d at 1 + d * 2, then the last packet's. */
 export const TB_STATE = 0;
 export const TB_SCALE = 1;
-const TB_FLAGS = 2;
+export const TB_FLAGS = 2;
 export const TB_LAST_DIR = 5;
 const TB_LAST_INDEX = 6;
 const TB_LAST_WSCALE = 7;
@@ -357,42 +363,52 @@ export class TcpConnectionState {
   /** First word and byte of the row. */
   w = 0;
   b = 0;
-  /** Original direction's window. */
-  readonly seen0: TcpDirection;
-  /** Reply direction's window. */
-  readonly seen1: TcpDirection;
+  private readonly view0: TcpDirection;
+  private readonly view1: TcpDirection;
 
   constructor(
-    words: Int32Array = new Int32Array(TCP_WORDS),
-    bytes: Uint8Array = new Uint8Array(TCP_BYTES),
+    words: Int32Array = new Int32Array(TCP_ROW_WORDS),
+    bytes: Uint8Array = new Uint8Array(words.buffer, words.byteOffset, words.byteLength),
     row = 0,
   ) {
     this.words = words;
     this.bytes = bytes;
-    this.w = row * TCP_WORDS;
-    this.b = row * TCP_BYTES;
-    this.seen0 = new TcpDirection(words, bytes, this.w, this.b);
-    this.seen1 = new TcpDirection(words, bytes, this.w + 4, this.b + 2);
+    this.w = row * TCP_ROW_WORDS;
+    this.b = row * TCP_ROW_WORDS * 4 + TCP_BYTE_BASE;
+    this.view0 = new TcpDirection(words, bytes, this.w, this.b);
+    this.view1 = new TcpDirection(words, bytes, this.w + 4, this.b + 2);
   }
 
-  /** Points this view (and its two directions) at row `row` of `words` and `bytes`. */
+  /** Original direction's window (a view pointed at this row when asked for). */
+  get seen0(): TcpDirection {
+    const view = this.view0;
+    view.words = this.words;
+    view.bytes = this.bytes;
+    view.w = this.w;
+    view.b = this.b;
+    return view;
+  }
+  /** Reply direction's window (see `seen0`). */
+  get seen1(): TcpDirection {
+    const view = this.view1;
+    view.words = this.words;
+    view.bytes = this.bytes;
+    view.w = this.w + 4;
+    view.b = this.b + 2;
+    return view;
+  }
+  /** Both directions' flags or'ed (read per packet: no view). */
+  get bothFlags(): number {
+    const bytes = this.bytes;
+    return bytes[this.b + TB_FLAGS] | bytes[this.b + 2 + TB_FLAGS];
+  }
+
+  /** Points this view at row `row` of `words` and `bytes`. */
   bind(words: Int32Array, bytes: Uint8Array, row: number): this {
-    const w = row * TCP_WORDS;
-    const b = row * TCP_BYTES;
     this.words = words;
     this.bytes = bytes;
-    this.w = w;
-    this.b = b;
-    const seen0 = this.seen0;
-    seen0.words = words;
-    seen0.bytes = bytes;
-    seen0.w = w;
-    seen0.b = b;
-    const seen1 = this.seen1;
-    seen1.words = words;
-    seen1.bytes = bytes;
-    seen1.w = w + 4;
-    seen1.b = b + 2;
+    this.w = row * TCP_ROW_WORDS;
+    this.b = row * TCP_ROW_WORDS * 4 + TCP_BYTE_BASE;
     return this;
   }
 
@@ -465,8 +481,7 @@ export class TcpConnectionState {
   }
 
   reset(): void {
-    this.words.fill(0, this.w, this.w + TCP_WORDS);
-    this.bytes.fill(0, this.b, this.b + TCP_BYTES);
+    this.words.fill(0, this.w, this.w + TCP_ROW_WORDS);
   }
 }
 
@@ -520,13 +535,16 @@ export class ConnectionExtras {
   replyNode: TupleNode | null = null;
 }
 
-/** Doubles per row of an engine's store: the counters, then the start time. */
-export const NUMBER_FIELDS = 5;
-export const N_ORIGINAL_PACKETS = 0;
-export const N_ORIGINAL_BYTES = 1;
-export const N_REPLY_PACKETS = 2;
-export const N_REPLY_BYTES = 3;
-export const N_STARTED = 4;
+/**
+ * Doubles per slot in an engine's row pages: the expiry heap's three (lib/conntrack/table.ts), then
+ * the counters and the start time, one cache line for what a packet updates.
+ */
+export const ROW_DOUBLES = 8;
+export const N_ORIGINAL_PACKETS = 3;
+export const N_ORIGINAL_BYTES = 4;
+export const N_REPLY_PACKETS = 5;
+export const N_REPLY_BYTES = 6;
+export const N_STARTED = 7;
 /** A UDP flow that still talks both ways this long after its first packet is a stream. */
 export const UDP_STREAM_NS = 2e9;
 
@@ -556,7 +574,7 @@ export interface ConnectionRows {
  * passed in only tell the direction.
  */
 export class OwnRow implements ConnectionRows {
-  readonly numbers = new Float64Array(NUMBER_FIELDS);
+  readonly numbers = new Float64Array(ROW_DOUBLES);
   expiry = 0;
   readonly original = new Tuple();
   readonly reply = new Tuple();
@@ -614,6 +632,8 @@ export class Connection {
   tableSlot = -1;
   /** Sequential id, 1 for the first connection an engine creates. */
   id = 0;
+  /** Its TCP row + 1 in its engine's store, 0 for none (read per TCP packet, so here, not in a row). */
+  tcpRow = 0;
   /** The rarely used fields (see `ConnectionExtras`), null while all of them are null. */
   extras: ConnectionExtras | null = null;
   /** Where this connection's data is: its engine's store (at `tableSlot`), or a row of its own. */
@@ -634,7 +654,8 @@ export class Connection {
     if (rows instanceof OwnRow) return;
     const own = new OwnRow();
     const slot = this.tableSlot;
-    for (let field = 0; field < NUMBER_FIELDS; field++) own.numbers[field] = rows.number(slot, field);
+    for (let field = N_ORIGINAL_PACKETS; field <= N_STARTED; field++)
+      own.numbers[field] = rows.number(slot, field);
     own.expiry = rows.expiresAt(slot);
     rows.tupleOf(slot * 2, own.original);
     rows.tupleOf(slot * 2 + 1, own.reply);

@@ -18,8 +18,10 @@ import {
 } from "../decode/packet.js";
 import {
   Connection,
-  NUMBER_FIELDS,
+  ROW_DOUBLES,
+  N_ORIGINAL_BYTES,
   N_ORIGINAL_PACKETS,
+  N_REPLY_BYTES,
   N_REPLY_PACKETS,
   N_STARTED,
   UDP_STREAM_NS,
@@ -33,9 +35,9 @@ import {
 import {
   ConnectionTable,
   ExpiryHeap,
-  HEAP_FIELDS,
   H_EXPIRY,
   H_KEY,
+  H_POSITION,
   PAGE_MASK,
   PAGE_SHIFT,
   foreignBucket,
@@ -528,7 +530,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     const heap = this.heap;
     if (
       (heap.count > 0 &&
-        heap.pages[heap.order[0] >>> PAGE_SHIFT][(heap.order[0] & PAGE_MASK) * HEAP_FIELDS + H_KEY] <= t) ||
+        heap.pages[heap.order[0] >>> PAGE_SHIFT][(heap.order[0] & PAGE_MASK) * ROW_DOUBLES + H_KEY] <= t) ||
       this.expectationTable.size !== 0 ||
       this.gcEarlyDropAt !== Infinity
     )
@@ -747,8 +749,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       // A flow still talking both ways after its first two seconds is a stream.
       // The start read from the row here: a time returned from a getter V8 does not inline is boxed.
       const slot = connection.tableSlot;
-      const started =
-        this.store.numberPages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * NUMBER_FIELDS + N_STARTED];
+      const started = this.heap.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + N_STARTED];
       const stream = this.now > started + UDP_STREAM_NS;
       this.refreshAccount(
         connection,
@@ -895,15 +896,18 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       reply.srcPort = probe.dstPort;
       reply.dstPort = probe.srcPort;
     }
-    connection.setOriginal(probe);
-    connection.setReply(reply);
+    // The spare is always in the store: its row written directly.
+    const slot = connection.tableSlot;
+    this.table.writeTuple(slot * 2, probe);
+    this.table.writeTuple(slot * 2 + 1, reply);
     connection.status = 0;
-    connection.dead = false;
-    // A TCP state object left by an earlier invalid first packet is reused by the tracker.
-    if (probe.protocol !== IPPROTO_TCP) connection.tcp = null;
-    connection.originalPackets = connection.originalBytes = 0;
-    connection.replyPackets = connection.replyBytes = 0;
-    connection.expiresAt = this.now;
+    // A TCP row left by an earlier invalid first packet is reused by the tracker.
+    if (probe.protocol !== IPPROTO_TCP && connection.tcpRow !== 0) connection.tcp = null;
+    const row = this.heap.pages[slot >>> PAGE_SHIFT];
+    const p = (slot & PAGE_MASK) * ROW_DOUBLES;
+    row[p + N_ORIGINAL_PACKETS] = row[p + N_ORIGINAL_BYTES] = 0;
+    row[p + N_REPLY_PACKETS] = row[p + N_REPLY_BYTES] = 0;
+    row[p + H_EXPIRY] = this.now;
     // helper, helperModule, helperState, master, expectations, natAlias, seqAdjust: all null.
     connection.extras = null;
     connection.cachedEventBits = 0;
@@ -1217,8 +1221,17 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   }
 
   refreshAccount(connection: Connection, direction: number, packet: DecodedPacket, seconds: number): void {
-    this.setTimeout(connection, seconds);
-    this.account(connection, direction, packet);
+    // The timer and the counters share the slot's row (one cache line), written here in one go: this
+    // runs per packet, and a time passed to a call V8 does not inline is boxed.
+    const at = this.now + seconds * NS;
+    const slot = connection.tableSlot;
+    const row = this.heap.pages[slot >>> PAGE_SHIFT];
+    const p = (slot & PAGE_MASK) * ROW_DOUBLES;
+    row[p + H_EXPIRY] = at;
+    const counter = p + (direction === DIR_ORIGINAL ? N_ORIGINAL_PACKETS : N_REPLY_PACKETS);
+    row[counter]++;
+    row[counter + 1] += packet.ipLength;
+    if (at < row[p + H_KEY] && row[p + H_POSITION] > 0) this.heap.update(connection);
   }
 
   setTimeout(connection: Connection, seconds: number): void {
@@ -1227,9 +1240,9 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     // heap's page holds a slot's expiry also while the connection is not in the heap yet.)
     const slot = connection.tableSlot;
     const page = this.heap.pages[slot >>> PAGE_SHIFT];
-    const p = (slot & PAGE_MASK) * HEAP_FIELDS;
+    const p = (slot & PAGE_MASK) * ROW_DOUBLES;
     page[p + H_EXPIRY] = at;
-    if (at < page[p + H_KEY] && this.heap.contains(slot)) this.heap.update(connection);
+    if (at < page[p + H_KEY] && page[p + H_POSITION] > 0) this.heap.update(connection);
   }
 
   killAccount(connection: Connection, direction: number, packet: DecodedPacket): void {
@@ -1244,10 +1257,9 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   private account(connection: Connection, direction: number, packet: DecodedPacket): void {
     // Straight into the row: counters passed through accessors V8 does not inline are boxed.
     const slot = connection.tableSlot;
-    const numbers = this.store.numberPages[slot >>> PAGE_SHIFT];
+    const numbers = this.heap.pages[slot >>> PAGE_SHIFT];
     const at =
-      (slot & PAGE_MASK) * NUMBER_FIELDS +
-      (direction === DIR_ORIGINAL ? N_ORIGINAL_PACKETS : N_REPLY_PACKETS);
+      (slot & PAGE_MASK) * ROW_DOUBLES + (direction === DIR_ORIGINAL ? N_ORIGINAL_PACKETS : N_REPLY_PACKETS);
     numbers[at]++;
     numbers[at + 1] += packet.ipLength;
   }
@@ -1313,8 +1325,11 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     event.assured = connection.assured;
     event.helper = connection.helper;
     event.destroyCause = cause;
-    // `expiresAt` and `startedAt` spelled out for the same reason.
-    const expiresAt = connection.rows.expiresAt(connection.tableSlot);
+    // The row read here for the same reason (every connection the engine emits about is in its store).
+    const slot = connection.tableSlot;
+    const row = this.heap.pages[slot >>> PAGE_SHIFT];
+    const p = (slot & PAGE_MASK) * ROW_DOUBLES;
+    const expiresAt = row[p + H_EXPIRY];
     const hz = this.settings.hz;
     const remaining = Math.floor(Math.ceil((expiresAt - at) / (NS / hz)) / hz);
     if (type === "DESTROY") {
@@ -1323,12 +1338,12 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       event.timeout = remaining > 0 ? remaining : -1;
       event.helper = null;
       event.hasCounters = this.settings.acct !== 0;
-      event.originalPackets = connection.originalPackets;
-      event.originalBytes = connection.originalBytes;
-      event.replyPackets = connection.replyPackets;
-      event.replyBytes = connection.replyBytes;
+      event.originalPackets = row[p + N_ORIGINAL_PACKETS];
+      event.originalBytes = row[p + N_ORIGINAL_BYTES];
+      event.replyPackets = row[p + N_REPLY_PACKETS];
+      event.replyBytes = row[p + N_REPLY_BYTES];
       event.deltaTime =
-        this.settings.timestamp !== 0 ? Math.floor(at / NS) - Math.floor(connection.startedAt / NS) : -1;
+        this.settings.timestamp !== 0 ? Math.floor(at / NS) - Math.floor(row[p + N_STARTED] / NS) : -1;
     } else {
       event.bits = this.pendingBits;
       event.state = this.pendingBits & EventBit.ProtoInfo ? connection.tcpState : -1;

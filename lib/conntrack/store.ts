@@ -7,10 +7,12 @@
  */
 import {
   Connection,
-  NUMBER_FIELDS,
+  N_ORIGINAL_PACKETS,
+  N_STARTED,
+  ROW_DOUBLES,
   TB_STATE,
-  TCP_BYTES,
-  TCP_WORDS,
+  TCP_BYTE_BASE,
+  TCP_ROW_WORDS,
   TcpConnectionState,
   type ConnectionRows,
   Tuple,
@@ -18,10 +20,6 @@ import {
 import { PAGE_MASK, PAGE_SHIFT, PAGE_SLOTS, type ConnectionTable, type ExpiryHeap } from "./table.js";
 
 export class ConnectionStore implements ConnectionRows {
-  /** `NUMBER_FIELDS` doubles per slot: the counters and the start time (`N_*`). */
-  readonly numberPages: Float64Array[] = [];
-  /** By slot: the slot's TCP row + 1, 0 for none. */
-  private readonly tcpRowPages: Int32Array[] = [];
   /** By TCP row. */
   private readonly tcpWordPages: Int32Array[] = [];
   private readonly tcpBytePages: Uint8Array[] = [];
@@ -36,15 +34,13 @@ export class ConnectionStore implements ConnectionRows {
     readonly heap: ExpiryHeap,
   ) {
     this.grow(table.slotCapacity);
-    this.tcpWordPages.push(new Int32Array(PAGE_SLOTS * TCP_WORDS));
-    this.tcpBytePages.push(new Uint8Array(PAGE_SLOTS * TCP_BYTES));
+    this.addTcpPage();
     this.tcpView = new TcpConnectionState(this.tcpWordPages[0], this.tcpBytePages[0], 0);
     table.onSlotsGrown = (slots) => this.grow(slots);
     // A destroyed connection reads its rows until its slot goes to another.
     table.onSlotRetaken = (connection) => {
-      const slot = connection.tableSlot;
       connection.moveOut();
-      this.releaseTcp(slot);
+      this.releaseTcp(connection);
     };
   }
 
@@ -53,11 +49,11 @@ export class ConnectionStore implements ConnectionRows {
     const connection = new Connection(this);
     this.table.reserve(connection);
     const slot = connection.tableSlot;
-    const numbers = this.numberPages[slot >>> PAGE_SHIFT];
-    const at = (slot & PAGE_MASK) * NUMBER_FIELDS;
-    // Element stores, not fill(): this runs per new connection.
-    numbers[at] = numbers[at + 1] = numbers[at + 2] = numbers[at + 3] = numbers[at + 4] = 0;
     this.heap.setExpiry(slot, 0);
+    const numbers = this.heap.pages[slot >>> PAGE_SHIFT];
+    const at = (slot & PAGE_MASK) * ROW_DOUBLES;
+    // Element stores, not fill(): this runs per new connection.
+    for (let field = N_ORIGINAL_PACKETS; field <= N_STARTED; field++) numbers[at + field] = 0;
     return connection;
   }
 
@@ -66,73 +62,69 @@ export class ConnectionStore implements ConnectionRows {
    * one view the engine uses per packet: valid until the next call.
    */
   tcpOf(connection: Connection): TcpConnectionState {
-    const slot = connection.tableSlot;
-    let row = this.tcpRowPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
-    if (row < 0) row = this.takeTcpRow(slot);
+    let row = connection.tcpRow - 1;
+    if (row < 0) row = this.takeTcpRow(connection);
     const page = row >>> PAGE_SHIFT;
     return this.tcpView.bind(this.tcpWordPages[page], this.tcpBytePages[page], row & PAGE_MASK);
   }
 
   number(slot: number, field: number): number {
-    return this.numberPages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * NUMBER_FIELDS + field];
+    return this.heap.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + field];
   }
 
   setNumber(slot: number, field: number, value: number): void {
-    this.numberPages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * NUMBER_FIELDS + field] = value;
+    this.heap.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + field] = value;
   }
 
   tcpStateOf(slot: number): number {
-    const row = this.tcpRowPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
+    const row = this.table.entryAt(slot)!.tcpRow - 1;
     if (row < 0) return -1;
-    return this.tcpBytePages[row >>> PAGE_SHIFT][(row & PAGE_MASK) * TCP_BYTES + TB_STATE];
+    return this.tcpBytePages[row >>> PAGE_SHIFT][
+      (row & PAGE_MASK) * TCP_ROW_WORDS * 4 + TCP_BYTE_BASE + TB_STATE
+    ];
   }
 
   tcpViewOf(slot: number): TcpConnectionState | null {
-    const row = this.tcpRowPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
+    const row = this.table.entryAt(slot)!.tcpRow - 1;
     if (row < 0) return null;
     const page = row >>> PAGE_SHIFT;
     return new TcpConnectionState(this.tcpWordPages[page], this.tcpBytePages[page], row & PAGE_MASK);
   }
 
   setTcp(slot: number, value: TcpConnectionState | null): void {
+    const connection = this.table.entryAt(slot)!;
     if (value === null) {
-      this.releaseTcp(slot);
+      this.releaseTcp(connection);
       return;
     }
-    let row = this.tcpRowPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
-    if (row < 0) row = this.takeTcpRow(slot);
+    let row = connection.tcpRow - 1;
+    if (row < 0) row = this.takeTcpRow(connection);
     const page = row >>> PAGE_SHIFT;
     const at = row & PAGE_MASK;
-    this.tcpWordPages[page].set(value.words.subarray(value.w, value.w + TCP_WORDS), at * TCP_WORDS);
-    this.tcpBytePages[page].set(value.bytes.subarray(value.b, value.b + TCP_BYTES), at * TCP_BYTES);
+    this.tcpWordPages[page].set(value.words.subarray(value.w, value.w + TCP_ROW_WORDS), at * TCP_ROW_WORDS);
   }
 
-  /** Gives slot `slot` a TCP row (zeroed: state NONE) and returns it. */
-  private takeTcpRow(slot: number): number {
+  /** Gives `connection` a TCP row (zeroed: state NONE) and returns it. */
+  private takeTcpRow(connection: Connection): number {
     let row: number;
     if (this.tcpFreeCount > 0) {
       row = this.tcpFree[--this.tcpFreeCount];
     } else {
       row = this.tcpNextFresh++;
-      if (row >>> PAGE_SHIFT >= this.tcpWordPages.length) {
-        this.tcpWordPages.push(new Int32Array(PAGE_SLOTS * TCP_WORDS));
-        this.tcpBytePages.push(new Uint8Array(PAGE_SLOTS * TCP_BYTES));
-      }
+      if (row >>> PAGE_SHIFT >= this.tcpWordPages.length) this.addTcpPage();
     }
     const page = row >>> PAGE_SHIFT;
     const at = row & PAGE_MASK;
-    this.tcpWordPages[page].fill(0, at * TCP_WORDS, at * TCP_WORDS + TCP_WORDS);
-    this.tcpBytePages[page].fill(0, at * TCP_BYTES, at * TCP_BYTES + TCP_BYTES);
-    this.tcpRowPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] = row + 1;
+    this.tcpWordPages[page].fill(0, at * TCP_ROW_WORDS, (at + 1) * TCP_ROW_WORDS);
+    connection.tcpRow = row + 1;
     return row;
   }
 
-  /** Slot `slot` gives back its TCP row, if it has one. */
-  private releaseTcp(slot: number): void {
-    const rows = this.tcpRowPages[slot >>> PAGE_SHIFT];
-    const row = rows[slot & PAGE_MASK] - 1;
+  /** `connection` gives back its TCP row, if it has one. */
+  private releaseTcp(connection: Connection): void {
+    const row = connection.tcpRow - 1;
     if (row < 0) return;
-    rows[slot & PAGE_MASK] = 0;
+    connection.tcpRow = 0;
     if (this.tcpFreeCount === this.tcpFree.length) {
       const free = new Int32Array(this.tcpFree.length * 2);
       free.set(this.tcpFree);
@@ -165,12 +157,15 @@ export class ConnectionStore implements ConnectionRows {
     this.heap.setExpiry(slot, at);
   }
 
+  /** A page of TCP rows: words and bytes are two views of one buffer (see `TCP_ROW_WORDS`). */
+  private addTcpPage(): void {
+    const words = new Int32Array(PAGE_SLOTS * TCP_ROW_WORDS);
+    this.tcpWordPages.push(words);
+    this.tcpBytePages.push(new Uint8Array(words.buffer));
+  }
+
   /** Adds pages until there are rows for `slots` slots. */
   private grow(slots: number): void {
-    while (this.numberPages.length * PAGE_SLOTS < slots) {
-      this.numberPages.push(new Float64Array(PAGE_SLOTS * NUMBER_FIELDS));
-      this.tcpRowPages.push(new Int32Array(PAGE_SLOTS));
-    }
     this.heap.ensureSlots(slots);
   }
 }

@@ -11,7 +11,7 @@
  * copying. (Copying left the old arrays to the garbage collector, which frees them late: the copies
  * made a third of a run's peak memory per live connection.)
  */
-import { Connection, Tuple, TupleNode, signedTupleHash } from "./connection.js";
+import { Connection, ROW_DOUBLES, Tuple, TupleNode, signedTupleHash } from "./connection.js";
 
 /** What the table keys on: two tuples (original, reply) and the slot the table gives it. */
 export interface TableEntry {
@@ -312,8 +312,9 @@ export class ConnectionTable<T extends TableEntry = Connection> {
       const slot = this.freeSlots[--this.freeCount];
       const retired = this.entryAt(slot);
       if (retired !== null) {
-        this.setEntry(slot, null);
+        // Told while the slot is still the retired entry's: its rows are read through the slot.
         this.onSlotRetaken?.(retired);
+        this.setEntry(slot, null);
       }
       return slot;
     }
@@ -387,11 +388,13 @@ export function foreignBucket(hash: number, bucketCount: number): number {
   return Math.floor((hash * bucketCount) / TWO_POW_32);
 }
 
-/** Per slot in the heap's pages: the key the heap files the slot under, the real expiry, heap index + 1 (0: not in the heap). */
-export const HEAP_FIELDS = 3;
+/**
+ * The heap's doubles at the start of each slot's `ROW_DOUBLES` (the engine's store keeps the rest):
+ * the key the heap files the slot under, the real expiry, heap index + 1 (0: not in the heap).
+ */
 export const H_KEY = 0;
 export const H_EXPIRY = 1;
-const H_POSITION = 2;
+export const H_POSITION = 2;
 
 /**
  * Min-heap of connections keyed by expiry. A connection's key may lag behind a later expiry
@@ -409,8 +412,8 @@ export class ExpiryHeap {
   /** Heap order: slots. */
   order = new Int32Array(PAGE_SLOTS);
   count = 0;
-  /** `HEAP_FIELDS` doubles per slot, side by side in one cache line. */
-  readonly pages: Float64Array[] = [new Float64Array(PAGE_SLOTS * HEAP_FIELDS)];
+  /** `ROW_DOUBLES` doubles per slot, one cache line (the store uses the ones after the heap's). */
+  readonly pages: Float64Array[] = [new Float64Array(PAGE_SLOTS * ROW_DOUBLES)];
   /** Connections by slot when no table was given: what `popExpired` returns. */
   private readonly ownEntries: (Connection | null)[] | null;
 
@@ -426,7 +429,7 @@ export class ExpiryHeap {
   /** Makes room for slots below `slots` (the engine's store calls this as its table grows). */
   ensureSlots(slots: number): void {
     while (this.pages.length * PAGE_SLOTS < slots)
-      this.pages.push(new Float64Array(PAGE_SLOTS * HEAP_FIELDS));
+      this.pages.push(new Float64Array(PAGE_SLOTS * ROW_DOUBLES));
   }
 
   push(connection: Connection): void {
@@ -441,7 +444,7 @@ export class ExpiryHeap {
     }
     const expiresAt = connection.expiresAt;
     const page = this.pages[slot >>> PAGE_SHIFT];
-    const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+    const at = (slot & PAGE_MASK) * ROW_DOUBLES;
     page[at + H_KEY] = expiresAt;
     page[at + H_EXPIRY] = expiresAt;
     if (this.ownEntries !== null) this.ownEntries[slot] = connection;
@@ -458,13 +461,13 @@ export class ExpiryHeap {
     return (
       slot >= 0 &&
       slot < this.pages.length * PAGE_SLOTS &&
-      this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * HEAP_FIELDS + H_POSITION] > 0
+      this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + H_POSITION] > 0
     );
   }
 
   /** The expiry of the connection in table slot `slot` (in the heap, or last set while out of it). */
   expiryAt(slot: number): number {
-    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * HEAP_FIELDS + H_EXPIRY];
+    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + H_EXPIRY];
   }
 
   /**
@@ -474,7 +477,7 @@ export class ExpiryHeap {
   setExpiry(slot: number, expiresAt: number): void {
     this.ensureSlots(slot + 1);
     const page = this.pages[slot >>> PAGE_SHIFT];
-    const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+    const at = (slot & PAGE_MASK) * ROW_DOUBLES;
     page[at + H_EXPIRY] = expiresAt;
     const position = page[at + H_POSITION];
     if (position > 0 && expiresAt < page[at + H_KEY]) {
@@ -487,7 +490,7 @@ export class ExpiryHeap {
     const slot = connection.tableSlot;
     if (!this.contains(slot)) return;
     const page = this.pages[slot >>> PAGE_SHIFT];
-    const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+    const at = (slot & PAGE_MASK) * ROW_DOUBLES;
     const index = page[at + H_POSITION] - 1;
     const expiresAt = page[at + H_EXPIRY];
     page[at + H_POSITION] = 0;
@@ -509,7 +512,7 @@ export class ExpiryHeap {
     while (this.count > 0) {
       const slot = this.order[0];
       const page = this.pages[slot >>> PAGE_SHIFT];
-      const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+      const at = (slot & PAGE_MASK) * ROW_DOUBLES;
       if (page[at + H_KEY] > now) return null;
       const expiresAt = page[at + H_EXPIRY];
       if (expiresAt > page[at + H_KEY]) {
@@ -528,7 +531,7 @@ export class ExpiryHeap {
   peekKey(): number {
     if (this.count === 0) return Infinity;
     const slot = this.order[0];
-    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * HEAP_FIELDS + H_KEY];
+    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + H_KEY];
   }
 
   /**
@@ -540,7 +543,7 @@ export class ExpiryHeap {
   }
 
   private positionOf(slot: number): number {
-    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * HEAP_FIELDS + H_POSITION] - 1;
+    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + H_POSITION] - 1;
   }
 
   /** Places `slot` at `index` or above, moving larger parents down. */
@@ -548,13 +551,13 @@ export class ExpiryHeap {
     const order = this.order;
     const pages = this.pages;
     const page = pages[slot >>> PAGE_SHIFT];
-    const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+    const at = (slot & PAGE_MASK) * ROW_DOUBLES;
     const key = page[at + H_KEY];
     while (index > 0) {
       const parentIndex = (index - 1) >> 1;
       const parent = order[parentIndex];
       const parentPage = pages[parent >>> PAGE_SHIFT];
-      const parentAt = (parent & PAGE_MASK) * HEAP_FIELDS;
+      const parentAt = (parent & PAGE_MASK) * ROW_DOUBLES;
       const parentKey = parentPage[parentAt + H_KEY];
       if (!(key < parentKey || (key === parentKey && this.idAt(slot) < this.idAt(parent)))) break;
       order[index] = parent;
@@ -571,7 +574,7 @@ export class ExpiryHeap {
     const pages = this.pages;
     const length = this.count;
     const page = pages[slot >>> PAGE_SHIFT];
-    const at = (slot & PAGE_MASK) * HEAP_FIELDS;
+    const at = (slot & PAGE_MASK) * ROW_DOUBLES;
     const key = page[at + H_KEY];
     for (;;) {
       const left = 2 * index + 1;
@@ -579,13 +582,13 @@ export class ExpiryHeap {
       let child = left;
       let childSlot = order[left];
       let childPage = pages[childSlot >>> PAGE_SHIFT];
-      let childAt = (childSlot & PAGE_MASK) * HEAP_FIELDS;
+      let childAt = (childSlot & PAGE_MASK) * ROW_DOUBLES;
       let childKey = childPage[childAt + H_KEY];
       const right = left + 1;
       if (right < length) {
         const rightSlot = order[right];
         const rightPage = pages[rightSlot >>> PAGE_SHIFT];
-        const rightAt = (rightSlot & PAGE_MASK) * HEAP_FIELDS;
+        const rightAt = (rightSlot & PAGE_MASK) * ROW_DOUBLES;
         const rightKey = rightPage[rightAt + H_KEY];
         if (rightKey < childKey || (rightKey === childKey && this.idAt(rightSlot) < this.idAt(childSlot))) {
           child = right;

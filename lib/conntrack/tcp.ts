@@ -19,7 +19,13 @@ import {
   Status,
   TcpConnectionState,
   TcpDirection,
+  TB_FLAGS,
   TB_LAST_DIR,
+  TB_SCALE,
+  T_END,
+  T_MAXACK,
+  T_MAXEND,
+  T_MAXWIN,
   TB_RETRANS,
   T_LAST_ACK,
   T_LAST_END,
@@ -249,7 +255,7 @@ export class TcpTracker {
       case TcpState.Ignore: {
         if (newState === TcpState.SynSent) {
           if (oldState < TcpState.TimeWait) break;
-          const closeInit = (tcp.seen0.flags | tcp.seen1.flags) & TcpFlag.CloseInit;
+          const closeInit = tcp.bothFlags & TcpFlag.CloseInit;
           if (closeInit !== 0 || (tcp.lastDir === direction && tcp.lastIndex === TcpClass.Rst)) {
             return TcpResult.Reopen;
           }
@@ -395,7 +401,7 @@ export class TcpTracker {
     } else if (index === TcpClass.Rst) {
       timeout = timeouts[TcpState.Close];
     } else if (
-      ((tcp.seen0.flags | tcp.seen1.flags) & TcpFlag.DataUnacknowledged) !== 0 &&
+      ((tcp.bytes[tcp.b + TB_FLAGS] | tcp.bytes[tcp.b + TB_FLAGS + 2]) & TcpFlag.DataUnacknowledged) !== 0 &&
       timeouts[newState] > timeouts[TIMEOUT_UNACK]
     ) {
       timeout = timeouts[TIMEOUT_UNACK];
@@ -436,8 +442,14 @@ export class TcpTracker {
     packet: DecodedPacket,
     seqAdjust: SeqAdjust | null,
   ): number {
-    const sender = direction === 0 ? tcp.seen0 : tcp.seen1;
-    const receiver = direction === 0 ? tcp.seen1 : tcp.seen0;
+    // The two directions' words and bytes read and written in the row directly: the views' accessors
+    // cost a call each where V8 stops inlining, and this runs per packet.
+    const words = tcp.words;
+    const bytes = tcp.bytes;
+    const sw = tcp.w + direction * 4;
+    const rw = tcp.w + (1 - direction) * 4;
+    const sb = tcp.b + TB_SCALE + direction * 2;
+    const rb = tcp.b + TB_SCALE + (1 - direction) * 2;
     const flags = packet.tcpFlags;
     const syn = (flags & TCP_SYN) !== 0;
     const hasAck = (flags & TCP_ACK) !== 0;
@@ -448,7 +460,7 @@ export class TcpTracker {
     const win = rawWindow;
     let end = segmentEnd(packet) >>> 0;
 
-    if ((receiver.flags & TcpFlag.SackPerm) !== 0) sack = highestSack(packet, sack | 0) >>> 0;
+    if ((bytes[rb + 1] & TcpFlag.SackPerm) !== 0) sack = highestSack(packet, sack | 0) >>> 0;
     if (seqAdjust !== null) {
       // A NAT helper resized the receiver's data: this ack counts in the shifted space (nf_ct_seq_offset).
       const offset = seqAdjust.offset(1 - direction, (ack - 1) >>> 0);
@@ -456,99 +468,126 @@ export class TcpTracker {
       sack = (sack - offset) >>> 0;
     }
 
-    if (sender.maxwin === 0) {
+    if (words[sw + T_MAXWIN] >>> 0 === 0) {
       if (syn) {
-        initSender(sender, receiver, packet, end | 0, win, direction);
+        initSender(
+          direction === 0 ? tcp.seen0 : tcp.seen1,
+          direction === 0 ? tcp.seen1 : tcp.seen0,
+          packet,
+          end | 0,
+          win,
+          direction,
+        );
         if (!hasAck) return WINDOW_ACCEPT; // simultaneous open
       } else {
         // Mid-stream: take what the packet tells.
-        sender.end = end;
-        const scaled = (win * (1 << sender.scale)) >>> 0;
-        sender.maxwin = scaled === 0 ? 1 : scaled;
-        sender.maxend = (end + sender.maxwin) >>> 0;
-        if (receiver.maxwin === 0) {
-          receiver.end = sack;
-          receiver.maxend = sack;
-        } else if (sack === (receiver.end + 1) >>> 0) {
-          receiver.end = (receiver.end + 1) >>> 0; // reply to a keepalive
+        words[sw + T_END] = end;
+        const scaled = (win * (1 << bytes[sb])) >>> 0;
+        words[sw + T_MAXWIN] = scaled === 0 ? 1 : scaled;
+        words[sw + T_MAXEND] = (end + (words[sw + T_MAXWIN] >>> 0)) >>> 0;
+        if (words[rw + T_MAXWIN] >>> 0 === 0) {
+          words[rw + T_END] = sack;
+          words[rw + T_MAXEND] = sack;
+        } else if (sack === ((words[rw + T_END] >>> 0) + 1) >>> 0) {
+          words[rw + T_END] = ((words[rw + T_END] >>> 0) + 1) >>> 0; // reply to a keepalive
         }
       }
     } else if (
       syn &&
-      after(end, sender.end) &&
+      after(end, words[sw + T_END] >>> 0) &&
       (tcp.state === TcpState.SynSent || tcp.state === TcpState.SynRecv)
     ) {
       // A re-initialised SYN (higher sequence) starts the direction again.
-      initSender(sender, receiver, packet, end | 0, win, direction);
+      initSender(
+        direction === 0 ? tcp.seen0 : tcp.seen1,
+        direction === 0 ? tcp.seen1 : tcp.seen0,
+        packet,
+        end | 0,
+        win,
+        direction,
+      );
       if (direction === DIR_REPLY && !hasAck) return WINDOW_ACCEPT;
     }
 
     if (!hasAck) {
-      ack = receiver.end;
-      sack = receiver.end;
+      ack = words[rw + T_END] >>> 0;
+      sack = words[rw + T_END] >>> 0;
     } else if ((flags & (TCP_ACK | TCP_RST)) === (TCP_ACK | TCP_RST) && ack === 0) {
-      ack = receiver.end;
-      sack = receiver.end;
+      ack = words[rw + T_END] >>> 0;
+      sack = words[rw + T_END] >>> 0;
     }
 
     if ((flags & TCP_RST) !== 0 && seq === 0 && tcp.state === TcpState.SynSent) {
-      seq = sender.end;
-      end = sender.end;
+      seq = words[sw + T_END] >>> 0;
+      end = words[sw + T_END] >>> 0;
     }
 
     // With be_liberal (global or per connection) a failing check accepts without updating.
-    const liberal = (sender.flags & TcpFlag.BeLiberal) !== 0 || this.settings.tcpBeLiberal !== 0;
-    const maxAckWindow = sender.maxwin > MAXACKWINCONST ? sender.maxwin : MAXACKWINCONST;
+    const liberal = (bytes[sb + 1] & TcpFlag.BeLiberal) !== 0 || this.settings.tcpBeLiberal !== 0;
+    const maxAckWindow =
+      words[sw + T_MAXWIN] >>> 0 > MAXACKWINCONST ? words[sw + T_MAXWIN] >>> 0 : MAXACKWINCONST;
 
-    if (!before(seq, (sender.maxend + 1) >>> 0)) {
-      const overshot = (end - sender.maxend + 1) >>> 0;
-      const ackOk = after(sack, (receiver.end - maxAckWindow - 1) >>> 0);
-      const inReceiveWindow = receiver.maxwin !== 0 && after(end, (sender.end - receiver.maxwin - 1) >>> 0);
-      if (inReceiveWindow && ackOk && overshot <= receiver.maxwin && before(sack, (receiver.end + 1) >>> 0)) {
+    if (!before(seq, ((words[sw + T_MAXEND] >>> 0) + 1) >>> 0)) {
+      const overshot = (end - (words[sw + T_MAXEND] >>> 0) + 1) >>> 0;
+      const ackOk = after(sack, ((words[rw + T_END] >>> 0) - maxAckWindow - 1) >>> 0);
+      const inReceiveWindow =
+        words[rw + T_MAXWIN] >>> 0 !== 0 &&
+        after(end, ((words[sw + T_END] >>> 0) - (words[rw + T_MAXWIN] >>> 0) - 1) >>> 0);
+      if (
+        inReceiveWindow &&
+        ackOk &&
+        overshot <= words[rw + T_MAXWIN] >>> 0 &&
+        before(sack, ((words[rw + T_END] >>> 0) + 1) >>> 0)
+      ) {
         // Peers that send past the window: remember the data so its ACK is not out of bounds later.
-        sender.end = end;
-        sender.flags |= TcpFlag.DataUnacknowledged;
+        words[sw + T_END] = end;
+        bytes[sb + 1] |= TcpFlag.DataUnacknowledged;
         return liberal ? WINDOW_ACCEPT : WINDOW_IGNORE;
       }
       if (liberal) return WINDOW_ACCEPT;
       this.reason = TcpReason.seqOverWindow;
       return WINDOW_INVALID;
     }
-    if (!before(sack, (receiver.end + 1) >>> 0)) {
+    if (!before(sack, ((words[rw + T_END] >>> 0) + 1) >>> 0)) {
       if (liberal) return WINDOW_ACCEPT;
       this.reason = TcpReason.ackOverSent;
       return WINDOW_INVALID;
     }
     // Old retransmission, or an ACK from too far back: let it pass, learn nothing.
-    if (receiver.maxwin !== 0 && !after(end, (sender.end - receiver.maxwin - 1) >>> 0)) {
+    if (
+      words[rw + T_MAXWIN] >>> 0 !== 0 &&
+      !after(end, ((words[sw + T_END] >>> 0) - (words[rw + T_MAXWIN] >>> 0) - 1) >>> 0)
+    ) {
       return liberal ? WINDOW_ACCEPT : WINDOW_IGNORE;
     }
-    if (!after(sack, (receiver.end - maxAckWindow - 1) >>> 0)) return liberal ? WINDOW_ACCEPT : WINDOW_IGNORE;
+    if (!after(sack, ((words[rw + T_END] >>> 0) - maxAckWindow - 1) >>> 0))
+      return liberal ? WINDOW_ACCEPT : WINDOW_IGNORE;
     // The update part, once the packet is accepted (here, not in a call of its own: fewer arguments
     // to pass per packet).
-    const scaledWin = syn ? win : (win * (1 << sender.scale)) >>> 0;
+    const scaledWin = syn ? win : (win * (1 << bytes[sb])) >>> 0;
     const swin = (scaledWin + ((sack - ack) >>> 0)) >>> 0;
-    if (sender.maxwin < swin) sender.maxwin = swin;
-    if (after(end, sender.end)) {
-      sender.end = end;
-      sender.flags |= TcpFlag.DataUnacknowledged;
+    if (words[sw + T_MAXWIN] >>> 0 < swin) words[sw + T_MAXWIN] = swin;
+    if (after(end, words[sw + T_END] >>> 0)) {
+      words[sw + T_END] = end;
+      bytes[sb + 1] |= TcpFlag.DataUnacknowledged;
     }
     if (hasAck) {
-      if ((sender.flags & TcpFlag.MaxackSet) === 0) {
-        sender.maxack = ack;
-        sender.flags |= TcpFlag.MaxackSet;
-      } else if (after(ack, sender.maxack)) {
-        sender.maxack = ack;
+      if ((bytes[sb + 1] & TcpFlag.MaxackSet) === 0) {
+        words[sw + T_MAXACK] = ack;
+        bytes[sb + 1] |= TcpFlag.MaxackSet;
+      } else if (after(ack, words[sw + T_MAXACK] >>> 0)) {
+        words[sw + T_MAXACK] = ack;
       }
     }
-    if (receiver.maxwin !== 0 && after(end, sender.maxend)) {
-      receiver.maxwin = (receiver.maxwin + ((end - sender.maxend) >>> 0)) >>> 0;
+    if (words[rw + T_MAXWIN] >>> 0 !== 0 && after(end, words[sw + T_MAXEND] >>> 0)) {
+      words[rw + T_MAXWIN] =
+        ((words[rw + T_MAXWIN] >>> 0) + ((end - (words[sw + T_MAXEND] >>> 0)) >>> 0)) >>> 0;
     }
-    if (after((sack + scaledWin) >>> 0, (receiver.maxend - 1) >>> 0)) {
-      receiver.maxend = (sack + scaledWin) >>> 0;
-      if (scaledWin === 0) receiver.maxend = (receiver.maxend + 1) >>> 0;
+    if (after((sack + scaledWin) >>> 0, ((words[rw + T_MAXEND] >>> 0) - 1) >>> 0)) {
+      words[rw + T_MAXEND] = (sack + scaledWin) >>> 0;
+      if (scaledWin === 0) words[rw + T_MAXEND] = ((words[rw + T_MAXEND] >>> 0) + 1) >>> 0;
     }
-    if (ack === receiver.end) receiver.flags &= ~TcpFlag.DataUnacknowledged;
+    if (ack === words[rw + T_END] >>> 0) bytes[rb + 1] &= ~TcpFlag.DataUnacknowledged;
 
     if (index === TcpClass.Ack) {
       // The row's words written and compared here, not through the view's accessors: this runs per
