@@ -268,6 +268,8 @@ export const TCP_BYTES = 10;
  */
 export const TCP_ROW_WORDS = 16;
 export const TCP_BYTE_BASE = TCP_WORDS * 4;
+/** `TB_STATE` of a row with no TCP data (not TCP). */
+export const TCP_NONE = 0xff;
 /** Words of direction d start at d * 4: end, maxend, maxwin, maxack. */
 export const T_END = 0;
 export const T_MAXEND = 1;
@@ -403,12 +405,12 @@ export class TcpConnectionState {
     return bytes[this.b + TB_FLAGS] | bytes[this.b + 2 + TB_FLAGS];
   }
 
-  /** Points this view at row `row` of `words` and `bytes`. */
-  bind(words: Int32Array, bytes: Uint8Array, row: number): this {
+  /** Points this view at the row whose words start at `w` of `words` and bytes at `b` of `bytes`. */
+  bind(words: Int32Array, bytes: Uint8Array, w: number, b: number): this {
     this.words = words;
     this.bytes = bytes;
-    this.w = row * TCP_ROW_WORDS;
-    this.b = row * TCP_ROW_WORDS * 4 + TCP_BYTE_BASE;
+    this.w = w;
+    this.b = b;
     return this;
   }
 
@@ -536,10 +538,12 @@ export class ConnectionExtras {
 }
 
 /**
- * Doubles per slot in an engine's row pages: the expiry heap's three (lib/conntrack/table.ts), then
- * the counters and the start time, one cache line for what a packet updates.
+ * Doubles per slot in an engine's rows (lib/conntrack/store.ts): the expiry heap's three
+ * (lib/conntrack/table.ts), the counters and the start time, then from 32-bit word `ROW_TCP_WORD` the
+ * TCP data (`TCP_ROW_WORDS`, unused by other protocols): 128 bytes, two cache lines a packet touches.
  */
-export const ROW_DOUBLES = 8;
+export const ROW_DOUBLES = 16;
+export const ROW_TCP_WORD = 16;
 export const N_ORIGINAL_PACKETS = 3;
 export const N_ORIGINAL_BYTES = 4;
 export const N_REPLY_PACKETS = 5;
@@ -632,8 +636,6 @@ export class Connection {
   tableSlot = -1;
   /** Sequential id, 1 for the first connection an engine creates. */
   id = 0;
-  /** Its TCP row + 1 in its engine's store, 0 for none (read per TCP packet, so here, not in a row). */
-  tcpRow = 0;
   /** The rarely used fields (see `ConnectionExtras`), null while all of them are null. */
   extras: ConnectionExtras | null = null;
   /** Where this connection's data is: its engine's store (at `tableSlot`), or a row of its own. */

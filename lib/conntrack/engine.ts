@@ -902,7 +902,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     this.table.writeTuple(slot * 2 + 1, reply);
     connection.status = 0;
     // A TCP row left by an earlier invalid first packet is reused by the tracker.
-    if (probe.protocol !== IPPROTO_TCP && connection.tcpRow !== 0) connection.tcp = null;
+    if (probe.protocol !== IPPROTO_TCP) connection.tcp = null;
     const row = this.heap.pages[slot >>> PAGE_SHIFT];
     const p = (slot & PAGE_MASK) * ROW_DOUBLES;
     row[p + N_ORIGINAL_PACKETS] = row[p + N_ORIGINAL_BYTES] = 0;

@@ -1,47 +1,46 @@
 /**
- * An engine's live connections' data in typed arrays, a row per table slot (the slot the table gives
- * a connection indexes its keys, the expiry heap's pages and these): counters and start time; the
- * expiry is the heap's. TCP tracker data has rows of its own, only for TCP connections, found from
- * the slot. A live connection's object is then a handle of a few fields whose accessors read the
- * rows. Rows come in pages of `PAGE_SLOTS`, added as needed, never copied.
+ * An engine's live connections' data in typed arrays: a row of `ROW_DOUBLES` doubles (128 bytes, two
+ * cache lines) per table slot, the slot the table gives a connection (which also indexes its keys):
+ * the expiry heap's fields, the counters and start time, then the TCP tracker data (`TCP_ROW_WORDS`
+ * words from `ROW_TCP_WORD`), so what a packet updates sits together. A live connection's object is
+ * then a handle of a few fields whose accessors read the row. The rows are the heap's pages (see
+ * `PAGE_SLOTS`), with 32-bit and byte views of the same buffers; pages are added, never copied.
  */
 import {
   Connection,
   N_ORIGINAL_PACKETS,
   N_STARTED,
   ROW_DOUBLES,
+  ROW_TCP_WORD,
   TB_STATE,
   TCP_BYTE_BASE,
+  TCP_NONE,
   TCP_ROW_WORDS,
   TcpConnectionState,
-  type ConnectionRows,
   Tuple,
+  type ConnectionRows,
 } from "./connection.js";
-import { PAGE_MASK, PAGE_SHIFT, PAGE_SLOTS, type ConnectionTable, type ExpiryHeap } from "./table.js";
+import { PAGE_MASK, PAGE_SHIFT, type ConnectionTable, type ExpiryHeap } from "./table.js";
+
+/** 32-bit words and bytes per row. */
+const ROW_WORDS = ROW_DOUBLES * 2;
+const ROW_BYTES = ROW_DOUBLES * 8;
 
 export class ConnectionStore implements ConnectionRows {
-  /** By TCP row. */
-  private readonly tcpWordPages: Int32Array[] = [];
-  private readonly tcpBytePages: Uint8Array[] = [];
-  private tcpFree = new Int32Array(64);
-  private tcpFreeCount = 0;
-  private tcpNextFresh = 0;
+  /** 32-bit and byte views of the heap's pages (the rows). */
+  private readonly wordPages: Int32Array[] = [];
+  private readonly bytePages: Uint8Array[] = [];
   /** The engine's view of one connection's TCP data (see `tcpOf`). */
-  private readonly tcpView: TcpConnectionState;
+  private readonly tcpView = new TcpConnectionState();
 
   constructor(
     private readonly table: ConnectionTable,
     readonly heap: ExpiryHeap,
   ) {
     this.grow(table.slotCapacity);
-    this.addTcpPage();
-    this.tcpView = new TcpConnectionState(this.tcpWordPages[0], this.tcpBytePages[0], 0);
     table.onSlotsGrown = (slots) => this.grow(slots);
-    // A destroyed connection reads its rows until its slot goes to another.
-    table.onSlotRetaken = (connection) => {
-      connection.moveOut();
-      this.releaseTcp(connection);
-    };
+    // A destroyed connection reads its row until its slot goes to another.
+    table.onSlotRetaken = (connection) => connection.moveOut();
   }
 
   /** A new connection with a row (and table slot) of its own, not yet in the table's chains. */
@@ -54,18 +53,24 @@ export class ConnectionStore implements ConnectionRows {
     const at = (slot & PAGE_MASK) * ROW_DOUBLES;
     // Element stores, not fill(): this runs per new connection.
     for (let field = N_ORIGINAL_PACKETS; field <= N_STARTED; field++) numbers[at + field] = 0;
+    this.bytePages[slot >>> PAGE_SHIFT][this.tcpByte(slot) + TB_STATE] = TCP_NONE;
     return connection;
   }
 
   /**
-   * The TCP data of `connection` (which must be in this store; given a row if it has none) through the
-   * one view the engine uses per packet: valid until the next call.
+   * The TCP data of `connection` (which must be in this store) through the one view the engine uses
+   * per packet: valid until the next call.
    */
   tcpOf(connection: Connection): TcpConnectionState {
-    let row = connection.tcpRow - 1;
-    if (row < 0) row = this.takeTcpRow(connection);
-    const page = row >>> PAGE_SHIFT;
-    return this.tcpView.bind(this.tcpWordPages[page], this.tcpBytePages[page], row & PAGE_MASK);
+    const slot = connection.tableSlot;
+    const page = slot >>> PAGE_SHIFT;
+    const row = slot & PAGE_MASK;
+    return this.tcpView.bind(
+      this.wordPages[page],
+      this.bytePages[page],
+      row * ROW_WORDS + ROW_TCP_WORD,
+      row * ROW_BYTES + ROW_TCP_WORD * 4 + TCP_BYTE_BASE,
+    );
   }
 
   number(slot: number, field: number): number {
@@ -77,60 +82,30 @@ export class ConnectionStore implements ConnectionRows {
   }
 
   tcpStateOf(slot: number): number {
-    const row = this.table.entryAt(slot)!.tcpRow - 1;
-    if (row < 0) return -1;
-    return this.tcpBytePages[row >>> PAGE_SHIFT][
-      (row & PAGE_MASK) * TCP_ROW_WORDS * 4 + TCP_BYTE_BASE + TB_STATE
-    ];
+    const state = this.bytePages[slot >>> PAGE_SHIFT][this.tcpByte(slot) + TB_STATE];
+    return state === TCP_NONE ? -1 : state;
   }
 
   tcpViewOf(slot: number): TcpConnectionState | null {
-    const row = this.table.entryAt(slot)!.tcpRow - 1;
-    if (row < 0) return null;
-    const page = row >>> PAGE_SHIFT;
-    return new TcpConnectionState(this.tcpWordPages[page], this.tcpBytePages[page], row & PAGE_MASK);
+    if (this.tcpStateOf(slot) < 0) return null;
+    const page = slot >>> PAGE_SHIFT;
+    const row = slot & PAGE_MASK;
+    return new TcpConnectionState().bind(
+      this.wordPages[page],
+      this.bytePages[page],
+      row * ROW_WORDS + ROW_TCP_WORD,
+      this.tcpByte(slot),
+    );
   }
 
   setTcp(slot: number, value: TcpConnectionState | null): void {
-    const connection = this.table.entryAt(slot)!;
+    const page = slot >>> PAGE_SHIFT;
     if (value === null) {
-      this.releaseTcp(connection);
+      this.bytePages[page][this.tcpByte(slot) + TB_STATE] = TCP_NONE;
       return;
     }
-    let row = connection.tcpRow - 1;
-    if (row < 0) row = this.takeTcpRow(connection);
-    const page = row >>> PAGE_SHIFT;
-    const at = row & PAGE_MASK;
-    this.tcpWordPages[page].set(value.words.subarray(value.w, value.w + TCP_ROW_WORDS), at * TCP_ROW_WORDS);
-  }
-
-  /** Gives `connection` a TCP row (zeroed: state NONE) and returns it. */
-  private takeTcpRow(connection: Connection): number {
-    let row: number;
-    if (this.tcpFreeCount > 0) {
-      row = this.tcpFree[--this.tcpFreeCount];
-    } else {
-      row = this.tcpNextFresh++;
-      if (row >>> PAGE_SHIFT >= this.tcpWordPages.length) this.addTcpPage();
-    }
-    const page = row >>> PAGE_SHIFT;
-    const at = row & PAGE_MASK;
-    this.tcpWordPages[page].fill(0, at * TCP_ROW_WORDS, (at + 1) * TCP_ROW_WORDS);
-    connection.tcpRow = row + 1;
-    return row;
-  }
-
-  /** `connection` gives back its TCP row, if it has one. */
-  private releaseTcp(connection: Connection): void {
-    const row = connection.tcpRow - 1;
-    if (row < 0) return;
-    connection.tcpRow = 0;
-    if (this.tcpFreeCount === this.tcpFree.length) {
-      const free = new Int32Array(this.tcpFree.length * 2);
-      free.set(this.tcpFree);
-      this.tcpFree = free;
-    }
-    this.tcpFree[this.tcpFreeCount++] = row;
+    const at = (slot & PAGE_MASK) * ROW_WORDS + ROW_TCP_WORD;
+    this.wordPages[page].set(value.words.subarray(value.w, value.w + TCP_ROW_WORDS), at);
   }
 
   tupleOf(node: number, out: Tuple): Tuple {
@@ -157,15 +132,18 @@ export class ConnectionStore implements ConnectionRows {
     this.heap.setExpiry(slot, at);
   }
 
-  /** A page of TCP rows: words and bytes are two views of one buffer (see `TCP_ROW_WORDS`). */
-  private addTcpPage(): void {
-    const words = new Int32Array(PAGE_SLOTS * TCP_ROW_WORDS);
-    this.tcpWordPages.push(words);
-    this.tcpBytePages.push(new Uint8Array(words.buffer));
+  /** First byte of slot `slot`'s TCP bytes within its page. */
+  private tcpByte(slot: number): number {
+    return (slot & PAGE_MASK) * ROW_BYTES + ROW_TCP_WORD * 4 + TCP_BYTE_BASE;
   }
 
-  /** Adds pages until there are rows for `slots` slots. */
+  /** Makes rows for `slots` slots (the heap adds pages; this makes their views). */
   private grow(slots: number): void {
     this.heap.ensureSlots(slots);
+    for (let page = this.wordPages.length; page < this.heap.pages.length; page++) {
+      const buffer = this.heap.pages[page].buffer;
+      this.wordPages.push(new Int32Array(buffer));
+      this.bytePages.push(new Uint8Array(buffer));
+    }
   }
 }
