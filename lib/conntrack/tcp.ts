@@ -470,14 +470,7 @@ export class TcpTracker {
 
     if (words[sw + T_MAXWIN] >>> 0 === 0) {
       if (syn) {
-        initSender(
-          direction === 0 ? tcp.seen0 : tcp.seen1,
-          direction === 0 ? tcp.seen1 : tcp.seen0,
-          packet,
-          end | 0,
-          win,
-          direction,
-        );
+        initSender(tcp, packet, end | 0, win, direction);
         if (!hasAck) return WINDOW_ACCEPT; // simultaneous open
       } else {
         // Mid-stream: take what the packet tells.
@@ -498,14 +491,7 @@ export class TcpTracker {
       (tcp.state === TcpState.SynSent || tcp.state === TcpState.SynRecv)
     ) {
       // A re-initialised SYN (higher sequence) starts the direction again.
-      initSender(
-        direction === 0 ? tcp.seen0 : tcp.seen1,
-        direction === 0 ? tcp.seen1 : tcp.seen0,
-        packet,
-        end | 0,
-        win,
-        direction,
-      );
+      initSender(tcp, packet, end | 0, win, direction);
       if (direction === DIR_REPLY && !hasAck) return WINDOW_ACCEPT;
     }
 
@@ -673,13 +659,14 @@ function readOptions(packet: DecodedPacket, state: TcpDirection): void {
 
 /** `tcp_init_sender`: window scaling only when both SYNs offered it. `end` signed (see `segmentEnd`). */
 function initSender(
-  sender: TcpDirection,
-  receiver: TcpDirection,
+  tcp: TcpConnectionState,
   packet: DecodedPacket,
   end: number,
   win: number,
   direction: number,
 ): void {
+  const sender = direction === 0 ? tcp.seen0 : tcp.seen1;
+  const receiver = direction === 0 ? tcp.seen1 : tcp.seen0;
   sender.end = end >>> 0;
   sender.maxend = end >>> 0;
   sender.maxwin = win === 0 ? 1 : win;
