@@ -489,9 +489,10 @@ async function main(): Promise<number> {
 
     // Memory per live connection: the flows loop on two captures alike but for how many conversations
     // are open at once; the growth of peak RSS over the growth of the table. Both tables are large:
-    // V8 sizes its young generation by how much of what is allocated survives, up to a cap (32 MiB
-    // here), so a small run's young generation is smaller and its growth (12 MiB between 2 000 and
-    // 80 000 live) would count as memory per connection, which it is not.
+    // V8 sizes its young generation by how much of what is allocated survives, up to a cap, and its
+    // growth counts here as memory per connection, which it is not; from 2 000 live it was 12 MiB of
+    // the 30 up to 80 000 live (4 → 16 MiB). It still grows between these two (16 → 32 MiB), so the
+    // figure errs high.
     let perConnection: {
       smallLive: number;
       smallPeakRssMiB: number;
