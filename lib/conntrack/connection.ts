@@ -282,7 +282,7 @@ export const T_LAST_WIN = 11;
 /** Bytes: state, then scale and flags of direction d at 1 + d * 2, then the last packet's. */
 export const TB_STATE = 0;
 export const TB_SCALE = 1;
-export const TB_FLAGS = 2;
+const TB_FLAGS = 2;
 export const TB_LAST_DIR = 5;
 const TB_LAST_INDEX = 6;
 const TB_LAST_WSCALE = 7;
@@ -342,16 +342,6 @@ export class TcpDirection {
   }
   set flags(value: number) {
     this.bytes[this.b + TB_FLAGS] = value;
-  }
-
-  reset(): void {
-    const w = this.w;
-    this.words[w + T_END] =
-      this.words[w + T_MAXEND] =
-      this.words[w + T_MAXWIN] =
-      this.words[w + T_MAXACK] =
-        0;
-    this.bytes[this.b + TB_SCALE] = this.bytes[this.b + TB_FLAGS] = 0;
   }
 }
 

@@ -1221,17 +1221,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
   }
 
   refreshAccount(connection: Connection, direction: number, packet: DecodedPacket, seconds: number): void {
-    // The timer and the counters share the slot's row (one cache line), written here in one go: this
-    // runs per packet, and a time passed to a call V8 does not inline is boxed.
-    const at = this.now + seconds * NS;
-    const slot = connection.tableSlot;
-    const row = this.heap.pages[slot >>> PAGE_SHIFT];
-    const p = (slot & PAGE_MASK) * ROW_DOUBLES;
-    row[p + H_EXPIRY] = at;
-    const counter = p + (direction === DIR_ORIGINAL ? N_ORIGINAL_PACKETS : N_REPLY_PACKETS);
-    row[counter]++;
-    row[counter + 1] += packet.ipLength;
-    if (at < row[p + H_KEY] && row[p + H_POSITION] > 0) this.heap.update(connection);
+    this.setTimeout(connection, seconds);
+    this.account(connection, direction, packet);
   }
 
   setTimeout(connection: Connection, seconds: number): void {

@@ -62,15 +62,7 @@ export class ConnectionStore implements ConnectionRows {
    * per packet: valid until the next call.
    */
   tcpOf(connection: Connection): TcpConnectionState {
-    const slot = connection.tableSlot;
-    const page = slot >>> PAGE_SHIFT;
-    const row = slot & PAGE_MASK;
-    return this.tcpView.bind(
-      this.wordPages[page],
-      this.bytePages[page],
-      row * ROW_WORDS + ROW_TCP_WORD,
-      row * ROW_BYTES + ROW_TCP_WORD * 4 + TCP_BYTE_BASE,
-    );
+    return this.bindTcp(this.tcpView, connection.tableSlot);
   }
 
   number(slot: number, field: number): number {
@@ -87,15 +79,7 @@ export class ConnectionStore implements ConnectionRows {
   }
 
   tcpViewOf(slot: number): TcpConnectionState | null {
-    if (this.tcpStateOf(slot) < 0) return null;
-    const page = slot >>> PAGE_SHIFT;
-    const row = slot & PAGE_MASK;
-    return new TcpConnectionState().bind(
-      this.wordPages[page],
-      this.bytePages[page],
-      row * ROW_WORDS + ROW_TCP_WORD,
-      this.tcpByte(slot),
-    );
+    return this.tcpStateOf(slot) < 0 ? null : this.bindTcp(new TcpConnectionState(), slot);
   }
 
   setTcp(slot: number, value: TcpConnectionState | null): void {
@@ -104,8 +88,7 @@ export class ConnectionStore implements ConnectionRows {
       this.bytePages[page][this.tcpByte(slot) + TB_STATE] = TCP_NONE;
       return;
     }
-    const at = (slot & PAGE_MASK) * ROW_WORDS + ROW_TCP_WORD;
-    this.wordPages[page].set(value.words.subarray(value.w, value.w + TCP_ROW_WORDS), at);
+    this.wordPages[page].set(value.words.subarray(value.w, value.w + TCP_ROW_WORDS), this.tcpWord(slot));
   }
 
   tupleOf(node: number, out: Tuple): Tuple {
@@ -130,6 +113,17 @@ export class ConnectionStore implements ConnectionRows {
 
   setExpiresAt(slot: number, at: number): void {
     this.heap.setExpiry(slot, at);
+  }
+
+  /** Points `view` at slot `slot`'s TCP data. */
+  private bindTcp(view: TcpConnectionState, slot: number): TcpConnectionState {
+    const page = slot >>> PAGE_SHIFT;
+    return view.bind(this.wordPages[page], this.bytePages[page], this.tcpWord(slot), this.tcpByte(slot));
+  }
+
+  /** First 32-bit word of slot `slot`'s TCP data within its page. */
+  private tcpWord(slot: number): number {
+    return (slot & PAGE_MASK) * ROW_WORDS + ROW_TCP_WORD;
   }
 
   /** First byte of slot `slot`'s TCP bytes within its page. */

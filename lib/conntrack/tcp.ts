@@ -19,7 +19,6 @@ import {
   Status,
   TcpConnectionState,
   TcpDirection,
-  TB_FLAGS,
   TB_LAST_DIR,
   TB_SCALE,
   T_END,
@@ -401,7 +400,7 @@ export class TcpTracker {
     } else if (index === TcpClass.Rst) {
       timeout = timeouts[TcpState.Close];
     } else if (
-      ((tcp.bytes[tcp.b + TB_FLAGS] | tcp.bytes[tcp.b + TB_FLAGS + 2]) & TcpFlag.DataUnacknowledged) !== 0 &&
+      (tcp.bothFlags & TcpFlag.DataUnacknowledged) !== 0 &&
       timeouts[newState] > timeouts[TIMEOUT_UNACK]
     ) {
       timeout = timeouts[TIMEOUT_UNACK];
@@ -579,8 +578,6 @@ export class TcpTracker {
       // The row's words written and compared here, not through the view's accessors: this runs per
       // packet, where V8 has stopped inlining, and a sequence number of 2^31 or more passed to a call
       // is a new heap number.
-      const words = tcp.words;
-      const bytes = tcp.bytes;
       const w = tcp.w;
       const b = tcp.b;
       if (
