@@ -573,9 +573,9 @@ export async function runCheck(
         });
       }
       created.length = 0;
-      const flow = flows.onPacket(packet, verdict, connection);
-      if (flow !== null && verdict !== Verdict.Invalid) {
-        const span = spans.get(flow.connection.id);
+      const live = flows.onPacket(packet, verdict, connection);
+      if (live !== null && verdict !== Verdict.Invalid) {
+        const span = spans.get(live.id);
         if (span !== undefined) {
           span.lastInput = record.inputIndex;
           span.last = record.recordNumber;
@@ -594,7 +594,7 @@ export async function runCheck(
         }
         ended.length = 0;
       }
-      orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, flow);
+      orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, live);
     },
   });
   for (const record of ended) finishFlow(record);

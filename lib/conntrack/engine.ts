@@ -491,18 +491,27 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     return this.table.connections();
   }
 
-  /** Runs the clock to the given capture time, destroying everything that expires up to it. */
-  advanceTo(tsSec: number, tsNsec: number): void {
+  /**
+   * Runs the clock to the given capture time, destroying everything that expires up to it. `limit`:
+   * stop after that many entries (connections and expectations) expired, so that a caller can let its
+   * output drain between steps; false then, and the clock has not moved yet: call again with the same
+   * time. True once the clock is there.
+   */
+  advanceTo(tsSec: number, tsNsec: number, limit = Infinity): boolean {
     if (this.epochSec < 0) this.epochSec = tsSec;
     const t = (tsSec - this.epochSec) * NS + tsNsec;
-    if (t < this.now) return;
-    this.expireUntil(t);
+    if (t < this.now) return true;
+    if (!this.expireUntil(t, limit)) return false;
     this.now = t;
+    return true;
   }
 
-  /** End of input: every remaining connection expires, in order, at its own expiry time. */
-  drain(): void {
-    this.expireUntil(Infinity);
+  /**
+   * End of input: every remaining connection expires, in order, at its own expiry time. `limit` as
+   * for `advanceTo`: false when it stopped there (call again), true when nothing is left.
+   */
+  drain(limit = Infinity): boolean {
+    return this.expireUntil(Infinity, limit);
   }
 
   /** Converts an engine time to capture seconds/nanoseconds. */
@@ -1255,10 +1264,14 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     numbers[at + 1] += packet.ipLength;
   }
 
-  /** Connections and expectations whose timers run out up to `t`, in time order. */
-  private expireUntil(t: number): void {
+  /**
+   * Connections and expectations whose timers run out up to `t`, in time order; at most `limit` of
+   * them (false when it stopped there, perhaps with nothing left).
+   */
+  private expireUntil(t: number, limit = Infinity): boolean {
     const expectations = this.expectationTable;
-    for (;;) {
+    for (let expired = 0; ; expired++) {
+      if (expired >= limit) return false;
       const nextExpectation = expectations.nextExpiry();
       const gcAt = this.gcEarlyDropAt;
       let until = nextExpectation < t ? nextExpectation : t;
@@ -1273,7 +1286,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
         continue;
       }
       const expectation = expectations.peekExpired(t);
-      if (expectation === null) return;
+      if (expectation === null) return true;
       expectations.remove(expectation, Number.isFinite(t) ? "expired" : "drain", expectation.expiresAt);
     }
   }

@@ -4,7 +4,14 @@
  * clock, so entries expire (and their DESTROY is delivered) on time on an idle link.
  */
 import type { LiveCaptureSource, LiveCaptureStats } from "../capture/live.js";
-import { createRecordStep, splitNs, type RecordStepOptions, type ReplayResult } from "./replay.js";
+import {
+  EXPIRY_STEP,
+  createRecordStep,
+  splitNs,
+  waitFor,
+  type RecordStepOptions,
+  type ReplayResult,
+} from "./replay.js";
 
 /** Where captured packets are saved as well (PcapWriter or PcapngWriter). */
 export interface LiveRecordWriter {
@@ -143,9 +150,10 @@ export async function runLive(source: LiveCaptureSource, options: LiveOptions = 
     stopped.tsSec = deadlineSec;
     stopped.tsNsec = deadlineNsec;
   } else source.now(stopped);
-  if (firstSec >= 0) engine.advanceTo(stopped.tsSec, stopped.tsNsec);
+  if (firstSec >= 0)
+    while (!engine.advanceTo(stopped.tsSec, stopped.tsNsec, EXPIRY_STEP)) await waitFor(backpressure);
   step.decoder.finish();
-  if (options.drain) engine.drain();
+  if (options.drain) while (!engine.drain(EXPIRY_STEP)) await waitFor(backpressure);
   const replay: ReplayResult = {
     engine,
     decoder: step.decoder,

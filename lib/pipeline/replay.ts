@@ -276,6 +276,19 @@ export function createRecordStep(options: RecordStepOptions, inputCount: number)
   };
 }
 
+/**
+ * Entries expired between two backpressure checks when the end of the input expires many at once: a
+ * step's events (a few hundred bytes each) stay well under a sink's buffer.
+ */
+export const EXPIRY_STEP = 1024;
+
+/** Waits while the sink asks to (`ReplayOptions.backpressure`). */
+export async function waitFor(backpressure: (() => Promise<void> | null) | null): Promise<void> {
+  if (backpressure === null) return;
+  const wait = backpressure();
+  if (wait !== null) await wait;
+}
+
 export async function replayCaptures(
   files: readonly string[],
   options: ReplayOptions = {},
@@ -308,8 +321,11 @@ export async function replayCaptures(
   }
   step.flush();
   decoder.finish();
-  if (span.stopsAt !== null) engine.advanceTo(span.stopsAt.tsSec, span.stopsAt.tsNsec);
-  if (options.drain) engine.drain();
+  // The end of the input may expire the whole table at once: in steps, letting the sinks drain.
+  const stopsAt = span.stopsAt;
+  if (stopsAt !== null)
+    while (!engine.advanceTo(stopsAt.tsSec, stopsAt.tsNsec, EXPIRY_STEP)) await waitFor(backpressure);
+  if (options.drain) while (!engine.drain(EXPIRY_STEP)) await waitFor(backpressure);
   return {
     engine,
     decoder,

@@ -11,8 +11,10 @@ import type { Writable } from "node:stream";
 import {
   ChunkedWriter,
   DEFAULT_HELPER_PORTS,
+  EXPIRY_STEP,
   OUTPUT_HIGH_WATER_MARK,
   replayCaptures,
+  waitFor,
   type ReplayOptions,
   type ReplayResult,
 } from "./replay.js";
@@ -209,6 +211,13 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   delete requestedSettings["net.netfilter.nf_conntrack_events"];
   const settings = { ...requestedSettings, events: 1 };
 
+  const backpressure = (): Promise<void> | null => {
+    for (const file of streamed) {
+      const wait = file.writer.pending();
+      if (wait !== null) return wait;
+    }
+    return null;
+  };
   let replay: ReplayResult;
   try {
     flowsCsv?.writer.write(csvRow(FLOW_CSV_COLUMNS));
@@ -237,18 +246,12 @@ export async function writeReport(files: readonly string[], options: ReportOptio
           : undefined
         : (record, _packetClass, packet, verdict, reason, connection) => {
             if (verdict < 0) return;
-            const flow = wantFlows ? flows.onPacket(packet, verdict, connection) : null;
-            orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, flow);
+            const live = wantFlows ? flows.onPacket(packet, verdict, connection) : null;
+            orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, live);
           },
-      backpressure: () => {
-        for (const file of streamed) {
-          const wait = file.writer.pending();
-          if (wait !== null) return wait;
-        }
-        return null;
-      },
+      backpressure,
     });
-    if (wantFlows) flows.finish(replay.engine);
+    if (wantFlows) while (!flows.finish(replay.engine, EXPIRY_STEP)) await waitFor(backpressure);
     for (const file of streamed) await file.finish();
   } catch (error) {
     await Promise.all(streamed.map((file) => file.abandon()));

@@ -32,6 +32,7 @@ import {
   type TupleRecord,
 } from "./event-formats.js";
 import { tupleCommunityId } from "./community-id.js";
+import { FLOW_ASSURED, FLOW_FIRST, FLOW_LAST, FLOW_REPLY, FlowRows } from "./flow-rows.js";
 import { csvNeedsQuotes, safeCsvCell, startsLikeFormula } from "./escape.js";
 
 export type NatKind = "none" | "snat" | "dnat" | "both";
@@ -201,45 +202,8 @@ function hasPortPair(tuple: Tuple): boolean {
   return !tuple.isIcmp && tuple.protocol !== 47;
 }
 
-/**
- * One live connection's report state. Seconds count from the tracker's `epochSec`: small integers stay
- * inside the object and fit the history pool's 32-bit words, where epoch seconds would each be a heap
- * number.
- */
-export class FlowState {
-  firstSec = 0;
-  firstNsec = 0;
-  lastSec = 0;
-  lastNsec = 0;
-  /** Code of the last state noted (see `stateName`), -1 before the first. */
-  lastStateCode = -1;
-  /**
-   * The first history entries live in the tracker's `HistoryPool` at this slot (no array per flow);
-   * the ones after them, if any, in `moreHistory` as flattened [code, sec, nsec] triples.
-   */
-  historySlot = -1;
-  pooledHistory = 0;
-  moreHistory: number[] | null = null;
-  historyOmitted = 0;
-  replied = false;
-  replySec = 0;
-  replyNsec = 0;
-  assured = false;
-  assuredSec = 0;
-  assuredNsec = 0;
-  constructor(readonly connection: Connection) {}
-
-  get lastState(): string {
-    return this.lastStateCode < 0 ? "" : stateName(this.lastStateCode);
-  }
-
-  get historyLength(): number {
-    return this.pooledHistory + (this.moreHistory === null ? 0 : this.moreHistory.length / 3);
-  }
-}
-
-/** History codes: TCP states by their number, the other protocols' words from here on. */
-const WORD_CODES = 1000;
+/** History codes: TCP states by their number, the other protocols' words from here on (a byte). */
+const WORD_CODES = 200;
 const UNREPLIED_CODE = WORD_CODES;
 const REPLIED_CODE = WORD_CODES + 1;
 const ASSURED_CODE = WORD_CODES + 2;
@@ -249,54 +213,8 @@ function stateName(code: number): string {
   return code >= WORD_CODES ? WORDS[code - WORD_CODES] : TCP_STATE_NAMES[code];
 }
 
-/** History entries kept in the pool per flow; the few flows with more keep the rest in an array. */
-const POOLED_ENTRIES = 8;
-const SLOT_WORDS = POOLED_ENTRIES * 3;
-
-/**
- * The first history entries of every live flow, [code, sec, nsec] as 32-bit integers in one array by
- * slot: the garbage collector sees one object instead of an array per connection. Slots are reused,
- * so it grows with the most connections live at once.
- */
-class HistoryPool {
-  words = new Int32Array(SLOT_WORDS * 1024);
-  private readonly free: number[] = [];
-  private used = 0;
-
-  take(): number {
-    if (this.free.length > 0) return this.free.pop()!;
-    const slot = this.used++;
-    if ((slot + 1) * SLOT_WORDS > this.words.length) {
-      const grown = new Int32Array(this.words.length * 2);
-      grown.set(this.words);
-      this.words = grown;
-    }
-    return slot;
-  }
-
-  release(slot: number): void {
-    this.free.push(slot);
-  }
-}
-
-/** History entry `i` of a flow into `entry`: code, seconds (from the tracker's epoch), nanoseconds. */
-function readHistory(words: Int32Array, flow: FlowState, i: number, entry: Float64Array): void {
-  if (i < flow.pooledHistory) {
-    const at = flow.historySlot * SLOT_WORDS + i * 3;
-    entry[0] = words[at];
-    entry[1] = words[at + 1];
-    entry[2] = words[at + 2];
-  } else {
-    const more = flow.moreHistory!;
-    const at = (i - flow.pooledHistory) * 3;
-    entry[0] = more[at];
-    entry[1] = more[at + 1];
-    entry[2] = more[at + 2];
-  }
-}
-
 const historyEntry = new Float64Array(3);
-const NO_WORDS = new Int32Array(0);
+const times = new Float64Array(2);
 
 export interface FlowTrackerOptions {
   /** Receives each finished record. */
@@ -324,7 +242,11 @@ interface LiveEnd {
 
 /** A finished flow as its flows.csv row is written from it (one reused per tracker). */
 export class FlowEnd {
-  flow: FlowState | null = null;
+  rows: FlowRows | null = null;
+  index = -1;
+  connection: Connection | null = null;
+  original: Tuple | null = null;
+  reply: Tuple | null = null;
   finalState = "";
   endReason: EndReason = "timeout";
   detail = "";
@@ -332,10 +254,6 @@ export class FlowEnd {
   endNsec = 0;
   live: LiveEnd | null = null;
   communityId = "";
-  /** The tracker's `epochSec`, which the flow's own seconds count from. */
-  epochSec = 0;
-  /** The tracker's history pool. */
-  historyWords = NO_WORDS;
 }
 
 /** Where flows.csv rows go as bytes: a ChunkedWriter (lib/pipeline/replay.ts). */
@@ -344,19 +262,18 @@ export interface FlowCsvSink {
 }
 
 export class FlowTracker {
-  private readonly live = new Map<number, FlowState>();
+  private readonly rows = new FlowRows();
   private readonly maxHistory: number;
   private readonly onFlow: ((record: FlowRecord) => void) | null;
   private readonly csv: FlowCsvSink | null;
   private readonly onCsvRow: ((row: string) => void) | null;
   private readonly end = new FlowEnd();
-  private readonly pool = new HistoryPool();
   private scratch = Buffer.alloc(0);
   private readonly communityIdOptions: { seed: number };
-  /** Capture second the flows' times count from: the first connection's. */
-  private epochSec = Number.NaN;
   /** Records emitted so far. */
   emitted = 0;
+  /** `finish` between calls: the end time, the live flows in id order and the next one to emit. */
+  private finishing: { at: { tsSec: number; tsNsec: number }; indices: number[]; next: number } | null = null;
 
   constructor(options: FlowTrackerOptions) {
     this.onFlow = options.onFlow ?? null;
@@ -367,37 +284,28 @@ export class FlowTracker {
   }
 
   get liveCount(): number {
-    return this.live.size;
+    return this.rows.size;
   }
 
   /** Feed every engine event here. */
   onEvent(event: ConntrackEvent): void {
     const connection = event.connection;
+    const rows = this.rows;
     if (event.type === "NEW") {
-      if (Number.isNaN(this.epochSec)) this.epochSec = event.tsSec;
-      const flow = new FlowState(connection);
-      flow.historySlot = this.pool.take();
-      flow.firstSec = flow.lastSec = event.tsSec - this.epochSec;
-      flow.firstNsec = flow.lastNsec = event.tsNsec;
-      this.live.set(connection.id, flow);
-      this.noteState(flow, event);
+      this.noteState(rows.add(connection, event.tsSec, event.tsNsec), event);
       return;
     }
-    const flow = this.live.get(connection.id);
-    if (flow === undefined) return;
+    const index = rows.find(connection);
+    if (index < 0) return;
     if (event.type === "UPDATE") {
-      this.noteState(flow, event);
+      this.noteState(index, event);
       return;
     }
     // A RST that kills an entry was accounted to it: the DESTROY's time is that packet's.
-    if (event.destroyCause === "reset") {
-      flow.lastSec = event.tsSec - this.epochSec;
-      flow.lastNsec = event.tsNsec;
-    }
-    if (event.state >= 0) this.pushState(flow, event.state, event.tsSec, event.tsNsec);
-    this.forget(flow);
+    if (event.destroyCause === "reset") rows.setTime(index, FLOW_LAST, event.tsSec, event.tsNsec);
+    if (event.state >= 0) this.pushState(index, event.state, event.tsSec, event.tsNsec);
     this.emit(
-      flow,
+      index,
       event.destroyCause === "" ? "expired" : event.destroyCause,
       event.tsSec,
       event.tsNsec,
@@ -407,114 +315,94 @@ export class FlowTracker {
 
   /**
    * Feed every packet the engine tracked (after its events), with the engine's `lastConnection`.
-   * Returns the live flow the packet belonged to, or null (untracked, an ICMP error about another
+   * Returns the connection if it has a live flow, else null (untracked, an ICMP error about another
    * connection, or a first packet that made no entry).
    */
-  onPacket(packet: DecodedPacket, verdict: number, connection: Connection | null): FlowState | null {
+  onPacket(packet: DecodedPacket, verdict: number, connection: Connection | null): Connection | null {
     if (verdict < 0 || verdict === Verdict.Ignored || connection === null) return null;
-    const flow = this.live.get(connection.id);
-    if (flow === undefined) return null;
-    const sec = packet.tsSec - this.epochSec;
-    if (
-      verdict !== Verdict.Invalid &&
-      (sec > flow.lastSec || (sec === flow.lastSec && packet.tsNsec > flow.lastNsec))
-    ) {
-      flow.lastSec = sec;
-      flow.lastNsec = packet.tsNsec;
-    }
-    return flow;
+    const index = this.rows.find(connection);
+    if (index < 0) return null;
+    if (verdict !== Verdict.Invalid) this.rows.touchLast(index, packet.tsSec, packet.tsNsec);
+    return connection;
   }
 
-  /** The live flow of a connection id. */
-  get(id: number): FlowState | undefined {
-    return this.live.get(id);
-  }
-
-  /** End of input: a record for every connection still live, in id order. */
-  finish(engine: ConntrackEngine): void {
-    const at = { tsSec: 0, tsNsec: 0 };
+  /**
+   * End of input: a record for every connection still live, in id order. `limit`: at most that many
+   * records this call (so that a caller can let its output drain); returns true when all are out.
+   */
+  finish(engine: ConntrackEngine, limit = Infinity): boolean {
+    if (this.finishing === null)
+      this.finishing = { at: { tsSec: 0, tsNsec: 0 }, indices: this.rows.liveIndices(), next: 0 };
+    const { at, indices } = this.finishing;
     engine.toCaptureTime(engine.now, at);
-    const flows = [...this.live.values()].sort((a, b) => a.connection.id - b.connection.id);
-    for (const flow of flows) {
-      this.forget(flow);
+    const end = Math.min(indices.length, this.finishing.next + limit);
+    for (let i = this.finishing.next; i < end; i++) {
+      const index = indices[i];
+      const connection = this.rows.connection(index);
       const expiry = { tsSec: 0, tsNsec: 0, remaining: 0 };
-      engine.toCaptureTime(flow.connection.expiresAt, expiry);
-      expiry.remaining = Math.max(0, engine.remainingSeconds(flow.connection));
-      this.emit(flow, "live", at.tsSec, at.tsNsec, expiry);
+      engine.toCaptureTime(connection.expiresAt, expiry);
+      expiry.remaining = Math.max(0, engine.remainingSeconds(connection));
+      this.emit(index, "live", at.tsSec, at.tsNsec, expiry);
     }
+    this.finishing.next = end;
+    if (end < indices.length) return false;
+    this.finishing = null;
+    return true;
   }
 
-  private noteState(flow: FlowState, event: ConntrackEvent): void {
+  private noteState(index: number, event: ConntrackEvent): void {
     const connection = event.connection;
+    const rows = this.rows;
     if (connection.protocol === IPPROTO_TCP) {
       const state = event.state >= 0 ? event.state : connection.tcpState;
-      if (state >= 0) this.pushState(flow, state, event.tsSec, event.tsNsec);
+      if (state >= 0) this.pushState(index, state, event.tsSec, event.tsNsec);
     } else if (event.type === "NEW") {
-      this.pushState(flow, event.seenReply ? REPLIED_CODE : UNREPLIED_CODE, event.tsSec, event.tsNsec);
+      this.pushState(index, event.seenReply ? REPLIED_CODE : UNREPLIED_CODE, event.tsSec, event.tsNsec);
     }
-    if (event.seenReply && !flow.replied) {
-      flow.replied = true;
-      flow.replySec = event.tsSec - this.epochSec;
-      flow.replyNsec = event.tsNsec;
-      if (connection.protocol !== IPPROTO_TCP) this.pushState(flow, REPLIED_CODE, event.tsSec, event.tsNsec);
-    }
-    if (event.assured && !flow.assured) {
-      flow.assured = true;
-      flow.assuredSec = event.tsSec - this.epochSec;
-      flow.assuredNsec = event.tsNsec;
-      if (connection.protocol !== IPPROTO_TCP) this.pushState(flow, ASSURED_CODE, event.tsSec, event.tsNsec);
-    }
+    if (event.seenReply && rows.markReplied(index, event.tsSec, event.tsNsec))
+      if (connection.protocol !== IPPROTO_TCP) this.pushState(index, REPLIED_CODE, event.tsSec, event.tsNsec);
+    if (event.assured && rows.markAssured(index, event.tsSec, event.tsNsec))
+      if (connection.protocol !== IPPROTO_TCP) this.pushState(index, ASSURED_CODE, event.tsSec, event.tsNsec);
   }
 
-  private pushState(flow: FlowState, code: number, tsSec: number, tsNsec: number): void {
-    if (code === flow.lastStateCode) return;
-    flow.lastStateCode = code;
-    if (flow.historyLength >= this.maxHistory) {
-      flow.historyOmitted++;
-      return;
-    }
-    const sec = tsSec - this.epochSec;
-    if (
-      flow.moreHistory === null &&
-      flow.pooledHistory < POOLED_ENTRIES &&
-      (sec | 0) === sec &&
-      (tsNsec | 0) === tsNsec
-    ) {
-      const words = this.pool.words;
-      const at = flow.historySlot * SLOT_WORDS + flow.pooledHistory * 3;
-      words[at] = code;
-      words[at + 1] = sec;
-      words[at + 2] = tsNsec;
-      flow.pooledHistory++;
-    } else {
-      if (flow.moreHistory === null) flow.moreHistory = [];
-      flow.moreHistory.push(code, sec, tsNsec);
-    }
+  private pushState(index: number, code: number, tsSec: number, tsNsec: number): void {
+    const rows = this.rows;
+    if (code === rows.lastState(index)) return;
+    rows.setLastState(index, code);
+    rows.pushHistory(index, code, tsSec, tsNsec, this.maxHistory);
   }
 
-  private forget(flow: FlowState): void {
-    this.live.delete(flow.connection.id);
-  }
-
+  /** The flow's record or row goes out, then its row is freed. */
   private emit(
-    flow: FlowState,
+    index: number,
     cause: DestroyCause | "live",
     endSec: number,
     endNsec: number,
     live: LiveEnd | null,
   ): void {
-    const connection = flow.connection;
+    const rows = this.rows;
+    const connection = rows.connection(index);
+    const lastState = rows.lastState(index);
     const finalState =
       connection.protocol === IPPROTO_TCP && connection.tcpState >= 0
         ? TCP_STATE_NAMES[connection.tcpState]
-        : flow.lastState;
+        : lastState < 0
+          ? ""
+          : stateName(lastState);
     const endReason: EndReason = cause === "expired" || cause === "drain" ? "timeout" : cause;
     const detail = endDetail(cause, finalState, live);
-    const communityId = tupleCommunityId(connection.original, this.communityIdOptions);
+    // One copy of each tuple for all that reads them (they live in the engine's table keys).
+    const original = connection.original;
+    const reply = connection.reply;
+    const communityId = tupleCommunityId(original, this.communityIdOptions);
     this.emitted++;
     if (this.csv !== null || this.onCsvRow !== null) {
       const end = this.end;
-      end.flow = flow;
+      end.rows = rows;
+      end.index = index;
+      end.connection = connection;
+      end.original = original;
+      end.reply = reply;
       end.finalState = finalState;
       end.endReason = endReason;
       end.detail = detail;
@@ -522,8 +410,6 @@ export class FlowTracker {
       end.endNsec = endNsec;
       end.live = live;
       end.communityId = communityId;
-      end.epochSec = this.epochSec;
-      end.historyWords = this.pool.words;
       const maxBytes = flowCsvMaxBytes(end);
       if (this.csv !== null) this.csv.writeEncoded(FLOW_CSV_ENCODER, end, maxBytes);
       if (this.onCsvRow !== null) {
@@ -531,16 +417,17 @@ export class FlowTracker {
         const length = FLOW_CSV_ENCODER.encode(end, this.scratch, 0);
         this.onCsvRow(this.scratch.toString("utf8", 0, length));
       }
-      end.flow = null;
+      end.rows = null;
+      end.connection = end.original = end.reply = null;
       end.live = null;
-      end.historyWords = NO_WORDS;
     }
     if (this.onFlow !== null)
       this.onFlow(
         flowRecord(
-          flow,
-          this.pool.words,
-          this.epochSec,
+          rows,
+          index,
+          original,
+          reply,
           finalState,
           endReason,
           detail,
@@ -550,15 +437,15 @@ export class FlowTracker {
           communityId,
         ),
       );
-    this.pool.release(flow.historySlot);
-    flow.historySlot = -1;
+    rows.remove(index);
   }
 }
 
 function flowRecord(
-  flow: FlowState,
-  historyWords: Int32Array,
-  epochSec: number,
+  rows: FlowRows,
+  index: number,
+  original: Tuple,
+  reply: Tuple,
   finalState: string,
   endReason: EndReason,
   detail: string,
@@ -567,34 +454,37 @@ function flowRecord(
   live: LiveEnd | null,
   communityId: string,
 ): FlowRecord {
-  const connection = flow.connection;
-  const offset = (sec: number, nsec: number): number =>
-    ((sec - flow.firstSec) * NS + (nsec - flow.firstNsec)) / NS;
+  const connection = rows.connection(index);
+  const firstSec = rows.readTime(index, FLOW_FIRST, times, 0);
+  const firstNsec = times[1];
+  const offset = (sec: number, nsec: number): number => ((sec - firstSec) * NS + (nsec - firstNsec)) / NS;
   const history: StateChange[] = [];
-  const length = flow.historyLength;
+  const length = rows.historyLength(index);
   for (let i = 0; i < length; i++) {
-    readHistory(historyWords, flow, i, historyEntry);
+    rows.readHistory(index, i, historyEntry);
     const sec = historyEntry[1];
     const nsec = historyEntry[2];
     history.push({
       state: stateName(historyEntry[0]),
-      time: isoTimeNs(epochSec + sec, nsec),
+      time: isoTimeNs(sec, nsec),
       offset: offset(sec, nsec),
     });
   }
+  const lastSec = rows.readTime(index, FLOW_LAST, times, 0);
+  const lastNsec = times[1];
   const record: FlowRecord = {
     id: connection.id,
     protocol: protocolName(connection.protocol),
     protocolNumber: connection.protocol,
-    family: connection.original.family === 6 ? 6 : 4,
-    original: tupleRecord(connection.original),
-    reply: tupleRecord(connection.reply),
-    nat: natKind(connection.original, connection.reply),
-    firstPacket: isoTimeNs(epochSec + flow.firstSec, flow.firstNsec),
-    lastPacket: isoTimeNs(epochSec + flow.lastSec, flow.lastNsec),
-    duration: offset(flow.lastSec, flow.lastNsec),
+    family: original.family === 6 ? 6 : 4,
+    original: tupleRecord(original),
+    reply: tupleRecord(reply),
+    nat: natKind(original, reply),
+    firstPacket: isoTimeNs(firstSec, firstNsec),
+    lastPacket: isoTimeNs(lastSec, lastNsec),
+    duration: offset(lastSec, lastNsec),
     history,
-    historyOmitted: flow.historyOmitted,
+    historyOmitted: rows.historyOmitted(index),
     finalState,
     endReason,
     endDetail: detail,
@@ -602,8 +492,8 @@ function flowRecord(
     expiresAt: live === null ? null : isoTimeNs(live.tsSec, live.tsNsec),
     expiresIn: live === null ? null : live.remaining,
     flags: flagsText(connection).split(" "),
-    replyAfter: flow.replied ? offset(flow.replySec, flow.replyNsec) : null,
-    assuredAfter: flow.assured ? offset(flow.assuredSec, flow.assuredNsec) : null,
+    replyAfter: rows.replied(index) ? rows.sinceFirst(index, FLOW_REPLY) / NS : null,
+    assuredAfter: rows.assured(index) ? rows.sinceFirst(index, FLOW_ASSURED) / NS : null,
     originalPackets: connection.originalPackets,
     originalBytes: connection.originalBytes,
     replyPackets: connection.replyPackets,
@@ -634,11 +524,10 @@ const APOSTROPHE = 0x27;
  * 2 KiB together; a history entry under 64; free text at most 3 bytes per UTF-16 unit, doubled quotes.
  */
 function flowCsvMaxBytes(end: FlowEnd): number {
-  const flow = end.flow!;
-  const helper = flow.connection.helper;
+  const helper = end.connection!.helper;
   return (
     2048 +
-    64 * (flow.historyLength + 1) +
+    64 * (end.rows!.historyLength(end.index) + 1) +
     6 * (end.detail.length + end.finalState.length + (helper === null ? 0 : helper.length))
   );
 }
@@ -764,12 +653,13 @@ function writeTupleCells(out: Uint8Array, at: number, tuple: Tuple, withIcmp: bo
  */
 export const FLOW_CSV_ENCODER = {
   encode(end: FlowEnd, out: Uint8Array, at: number): number {
-    const flow = end.flow!;
-    const connection = flow.connection;
-    const original = connection.original;
-    const reply = connection.reply;
-    const firstSec = flow.firstSec;
-    const firstNsec = flow.firstNsec;
+    const rows = end.rows!;
+    const index = end.index;
+    const connection = end.connection!;
+    const original = end.original!;
+    const reply = end.reply!;
+    const firstSec = rows.readTime(index, FLOW_FIRST, times, 0);
+    const firstNsec = times[1];
     at = writeNumber(out, at, connection.id);
     out[at++] = COMMA;
     at = writeAscii(out, at, protocolName(connection.protocol));
@@ -782,16 +672,18 @@ export const FLOW_CSV_ENCODER = {
     at = writeTupleCells(out, at, reply, false);
     at = writeAscii(out, at, natKind(original, reply));
     out[at++] = COMMA;
-    at = writeTime(out, at, end.epochSec + firstSec, firstNsec);
+    at = writeTime(out, at, firstSec, firstNsec);
     out[at++] = COMMA;
-    at = writeTime(out, at, end.epochSec + flow.lastSec, flow.lastNsec);
+    const lastSec = rows.readTime(index, FLOW_LAST, times, 0);
+    const lastNsec = times[1];
+    at = writeTime(out, at, lastSec, lastNsec);
     out[at++] = COMMA;
-    at = writeSeconds(out, at, (flow.lastSec - firstSec) * NS + (flow.lastNsec - firstNsec), true);
+    at = writeSeconds(out, at, (lastSec - firstSec) * NS + (lastNsec - firstNsec), true);
     out[at++] = COMMA;
-    const historyLength = flow.historyLength;
+    const historyLength = rows.historyLength(index);
     const entry = historyEntry;
     for (let i = 0; i < historyLength; i++) {
-      readHistory(end.historyWords, flow, i, entry);
+      rows.readHistory(index, i, entry);
       // As a template prints it (an unknown TCP state number as "undefined").
       const state = `${stateName(entry[0])}`;
       if (i > 0) out[at++] = 0x3e; // >
@@ -800,9 +692,10 @@ export const FLOW_CSV_ENCODER = {
       const ns = (entry[1] - firstSec) * NS + (entry[2] - firstNsec);
       at = writeSeconds(out, at, ns, false);
     }
-    if (flow.historyOmitted > 0) {
+    const omitted = rows.historyOmitted(index);
+    if (omitted > 0) {
       at = writeText(out, at, ">…(+");
-      at = writeNumber(out, at, flow.historyOmitted);
+      at = writeNumber(out, at, omitted);
       out[at++] = 0x29; // )
     }
     out[at++] = COMMA;
@@ -825,11 +718,9 @@ export const FLOW_CSV_ENCODER = {
     }
     at = writeAscii(out, at, flagsText(connection));
     out[at++] = COMMA;
-    if (flow.replied)
-      at = writeSeconds(out, at, (flow.replySec - firstSec) * NS + (flow.replyNsec - firstNsec), true);
+    if (rows.replied(index)) at = writeSeconds(out, at, rows.sinceFirst(index, FLOW_REPLY), true);
     out[at++] = COMMA;
-    if (flow.assured)
-      at = writeSeconds(out, at, (flow.assuredSec - firstSec) * NS + (flow.assuredNsec - firstNsec), true);
+    if (rows.assured(index)) at = writeSeconds(out, at, rows.sinceFirst(index, FLOW_ASSURED), true);
     out[at++] = COMMA;
     at = writeNumber(out, at, connection.originalPackets);
     out[at++] = COMMA;

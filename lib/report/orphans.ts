@@ -30,7 +30,6 @@ import {
   tupleAddress,
   tupleKey,
 } from "./packet-tuple.js";
-import type { FlowState } from "./flows.js";
 
 /** What kind of orphan a packet is; `reason` says it in words. */
 export type OrphanKind =
@@ -242,8 +241,8 @@ export class OrphanTracker {
   }
 
   /**
-   * Feed every packet the engine saw, with its verdict and reason, and the live flow it belonged to
-   * (FlowTracker.onPacket's answer).
+   * Feed every packet the engine saw, with its verdict and reason, and the connection whose live flow
+   * it belonged to (FlowTracker.onPacket's answer).
    */
   onPacket(
     inputIndex: number,
@@ -251,7 +250,7 @@ export class OrphanTracker {
     packet: DecodedPacket,
     verdict: number,
     reason: string,
-    flow: FlowState | null,
+    live: Connection | null,
   ): void {
     const pending = this.pendingReply;
     if (pending !== null) {
@@ -277,14 +276,14 @@ export class OrphanTracker {
     const tableFull = verdict === Verdict.Dropped && reason === Reason.tableFull;
     if (verdict !== Verdict.Invalid && !tableFull) return;
     if (tableFull) {
-      this.emit(inputIndex, recordNumber, packet, "table-full", flow, { reason, engineReason: reason });
+      this.emit(inputIndex, recordNumber, packet, "table-full", live, { reason, engineReason: reason });
       return;
     }
     let kind = classify(reason);
     let text = describeInvalid(reason, packet);
     let ended: EndedConnection | null = null;
     let after: number | null = null;
-    if (flow === null && fillPacketTuple(packet, this.probe)) {
+    if (live === null && fillPacketTuple(packet, this.probe)) {
       const previous = this.ended.get(tupleKey(this.probe));
       if (previous !== undefined) {
         ended = previous;
@@ -293,7 +292,7 @@ export class OrphanTracker {
         text = `${text}: ${after.toFixed(3)} s after connection ${previous.id} ended (${previous.how})`;
       }
     }
-    this.emit(inputIndex, recordNumber, packet, kind, flow, {
+    this.emit(inputIndex, recordNumber, packet, kind, live, {
       reason: text,
       engineReason: reason,
       ended,
@@ -312,14 +311,13 @@ export class OrphanTracker {
 
   private nearest(
     packet: DecodedPacket,
-    flow: FlowState | null,
+    live: Connection | null,
     aboutQuoted: boolean,
   ): { id: number; description: string } | null {
-    if (flow !== null) {
-      const connection = flow.connection;
+    if (live !== null) {
       return {
-        id: connection.id,
-        description: `${protocolName(connection.protocol)} ${describeTuple(connection.original)} (same tuple, live)`,
+        id: live.id,
+        description: `${protocolName(live.protocol)} ${describeTuple(live.original)} (same tuple, live)`,
       };
     }
     const probe = this.probe;
@@ -344,7 +342,7 @@ export class OrphanTracker {
     recordNumber: number,
     packet: DecodedPacket,
     kind: OrphanKind,
-    flow: FlowState | null,
+    live: Connection | null,
     detail: {
       reason: string;
       engineReason?: string | null;
@@ -359,7 +357,7 @@ export class OrphanTracker {
     const nearest =
       ended !== null
         ? { id: ended.id, description: `${ended.description} (same tuple, ended)` }
-        : this.nearest(packet, flow, kind === "icmp-error-unknown" && packet.embedded.present);
+        : this.nearest(packet, live, kind === "icmp-error-unknown" && packet.embedded.present);
     const record: OrphanRecord = {
       input: this.inputNames[inputIndex] ?? String(inputIndex),
       packet: recordNumber,

@@ -1,0 +1,279 @@
+/**
+ * The report's state of every live connection (first and last packet, first reply, ASSURED, the state
+ * history) in typed arrays: one 128-byte row per live flow, in pages that are added as the live table
+ * grows and never copied, so the garbage collector sees a few arrays instead of an object per
+ * connection. A packet finds its flow through its connection's table slot (one 32-bit word per slot):
+ * two array reads, no hash lookup. Connections outside a table (made by hand) are found through a Map.
+ *
+ * A time is kept as 32-bit seconds counted from the first flow's second, plus nanoseconds: exact in
+ * 8 bytes. A flow with a time outside that range (more than 68 years from the first flow: damaged or
+ * made-up timestamps) keeps its times as plain numbers in an array of its own instead.
+ */
+import type { Connection } from "../conntrack/connection.js";
+import { PAGE_MASK, PAGE_SHIFT, PAGE_SLOTS } from "../conntrack/table.js";
+
+/** Time fields of a row; history entry `i` (below `POOLED_ENTRIES`) is field `FLOW_HISTORY + i`. */
+export const FLOW_FIRST = 0;
+export const FLOW_LAST = 1;
+export const FLOW_REPLY = 2;
+export const FLOW_ASSURED = 3;
+const FLOW_HISTORY = 4;
+/** History entries kept in the row; the few flows with more keep the rest in an array. */
+export const POOLED_ENTRIES = 8;
+const TIME_FIELDS = FLOW_HISTORY + POOLED_ENTRIES;
+
+/** 32-bit words per row: the time fields' (seconds, nanoseconds) pairs, then the words below. */
+const ROW_WORDS = 32;
+const W_LAST_STATE = TIME_FIELDS * 2;
+/** Pooled history entries (low byte) and the bits below. */
+const W_BITS = W_LAST_STATE + 1;
+const W_OMITTED = W_BITS + 1;
+/** Bytes: the pooled history entries' state codes. */
+const CODE_BYTE = (W_OMITTED + 1) * 4;
+const POOLED_MASK = 0xff;
+const REPLIED = 0x100;
+const ASSURED = 0x200;
+/** The flow's times are in `wideTimes`, not in its row. */
+const WIDE = 0x400;
+
+const ROW_BYTES = ROW_WORDS * 4;
+if (CODE_BYTE + POOLED_ENTRIES > ROW_BYTES) throw new Error("flow row too small");
+
+export class FlowRows {
+  private readonly wordPages: Int32Array[] = [];
+  private readonly bytePages: Uint8Array[] = [];
+  /** Connections by flow index (null: free). */
+  private readonly connections: (Connection | null)[] = [];
+  private readonly freeIndices: number[] = [];
+  /** Flow index + 1 by table slot (0: none). */
+  private readonly bySlot: Int32Array[] = [];
+  private readonly byConnection = new Map<Connection, number>();
+  /** History entries past the pooled ones: [code, seconds, nanoseconds] triples. */
+  private readonly moreHistory = new Map<number, number[]>();
+  /** Times of flows marked `WIDE`: (seconds, nanoseconds) by time field. */
+  private readonly wideTimes = new Map<number, Float64Array>();
+  /** The second that row seconds count from: the first flow's. */
+  private epochSec = Number.NaN;
+  size = 0;
+
+  /** A row for `connection`'s flow, first and last packet at (`sec`, `nsec`); returns its index. */
+  add(connection: Connection, sec: number, nsec: number): number {
+    if (Number.isNaN(this.epochSec)) this.epochSec = sec;
+    const index = this.freeIndices.length > 0 ? this.freeIndices.pop()! : this.connections.length;
+    if (index === this.connections.length) this.connections.push(connection);
+    else this.connections[index] = connection;
+    if (index >>> PAGE_SHIFT >= this.wordPages.length) {
+      const buffer = new ArrayBuffer(PAGE_SLOTS * ROW_BYTES);
+      this.wordPages.push(new Int32Array(buffer));
+      this.bytePages.push(new Uint8Array(buffer));
+    }
+    const words = this.wordPages[index >>> PAGE_SHIFT];
+    const at = (index & PAGE_MASK) * ROW_WORDS;
+    // Element stores, not fill(): this runs per new connection.
+    for (let word = 0; word < ROW_WORDS; word++) words[at + word] = 0;
+    words[at + W_LAST_STATE] = -1;
+    this.setTime(index, FLOW_FIRST, sec, nsec);
+    this.setTime(index, FLOW_LAST, sec, nsec);
+    const slot = connection.tableSlot;
+    if (slot >= 0) {
+      while (slot >>> PAGE_SHIFT >= this.bySlot.length) this.bySlot.push(new Int32Array(PAGE_SLOTS));
+      this.bySlot[slot >>> PAGE_SHIFT][slot & PAGE_MASK] = index + 1;
+    } else {
+      this.byConnection.set(connection, index);
+    }
+    this.size++;
+    return index;
+  }
+
+  /** The index of `connection`'s live flow, -1 when it has none. */
+  find(connection: Connection): number {
+    const slot = connection.tableSlot;
+    let index: number;
+    if (slot >= 0) {
+      const page = this.bySlot[slot >>> PAGE_SHIFT];
+      if (page === undefined) return -1;
+      index = page[slot & PAGE_MASK] - 1;
+    } else {
+      index = this.byConnection.get(connection) ?? -1;
+    }
+    // The slot may hold another connection's flow by now (a retired connection keeps its slot number).
+    return index >= 0 && this.connections[index] === connection ? index : -1;
+  }
+
+  connection(index: number): Connection {
+    return this.connections[index]!;
+  }
+
+  remove(index: number): void {
+    const connection = this.connections[index]!;
+    const slot = connection.tableSlot;
+    if (slot >= 0) {
+      const page = this.bySlot[slot >>> PAGE_SHIFT];
+      if (page !== undefined && page[slot & PAGE_MASK] === index + 1) page[slot & PAGE_MASK] = 0;
+    } else {
+      this.byConnection.delete(connection);
+    }
+    const bits = this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_BITS];
+    if ((bits & POOLED_MASK) === POOLED_ENTRIES) this.moreHistory.delete(index);
+    if ((bits & WIDE) !== 0) this.wideTimes.delete(index);
+    this.connections[index] = null;
+    this.freeIndices.push(index);
+    this.size--;
+  }
+
+  /** Indices of every live flow, in connection id order. */
+  liveIndices(): number[] {
+    const indices: number[] = [];
+    for (let index = 0; index < this.connections.length; index++)
+      if (this.connections[index] !== null) indices.push(index);
+    return indices.sort((a, b) => this.connections[a]!.id - this.connections[b]!.id);
+  }
+
+  /** Moves the last packet's time to (`sec`, `nsec`) if that is later. */
+  touchLast(index: number, sec: number, nsec: number): void {
+    const words = this.wordPages[index >>> PAGE_SHIFT];
+    const at = (index & PAGE_MASK) * ROW_WORDS;
+    const relative = sec - this.epochSec;
+    if ((words[at + W_BITS] & WIDE) === 0 && (relative | 0) === relative && (nsec | 0) === nsec) {
+      const lastSec = words[at + FLOW_LAST * 2];
+      if (relative > lastSec || (relative === lastSec && nsec > words[at + FLOW_LAST * 2 + 1])) {
+        words[at + FLOW_LAST * 2] = relative;
+        words[at + FLOW_LAST * 2 + 1] = nsec;
+      }
+      return;
+    }
+    const last = this.readTime(index, FLOW_LAST, timeScratch, 0);
+    if (sec > last || (sec === last && nsec > timeScratch[1])) this.setTime(index, FLOW_LAST, sec, nsec);
+  }
+
+  setTime(index: number, field: number, sec: number, nsec: number): void {
+    const words = this.wordPages[index >>> PAGE_SHIFT];
+    const at = (index & PAGE_MASK) * ROW_WORDS;
+    if ((words[at + W_BITS] & WIDE) === 0) {
+      const relative = sec - this.epochSec;
+      if ((relative | 0) === relative && (nsec | 0) === nsec) {
+        words[at + field * 2] = relative;
+        words[at + field * 2 + 1] = nsec;
+        return;
+      }
+      this.widen(index);
+    }
+    const times = this.wideTimes.get(index)!;
+    times[field * 2] = sec;
+    times[field * 2 + 1] = nsec;
+  }
+
+  /** Writes time `field` as (seconds, nanoseconds) into `out` at `to`; returns the seconds. */
+  readTime(index: number, field: number, out: Float64Array, to: number): number {
+    const words = this.wordPages[index >>> PAGE_SHIFT];
+    const at = (index & PAGE_MASK) * ROW_WORDS;
+    if ((words[at + W_BITS] & WIDE) === 0) {
+      out[to] = this.epochSec + words[at + field * 2];
+      out[to + 1] = words[at + field * 2 + 1];
+    } else {
+      const times = this.wideTimes.get(index)!;
+      out[to] = times[field * 2];
+      out[to + 1] = times[field * 2 + 1];
+    }
+    return out[to];
+  }
+
+  /** Nanoseconds from the first packet to time `field`. */
+  sinceFirst(index: number, field: number): number {
+    this.readTime(index, FLOW_FIRST, timeScratch, 0);
+    this.readTime(index, field, timeScratch, 2);
+    return (timeScratch[2] - timeScratch[0]) * 1e9 + (timeScratch[3] - timeScratch[1]);
+  }
+
+  lastState(index: number): number {
+    return this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_LAST_STATE];
+  }
+
+  setLastState(index: number, code: number): void {
+    this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_LAST_STATE] = code;
+  }
+
+  replied(index: number): boolean {
+    return (this.bits(index) & REPLIED) !== 0;
+  }
+
+  assured(index: number): boolean {
+    return (this.bits(index) & ASSURED) !== 0;
+  }
+
+  /** Marks the first reply (or ASSURED) at (`sec`, `nsec`); false when it was marked already. */
+  markReplied(index: number, sec: number, nsec: number): boolean {
+    return this.mark(index, REPLIED, FLOW_REPLY, sec, nsec);
+  }
+
+  markAssured(index: number, sec: number, nsec: number): boolean {
+    return this.mark(index, ASSURED, FLOW_ASSURED, sec, nsec);
+  }
+
+  historyLength(index: number): number {
+    const pooled = this.bits(index) & POOLED_MASK;
+    if (pooled < POOLED_ENTRIES) return pooled;
+    const more = this.moreHistory.get(index);
+    return more === undefined ? pooled : pooled + more.length / 3;
+  }
+
+  historyOmitted(index: number): number {
+    return this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_OMITTED];
+  }
+
+  /** Appends a history entry, or counts it as omitted when the flow has `maxHistory` already. */
+  pushHistory(index: number, code: number, sec: number, nsec: number, maxHistory: number): void {
+    const words = this.wordPages[index >>> PAGE_SHIFT];
+    const at = (index & PAGE_MASK) * ROW_WORDS;
+    if (this.historyLength(index) >= maxHistory) {
+      words[at + W_OMITTED]++;
+      return;
+    }
+    const pooled = words[at + W_BITS] & POOLED_MASK;
+    if (pooled < POOLED_ENTRIES) {
+      this.bytePages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_BYTES + CODE_BYTE + pooled] = code;
+      this.setTime(index, FLOW_HISTORY + pooled, sec, nsec);
+      words[at + W_BITS]++;
+      return;
+    }
+    let more = this.moreHistory.get(index);
+    if (more === undefined) this.moreHistory.set(index, (more = []));
+    more.push(code, sec, nsec);
+  }
+
+  /** History entry `i` into `entry`: state code, seconds, nanoseconds. */
+  readHistory(index: number, i: number, entry: Float64Array): void {
+    if (i < POOLED_ENTRIES) {
+      entry[0] = this.bytePages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_BYTES + CODE_BYTE + i];
+      this.readTime(index, FLOW_HISTORY + i, entry, 1);
+      return;
+    }
+    const more = this.moreHistory.get(index)!;
+    const at = (i - POOLED_ENTRIES) * 3;
+    entry[0] = more[at];
+    entry[1] = more[at + 1];
+    entry[2] = more[at + 2];
+  }
+
+  private bits(index: number): number {
+    return this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_BITS];
+  }
+
+  private mark(index: number, bit: number, field: number, sec: number, nsec: number): boolean {
+    const words = this.wordPages[index >>> PAGE_SHIFT];
+    const at = (index & PAGE_MASK) * ROW_WORDS + W_BITS;
+    if ((words[at] & bit) !== 0) return false;
+    words[at] |= bit;
+    this.setTime(index, field, sec, nsec);
+    return true;
+  }
+
+  private widen(index: number): void {
+    const times = new Float64Array(TIME_FIELDS * 2);
+    for (let field = 0; field < TIME_FIELDS; field++) this.readTime(index, field, times, field * 2);
+    this.wideTimes.set(index, times);
+    this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_BITS] |= WIDE;
+  }
+}
+
+const timeScratch = new Float64Array(4);
