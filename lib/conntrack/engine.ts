@@ -37,7 +37,6 @@ import {
   ExpiryHeap,
   H_EXPIRY,
   H_KEY,
-  H_POSITION,
   PAGE_MASK,
   PAGE_SHIFT,
   foreignBucket,
@@ -538,8 +537,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     // Most packets find nothing due: skip the loop unless a timer could have run out.
     const heap = this.heap;
     if (
-      (heap.count > 0 &&
-        heap.pages[heap.order[0] >>> PAGE_SHIFT][(heap.order[0] & PAGE_MASK) * ROW_DOUBLES + H_KEY] <= t) ||
+      (heap.count > 0 && heap.keys[0] <= t) ||
       this.expectationTable.size !== 0 ||
       this.gcEarlyDropAt !== Infinity
     )
@@ -1242,7 +1240,8 @@ export class ConntrackEngine implements TcpHost, HelperHost {
     const page = this.heap.pages[slot >>> PAGE_SHIFT];
     const p = (slot & PAGE_MASK) * ROW_DOUBLES;
     page[p + H_EXPIRY] = at;
-    if (at < page[p + H_KEY] && page[p + H_POSITION] > 0) this.heap.update(connection);
+    // The key is NaN while the connection is not in the heap.
+    if (at < page[p + H_KEY]) this.heap.update(connection);
   }
 
   killAccount(connection: Connection, direction: number, packet: DecodedPacket): void {

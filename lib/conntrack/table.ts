@@ -390,11 +390,14 @@ export function foreignBucket(hash: number, bucketCount: number): number {
 
 /**
  * The heap's doubles at the start of each slot's `ROW_DOUBLES` (the engine's store keeps the rest):
- * the key the heap files the slot under, the real expiry, heap index + 1 (0: not in the heap).
+ * the key the heap files the slot under (NaN while it is not in the heap) and the real expiry. The
+ * third double is spare.
  */
 export const H_KEY = 0;
 export const H_EXPIRY = 1;
-export const H_POSITION = 2;
+
+/** Children per heap node: four keys share a cache line, and the heap is half as deep as a binary one. */
+const ARITY = 4;
 
 /**
  * Min-heap of connections keyed by expiry. A connection's key may lag behind a later expiry
@@ -402,24 +405,30 @@ export const H_POSITION = 2;
  * `update` (or `setExpiry`) so the key never runs late.
  *
  * Connections must be in a ConnectionTable while in the heap: the heap is indexed by their
- * `tableSlot`. Keys, expiries and ids live in pages by slot (see `PAGE_SLOTS`), so sifting never
- * touches the connection objects. A slot's expiry stays in its page while the connection is out of
- * the heap (the engine's store reads it there).
+ * `tableSlot`. The keys are kept twice: in heap order beside the slots (`keys`), which is what sifting
+ * compares, so a sift reads a few dense arrays instead of a row per level; and in each slot's row,
+ * where the per-packet refresh compares its new expiry without a lookup. Heap positions are by slot in
+ * their own dense pages. A slot's expiry stays in its row while the connection is out of the heap (the
+ * engine's store reads it there).
  */
 export class ExpiryHeap {
-  // `order`, `count` and `pages` are read and `pages` written by the engine's per-packet path
+  // `order`, `keys`, `count` and `pages` are read and `pages` written by the engine's per-packet path
   // directly: a time passed to a call V8 does not inline is a new heap number each time.
-  /** Heap order: slots. */
+  /** Heap order: slots, and their keys. */
   order = new Int32Array(PAGE_SLOTS);
+  keys = new Float64Array(PAGE_SLOTS);
   count = 0;
-  /** `ROW_DOUBLES` doubles per slot, one cache line (the store uses the ones after the heap's). */
-  readonly pages: Float64Array[] = [new Float64Array(PAGE_SLOTS * ROW_DOUBLES)];
+  /** `ROW_DOUBLES` doubles per slot, two cache lines (the store uses the ones after the heap's). */
+  readonly pages: Float64Array[] = [];
+  /** Heap index + 1 by slot (0: not in the heap). */
+  private readonly positionPages: Int32Array[] = [];
   /** Connections by slot when no table was given: what `popExpired` returns. */
   private readonly ownEntries: (Connection | null)[] | null;
 
   /** `table`: the table whose slots index this heap; it says which connection a slot holds. */
   constructor(private readonly table: ConnectionTable | null = null) {
     this.ownEntries = table === null ? [] : null;
+    this.ensureSlots(1);
   }
 
   get size(): number {
@@ -428,8 +437,12 @@ export class ExpiryHeap {
 
   /** Makes room for slots below `slots` (the engine's store calls this as its table grows). */
   ensureSlots(slots: number): void {
-    while (this.pages.length * PAGE_SLOTS < slots)
-      this.pages.push(new Float64Array(PAGE_SLOTS * ROW_DOUBLES));
+    while (this.pages.length * PAGE_SLOTS < slots) {
+      const page = new Float64Array(PAGE_SLOTS * ROW_DOUBLES);
+      for (let slot = 0; slot < PAGE_SLOTS; slot++) page[slot * ROW_DOUBLES + H_KEY] = NaN;
+      this.pages.push(page);
+      this.positionPages.push(new Int32Array(PAGE_SLOTS));
+    }
   }
 
   push(connection: Connection): void {
@@ -441,6 +454,9 @@ export class ExpiryHeap {
       const order = new Int32Array(this.order.length * 2);
       order.set(this.order);
       this.order = order;
+      const keys = new Float64Array(this.keys.length * 2);
+      keys.set(this.keys);
+      this.keys = keys;
     }
     const expiresAt = connection.expiresAt;
     const page = this.pages[slot >>> PAGE_SHIFT];
@@ -448,7 +464,7 @@ export class ExpiryHeap {
     page[at + H_KEY] = expiresAt;
     page[at + H_EXPIRY] = expiresAt;
     if (this.ownEntries !== null) this.ownEntries[slot] = connection;
-    this.siftUp(this.count++, slot);
+    this.siftUp(this.count++, slot, expiresAt);
   }
 
   /** Call after `expiresAt` changed: moves the key earlier at once, later only lazily. */
@@ -458,11 +474,7 @@ export class ExpiryHeap {
 
   /** Whether the connection in table slot `slot` is in the heap. */
   contains(slot: number): boolean {
-    return (
-      slot >= 0 &&
-      slot < this.pages.length * PAGE_SLOTS &&
-      this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + H_POSITION] > 0
-    );
+    return slot >= 0 && slot < this.pages.length * PAGE_SLOTS && this.positionOf(slot) >= 0;
   }
 
   /** The expiry of the connection in table slot `slot` (in the heap, or last set while out of it). */
@@ -479,10 +491,10 @@ export class ExpiryHeap {
     const page = this.pages[slot >>> PAGE_SHIFT];
     const at = (slot & PAGE_MASK) * ROW_DOUBLES;
     page[at + H_EXPIRY] = expiresAt;
-    const position = page[at + H_POSITION];
-    if (position > 0 && expiresAt < page[at + H_KEY]) {
+    const index = this.positionOf(slot);
+    if (index >= 0 && expiresAt < page[at + H_KEY]) {
       page[at + H_KEY] = expiresAt;
-      this.siftUp(position - 1, slot);
+      this.siftUp(index, slot, expiresAt);
     }
   }
 
@@ -491,14 +503,17 @@ export class ExpiryHeap {
     if (!this.contains(slot)) return;
     const page = this.pages[slot >>> PAGE_SHIFT];
     const at = (slot & PAGE_MASK) * ROW_DOUBLES;
-    const index = page[at + H_POSITION] - 1;
+    const index = this.positionOf(slot);
     const expiresAt = page[at + H_EXPIRY];
-    page[at + H_POSITION] = 0;
+    page[at + H_KEY] = NaN;
+    this.positionPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] = 0;
     if (this.ownEntries !== null) this.ownEntries[slot] = null;
-    const lastSlot = this.order[--this.count];
-    if (lastSlot !== slot) {
-      this.siftDown(index, lastSlot);
-      this.siftUp(this.positionOf(lastSlot), lastSlot);
+    const last = --this.count;
+    if (index !== last) {
+      const lastSlot = this.order[last];
+      const lastKey = this.keys[last];
+      this.siftDown(index, lastSlot, lastKey);
+      this.siftUp(this.positionOf(lastSlot), lastSlot, lastKey);
     }
     // Out of the heap, the connection keeps its expiry (a connection alone in its own field).
     connection.expiresAt = expiresAt;
@@ -510,14 +525,15 @@ export class ExpiryHeap {
    */
   popExpired(now: number): Connection | null {
     while (this.count > 0) {
+      const key = this.keys[0];
+      if (key > now) return null;
       const slot = this.order[0];
       const page = this.pages[slot >>> PAGE_SHIFT];
       const at = (slot & PAGE_MASK) * ROW_DOUBLES;
-      if (page[at + H_KEY] > now) return null;
       const expiresAt = page[at + H_EXPIRY];
-      if (expiresAt > page[at + H_KEY]) {
+      if (expiresAt > key) {
         page[at + H_KEY] = expiresAt;
-        this.siftDown(0, slot);
+        this.siftDown(0, slot, expiresAt);
         continue;
       }
       const top = (this.table !== null ? this.table.entryAt(slot) : this.ownEntries![slot])!;
@@ -529,9 +545,7 @@ export class ExpiryHeap {
 
   /** The earliest key in the heap (may be earlier than that connection's real expiry), or Infinity. */
   peekKey(): number {
-    if (this.count === 0) return Infinity;
-    const slot = this.order[0];
-    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + H_KEY];
+    return this.count === 0 ? Infinity : this.keys[0];
   }
 
   /**
@@ -542,68 +556,62 @@ export class ExpiryHeap {
     return (this.table !== null ? this.table.entryAt(slot) : this.ownEntries![slot])!.id;
   }
 
+  /** Heap index of `slot`, -1 when it is not in the heap. */
   private positionOf(slot: number): number {
-    return this.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + H_POSITION] - 1;
+    return this.positionPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
   }
 
-  /** Places `slot` at `index` or above, moving larger parents down. */
-  private siftUp(index: number, slot: number): void {
+  /** Whether (`key`, `slot`) comes before (`otherKey`, `other`). */
+  private before(key: number, slot: number, otherKey: number, other: number): boolean {
+    return key < otherKey || (key === otherKey && this.idAt(slot) < this.idAt(other));
+  }
+
+  private place(index: number, slot: number, key: number): void {
+    this.order[index] = slot;
+    this.keys[index] = key;
+    this.positionPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] = index + 1;
+  }
+
+  /** Places `slot` (filed under `key`) at `index` or above, moving later parents down. */
+  private siftUp(index: number, slot: number, key: number): void {
     const order = this.order;
-    const pages = this.pages;
-    const page = pages[slot >>> PAGE_SHIFT];
-    const at = (slot & PAGE_MASK) * ROW_DOUBLES;
-    const key = page[at + H_KEY];
+    const keys = this.keys;
     while (index > 0) {
-      const parentIndex = (index - 1) >> 1;
+      const parentIndex = ((index - 1) / ARITY) | 0;
       const parent = order[parentIndex];
-      const parentPage = pages[parent >>> PAGE_SHIFT];
-      const parentAt = (parent & PAGE_MASK) * ROW_DOUBLES;
-      const parentKey = parentPage[parentAt + H_KEY];
-      if (!(key < parentKey || (key === parentKey && this.idAt(slot) < this.idAt(parent)))) break;
-      order[index] = parent;
-      parentPage[parentAt + H_POSITION] = index + 1;
+      const parentKey = keys[parentIndex];
+      if (!this.before(key, slot, parentKey, parent)) break;
+      this.place(index, parent, parentKey);
       index = parentIndex;
     }
-    order[index] = slot;
-    page[at + H_POSITION] = index + 1;
+    this.place(index, slot, key);
   }
 
-  /** Places `slot` at `index` or below, moving smaller children up. */
-  private siftDown(index: number, slot: number): void {
+  /** Places `slot` (filed under `key`) at `index` or below, moving earlier children up. */
+  private siftDown(index: number, slot: number, key: number): void {
     const order = this.order;
-    const pages = this.pages;
+    const keys = this.keys;
     const length = this.count;
-    const page = pages[slot >>> PAGE_SHIFT];
-    const at = (slot & PAGE_MASK) * ROW_DOUBLES;
-    const key = page[at + H_KEY];
     for (;;) {
-      const left = 2 * index + 1;
-      if (left >= length) break;
-      let child = left;
-      let childSlot = order[left];
-      let childPage = pages[childSlot >>> PAGE_SHIFT];
-      let childAt = (childSlot & PAGE_MASK) * ROW_DOUBLES;
-      let childKey = childPage[childAt + H_KEY];
-      const right = left + 1;
-      if (right < length) {
-        const rightSlot = order[right];
-        const rightPage = pages[rightSlot >>> PAGE_SHIFT];
-        const rightAt = (rightSlot & PAGE_MASK) * ROW_DOUBLES;
-        const rightKey = rightPage[rightAt + H_KEY];
-        if (rightKey < childKey || (rightKey === childKey && this.idAt(rightSlot) < this.idAt(childSlot))) {
-          child = right;
-          childSlot = rightSlot;
-          childPage = rightPage;
-          childAt = rightAt;
-          childKey = rightKey;
-        }
+      const first = ARITY * index + 1;
+      if (first >= length) break;
+      const end = first + ARITY < length ? first + ARITY : length;
+      let child = first;
+      let childSlot = order[first];
+      let childKey = keys[first];
+      for (let other = first + 1; other < end; other++) {
+        const otherKey = keys[other];
+        if (otherKey > childKey) continue;
+        const otherSlot = order[other];
+        if (!this.before(otherKey, otherSlot, childKey, childSlot)) continue;
+        child = other;
+        childSlot = otherSlot;
+        childKey = otherKey;
       }
-      if (!(childKey < key || (childKey === key && this.idAt(childSlot) < this.idAt(slot)))) break;
-      order[index] = childSlot;
-      childPage[childAt + H_POSITION] = index + 1;
+      if (!this.before(childKey, childSlot, key, slot)) break;
+      this.place(index, childSlot, childKey);
       index = child;
     }
-    order[index] = slot;
-    page[at + H_POSITION] = index + 1;
+    this.place(index, slot, key);
   }
 }
