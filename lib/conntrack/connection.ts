@@ -72,6 +72,10 @@ export const Status = {
   Dead: 0x40000,
 } as const;
 
+/** Where `Connection.status` keeps the cached event bits (7 bits: `EventBit`), above every `Status` bit. */
+const CACHED_EVENTS_SHIFT = 22;
+const CACHED_EVENTS_BELOW = (1 << CACHED_EVENTS_SHIFT) - 1;
+
 /** Direction indices. */
 export const DIR_ORIGINAL = 0;
 export const DIR_REPLY = 1;
@@ -616,9 +620,8 @@ export class OwnRow implements ConnectionRows {
 export class Connection {
   // The fields every packet reads stay in the object (V8 stops inlining accessors deep in the
   // per-packet path); the rest is in the store's row while the connection lives.
+  /** `Status` bits, and the cached event bits from `CACHED_EVENTS_SHIFT` up. */
   status = 0;
-  /** Event bits of packets a helper dropped: they go out with the next packet that gets through. */
-  cachedEventBits = 0;
   /**
    * Slot in its engine's table (which indexes the store's, table's and heap's arrays) from before
    * its first packet is tracked until it is destroyed, else -1.
@@ -679,6 +682,16 @@ export class Connection {
   }
   set replyBytes(value: number) {
     this.rows.setNumber(this.tableSlot, N_REPLY_BYTES, value);
+  }
+  /**
+   * Event bits of packets a helper dropped: they go out with the next packet that gets through. Kept
+   * in `status` (a field less per live connection).
+   */
+  get cachedEventBits(): number {
+    return this.status >>> CACHED_EVENTS_SHIFT;
+  }
+  set cachedEventBits(bits: number) {
+    this.status = (this.status & CACHED_EVENTS_BELOW) | (bits << CACHED_EVENTS_SHIFT);
   }
   /** Set once the connection has been destroyed. */
   get dead(): boolean {

@@ -31,11 +31,11 @@ const NODE_PAGE_SHIFT = PAGE_SHIFT + 1;
 const NODE_PAGE_MASK = (1 << NODE_PAGE_SHIFT) - 1;
 
 /**
- * Words per tuple node in the keys, unpadded (48 bytes): the words an IPv4 lookup compares come
- * first, and padding to a cache line cost more memory per live connection than it saved time.
- * Node index = slot * 2 + direction.
+ * Words per tuple node in the keys (32 bytes: a slot's two nodes fill one cache line). Node index =
+ * slot * 2 + direction. An address's first word is in the node; IPv6 addresses with more than that
+ * (most) keep their other six words in the wide keys, so IPv4 nodes carry no unused words.
  */
-const NODE_WORDS = 12;
+const NODE_WORDS = 8;
 const W_HASH = 0;
 /** Next node in the bucket's chain, plus one (0 ends the chain). */
 const W_NEXT = 1;
@@ -45,12 +45,13 @@ const W_KIND = 2;
 const W_PORTS = 3;
 const W_SRC0 = 4;
 const W_DST0 = 5;
-const W_SRC1 = 6;
-const W_SRC2 = 7;
-const W_SRC3 = 8;
-const W_DST1 = 9;
-const W_DST2 = 10;
-const W_DST3 = 11;
+/** Index + 1 of the node's wide key (0: words 1 to 3 of both addresses are 0). */
+const W_WIDE = 6;
+
+/** Words per wide key: source words 1 to 3, destination words 1 to 3. */
+const WIDE_WORDS = 6;
+const WIDE_PAGE_SHIFT = 12;
+const WIDE_PAGE_MASK = (1 << WIDE_PAGE_SHIFT) - 1;
 
 const TWO_POW_32 = 4294967296;
 
@@ -65,6 +66,11 @@ export class ConnectionTable<T extends TableEntry = Connection> {
   private shift = 32 - Math.log2(INITIAL_BUCKETS);
   /** Keys by node, a page per `PAGE_SLOTS` slots. */
   private readonly keyPages: Int32Array[] = [new Int32Array(PAGE_SLOTS * 2 * NODE_WORDS)];
+  /** The IPv6 address words past the first of nodes that have them, in pages; a stack of free ones. */
+  private readonly widePages: Int32Array[] = [];
+  private freeWide = new Int32Array(64);
+  private freeWideCount = 0;
+  private nextFreshWide = 0;
   /** Entries by slot, a page per `PAGE_SLOTS` slots (a retired entry stays until its slot is taken). */
   private readonly entryPages: (T | null)[][] = [new Array<T | null>(PAGE_SLOTS).fill(null)];
   /** Freed slots, a stack grown as slots are freed (a growing table frees few). */
@@ -117,13 +123,7 @@ export class ConnectionTable<T extends TableEntry = Connection> {
     const dst0 = probe.dstWord0;
     const signedHash = hash | 0;
     const kind = (probe.family << 8) | probe.protocol;
-    // IPv6-only words read once, not per node compared.
-    const src1 = probe.srcWord1;
-    const src2 = probe.srcWord2;
-    const src3 = probe.srcWord3;
-    const dst1 = probe.dstWord1;
-    const dst2 = probe.dstWord2;
-    const dst3 = probe.dstWord3;
+    const wide = hasWideWords(probe);
     let link = this.heads[hash >>> this.shift];
     while (link !== 0) {
       const node = link - 1;
@@ -135,12 +135,9 @@ export class ConnectionTable<T extends TableEntry = Connection> {
         keys[at + W_SRC0] === src0 &&
         keys[at + W_DST0] === dst0 &&
         keys[at + W_KIND] === kind &&
-        keys[at + W_SRC1] === src1 &&
-        keys[at + W_SRC2] === src2 &&
-        keys[at + W_SRC3] === src3 &&
-        keys[at + W_DST1] === dst1 &&
-        keys[at + W_DST2] === dst2 &&
-        keys[at + W_DST3] === dst3
+        (wide
+          ? keys[at + W_WIDE] !== 0 && this.wideEquals(keys[at + W_WIDE] - 1, probe)
+          : keys[at + W_WIDE] === 0)
       )
         return node;
       link = keys[at + W_NEXT];
@@ -159,13 +156,21 @@ export class ConnectionTable<T extends TableEntry = Connection> {
     out.srcPort = ports >>> 16;
     out.dstPort = ports & 0xffff;
     out.srcWord0 = keys[at + W_SRC0];
-    out.srcWord1 = keys[at + W_SRC1];
-    out.srcWord2 = keys[at + W_SRC2];
-    out.srcWord3 = keys[at + W_SRC3];
     out.dstWord0 = keys[at + W_DST0];
-    out.dstWord1 = keys[at + W_DST1];
-    out.dstWord2 = keys[at + W_DST2];
-    out.dstWord3 = keys[at + W_DST3];
+    const wide = keys[at + W_WIDE] - 1;
+    if (wide < 0) {
+      out.srcWord1 = out.srcWord2 = out.srcWord3 = 0;
+      out.dstWord1 = out.dstWord2 = out.dstWord3 = 0;
+      return out;
+    }
+    const words = this.widePages[wide >>> WIDE_PAGE_SHIFT];
+    const w = (wide & WIDE_PAGE_MASK) * WIDE_WORDS;
+    out.srcWord1 = words[w];
+    out.srcWord2 = words[w + 1];
+    out.srcWord3 = words[w + 2];
+    out.dstWord1 = words[w + 3];
+    out.dstWord2 = words[w + 4];
+    out.dstWord3 = words[w + 5];
     return out;
   }
 
@@ -173,17 +178,26 @@ export class ConnectionTable<T extends TableEntry = Connection> {
   nodeEquals(node: number, tuple: Tuple): boolean {
     const keys = this.keyPages[node >>> NODE_PAGE_SHIFT];
     const at = (node & NODE_PAGE_MASK) * NODE_WORDS;
+    const wide = keys[at + W_WIDE];
     return (
       keys[at + W_PORTS] === ((tuple.srcPort << 16) | tuple.dstPort) &&
       keys[at + W_KIND] === ((tuple.family << 8) | tuple.protocol) &&
       keys[at + W_SRC0] === tuple.srcWord0 &&
       keys[at + W_DST0] === tuple.dstWord0 &&
-      keys[at + W_SRC1] === tuple.srcWord1 &&
-      keys[at + W_SRC2] === tuple.srcWord2 &&
-      keys[at + W_SRC3] === tuple.srcWord3 &&
-      keys[at + W_DST1] === tuple.dstWord1 &&
-      keys[at + W_DST2] === tuple.dstWord2 &&
-      keys[at + W_DST3] === tuple.dstWord3
+      (hasWideWords(tuple) ? wide !== 0 && this.wideEquals(wide - 1, tuple) : wide === 0)
+    );
+  }
+
+  private wideEquals(wide: number, tuple: Tuple): boolean {
+    const words = this.widePages[wide >>> WIDE_PAGE_SHIFT];
+    const w = (wide & WIDE_PAGE_MASK) * WIDE_WORDS;
+    return (
+      words[w] === tuple.srcWord1 &&
+      words[w + 1] === tuple.srcWord2 &&
+      words[w + 2] === tuple.srcWord3 &&
+      words[w + 3] === tuple.dstWord1 &&
+      words[w + 4] === tuple.dstWord2 &&
+      words[w + 5] === tuple.dstWord3
     );
   }
 
@@ -230,12 +244,42 @@ export class ConnectionTable<T extends TableEntry = Connection> {
     keys[at + W_PORTS] = (tuple.srcPort << 16) | tuple.dstPort;
     keys[at + W_SRC0] = tuple.srcWord0;
     keys[at + W_DST0] = tuple.dstWord0;
-    keys[at + W_SRC1] = tuple.srcWord1;
-    keys[at + W_SRC2] = tuple.srcWord2;
-    keys[at + W_SRC3] = tuple.srcWord3;
-    keys[at + W_DST1] = tuple.dstWord1;
-    keys[at + W_DST2] = tuple.dstWord2;
-    keys[at + W_DST3] = tuple.dstWord3;
+    // The node's previous key (a slot taken again) may have had a wide key: reused or freed.
+    let wide = keys[at + W_WIDE] - 1;
+    if (!hasWideWords(tuple)) {
+      if (wide >= 0) this.freeWideKey(wide);
+      keys[at + W_WIDE] = 0;
+      return;
+    }
+    if (wide < 0) {
+      wide = this.takeWideKey();
+      keys[at + W_WIDE] = wide + 1;
+    }
+    const words = this.widePages[wide >>> WIDE_PAGE_SHIFT];
+    const w = (wide & WIDE_PAGE_MASK) * WIDE_WORDS;
+    words[w] = tuple.srcWord1;
+    words[w + 1] = tuple.srcWord2;
+    words[w + 2] = tuple.srcWord3;
+    words[w + 3] = tuple.dstWord1;
+    words[w + 4] = tuple.dstWord2;
+    words[w + 5] = tuple.dstWord3;
+  }
+
+  private takeWideKey(): number {
+    if (this.freeWideCount > 0) return this.freeWide[--this.freeWideCount];
+    const wide = this.nextFreshWide++;
+    if (wide >>> WIDE_PAGE_SHIFT >= this.widePages.length)
+      this.widePages.push(new Int32Array((1 << WIDE_PAGE_SHIFT) * WIDE_WORDS));
+    return wide;
+  }
+
+  private freeWideKey(wide: number): void {
+    if (this.freeWideCount === this.freeWide.length) {
+      const grown = new Int32Array(this.freeWide.length * 2);
+      grown.set(this.freeWide);
+      this.freeWide = grown;
+    }
+    this.freeWide[this.freeWideCount++] = wide;
   }
 
   /** The protocol of the connection in slot `slot`. */
@@ -381,6 +425,14 @@ export class ConnectionTable<T extends TableEntry = Connection> {
       }
     }
   }
+}
+
+/** Whether a tuple has address words past the first (IPv6 only): what a node's wide key holds. */
+function hasWideWords(tuple: Tuple): boolean {
+  return (
+    (tuple.srcWord1 | tuple.srcWord2 | tuple.srcWord3 | tuple.dstWord1 | tuple.dstWord2 | tuple.dstWord3) !==
+    0
+  );
 }
 
 /** The bucket a hash falls in, in a table of `bucketCount` buckets (the kernel's `reciprocal_scale`). */

@@ -18,23 +18,29 @@ export const FLOW_LAST = 1;
 export const FLOW_REPLY = 2;
 export const FLOW_ASSURED = 3;
 const FLOW_HISTORY = 4;
-/** History entries kept in the row; the few flows with more keep the rest in an array. */
-export const POOLED_ENTRIES = 8;
+/**
+ * History entries kept in the row (a TCP connection's whole life, SYN_SENT to TIME_WAIT, takes 7); the
+ * few flows with more keep the rest in an array.
+ */
+export const POOLED_ENTRIES = 7;
 const TIME_FIELDS = FLOW_HISTORY + POOLED_ENTRIES;
 
-/** 32-bit words per row: the time fields' (seconds, nanoseconds) pairs, then the words below. */
-const ROW_WORDS = 32;
-const W_LAST_STATE = TIME_FIELDS * 2;
-/** Pooled history entries (low byte) and the bits below. */
-const W_BITS = W_LAST_STATE + 1;
-const W_OMITTED = W_BITS + 1;
-/** Bytes: the pooled history entries' state codes. */
-const CODE_BYTE = (W_OMITTED + 1) * 4;
+/**
+ * 32-bit words per row (104 bytes): the bits word, the omitted count, the time fields' (seconds,
+ * nanoseconds) pairs, then the pooled entries' state codes as bytes.
+ */
+const ROW_WORDS = 26;
+/** Pooled history entries (low byte), the bits below, and the last state code + 1 (high half). */
+const W_BITS = 0;
+const W_OMITTED = 1;
+const W_TIMES = 2;
+const CODE_BYTE = (W_TIMES + TIME_FIELDS * 2) * 4;
 const POOLED_MASK = 0xff;
 const REPLIED = 0x100;
 const ASSURED = 0x200;
 /** The flow's times are in `wideTimes`, not in its row. */
 const WIDE = 0x400;
+const LAST_STATE_SHIFT = 16;
 
 const ROW_BYTES = ROW_WORDS * 4;
 if (CODE_BYTE + POOLED_ENTRIES > ROW_BYTES) throw new Error("flow row too small");
@@ -71,7 +77,6 @@ export class FlowRows {
     const at = (index & PAGE_MASK) * ROW_WORDS;
     // Element stores, not fill(): this runs per new connection.
     for (let word = 0; word < ROW_WORDS; word++) words[at + word] = 0;
-    words[at + W_LAST_STATE] = -1;
     this.setTime(index, FLOW_FIRST, sec, nsec);
     this.setTime(index, FLOW_LAST, sec, nsec);
     const slot = connection.tableSlot;
@@ -135,10 +140,10 @@ export class FlowRows {
     const at = (index & PAGE_MASK) * ROW_WORDS;
     const relative = sec - this.epochSec;
     if ((words[at + W_BITS] & WIDE) === 0 && (relative | 0) === relative && (nsec | 0) === nsec) {
-      const lastSec = words[at + FLOW_LAST * 2];
-      if (relative > lastSec || (relative === lastSec && nsec > words[at + FLOW_LAST * 2 + 1])) {
-        words[at + FLOW_LAST * 2] = relative;
-        words[at + FLOW_LAST * 2 + 1] = nsec;
+      const lastSec = words[at + W_TIMES + FLOW_LAST * 2];
+      if (relative > lastSec || (relative === lastSec && nsec > words[at + W_TIMES + FLOW_LAST * 2 + 1])) {
+        words[at + W_TIMES + FLOW_LAST * 2] = relative;
+        words[at + W_TIMES + FLOW_LAST * 2 + 1] = nsec;
       }
       return;
     }
@@ -152,8 +157,8 @@ export class FlowRows {
     if ((words[at + W_BITS] & WIDE) === 0) {
       const relative = sec - this.epochSec;
       if ((relative | 0) === relative && (nsec | 0) === nsec) {
-        words[at + field * 2] = relative;
-        words[at + field * 2 + 1] = nsec;
+        words[at + W_TIMES + field * 2] = relative;
+        words[at + W_TIMES + field * 2 + 1] = nsec;
         return;
       }
       this.widen(index);
@@ -168,8 +173,8 @@ export class FlowRows {
     const words = this.wordPages[index >>> PAGE_SHIFT];
     const at = (index & PAGE_MASK) * ROW_WORDS;
     if ((words[at + W_BITS] & WIDE) === 0) {
-      out[to] = this.epochSec + words[at + field * 2];
-      out[to + 1] = words[at + field * 2 + 1];
+      out[to] = this.epochSec + words[at + W_TIMES + field * 2];
+      out[to + 1] = words[at + W_TIMES + field * 2 + 1];
     } else {
       const times = this.wideTimes.get(index)!;
       out[to] = times[field * 2];
@@ -185,12 +190,16 @@ export class FlowRows {
     return (timeScratch[2] - timeScratch[0]) * 1e9 + (timeScratch[3] - timeScratch[1]);
   }
 
+  /** The last state code noted, -1 before the first. */
   lastState(index: number): number {
-    return this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_LAST_STATE];
+    return (this.bits(index) >>> LAST_STATE_SHIFT) - 1;
   }
 
+  /** `code`: below 2^16 - 1. */
   setLastState(index: number, code: number): void {
-    this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_LAST_STATE] = code;
+    const words = this.wordPages[index >>> PAGE_SHIFT];
+    const at = (index & PAGE_MASK) * ROW_WORDS + W_BITS;
+    words[at] = (words[at] & ((1 << LAST_STATE_SHIFT) - 1)) | ((code + 1) << LAST_STATE_SHIFT);
   }
 
   replied(index: number): boolean {
