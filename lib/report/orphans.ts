@@ -17,19 +17,13 @@ import {
   TCP_SYN,
   type DecodedPacket,
 } from "../decode/packet.js";
-import { TCP_STATE_NAMES, Tuple, type Connection } from "../conntrack/connection.js";
-import { Reason, Verdict, type ConntrackEvent } from "../conntrack/engine.js";
+import { TCP_STATE_NAMES, Tuple, signedTupleHash, type Connection } from "../conntrack/connection.js";
+import { Reason, Verdict, type ConntrackEvent, type DestroyCause } from "../conntrack/engine.js";
 import { TcpReason } from "../conntrack/tcp.js";
 import { csvRow, isoTimeNs, protocolName } from "./event-formats.js";
 import { safeCsvCell } from "./escape.js";
-import {
-  addressPairKey,
-  describeTuple,
-  fillPacketAddresses,
-  fillPacketTuple,
-  tupleAddress,
-  tupleKey,
-} from "./packet-tuple.js";
+import { describeTuple, fillPacketAddresses, fillPacketTuple, tupleAddress } from "./packet-tuple.js";
+import { HashedEntries, type HashedEntry } from "./hashed-entries.js";
 
 /** What kind of orphan a packet is; `reason` says it in words. */
 export type OrphanKind =
@@ -121,23 +115,178 @@ export function orphanCsvRow(record: OrphanRecord): string {
   );
 }
 
-/** What is remembered of an ended connection. */
-interface EndedConnection {
-  id: number;
-  protocol: number;
-  endSec: number;
-  endNsec: number;
+/** What is remembered of an ended connection (its words for people are made only if an orphan needs them). */
+class EndedConnection {
+  private describedAs: string | null = null;
+
+  constructor(
+    readonly id: number,
+    readonly protocol: number,
+    readonly endSec: number,
+    readonly endNsec: number,
+    private readonly cause: DestroyCause,
+    /** Its last state: a TCP state name, ASSURED, REPLIED or UNREPLIED. */
+    private readonly state: string,
+    readonly original: Tuple,
+  ) {}
+
   /** "timeout in SYN_SENT", "RST in …" */
-  how: string;
-  description: string;
-  /** Whether the key it is stored under is its reply tuple. */
-  replyDirection: boolean;
+  get how(): string {
+    const how =
+      this.cause === "reset"
+        ? "RST"
+        : this.cause === "reopen"
+          ? "reused by a new connection"
+          : this.cause === "early-drop"
+            ? "evicted from a full table"
+            : "timeout";
+    return `${how} in ${this.state}`;
+  }
+
+  get description(): string {
+    return (this.describedAs ??= `${protocolName(this.protocol)} ${describeTuple(this.original)}`);
+  }
 }
 
-interface LivePair {
-  live: number;
-  lastId: number;
-  description: string;
+/** An ended connection remembered under one of its tuples. */
+class EndedTuple implements HashedEntry<Tuple, EndedTuple> {
+  readonly hash: number;
+  sameHash: EndedTuple | null = null;
+  older: EndedTuple | null = null;
+  newer: EndedTuple | null = null;
+
+  constructor(
+    readonly tuple: Tuple,
+    readonly ended: EndedConnection,
+    /** Whether `tuple` is the connection's reply tuple. */
+    readonly replyDirection: boolean,
+  ) {
+    this.hash = signedTupleHash(tuple);
+  }
+
+  matches(key: Tuple): boolean {
+    return this.tuple.equals(key);
+  }
+}
+
+/** The two addresses of a tuple, whichever way round (in a fixed order of their words). */
+class AddressPair {
+  family = 0;
+  a0 = 0;
+  a1 = 0;
+  a2 = 0;
+  a3 = 0;
+  b0 = 0;
+  b1 = 0;
+  b2 = 0;
+  b3 = 0;
+  hash = 0;
+
+  setFrom(tuple: Tuple): this {
+    const srcFirst =
+      tuple.srcWord0 !== tuple.dstWord0
+        ? tuple.srcWord0 < tuple.dstWord0
+        : tuple.srcWord1 !== tuple.dstWord1
+          ? tuple.srcWord1 < tuple.dstWord1
+          : tuple.srcWord2 !== tuple.dstWord2
+            ? tuple.srcWord2 < tuple.dstWord2
+            : tuple.srcWord3 <= tuple.dstWord3;
+    this.family = tuple.family;
+    if (srcFirst) {
+      this.setWords(
+        tuple.srcWord0,
+        tuple.srcWord1,
+        tuple.srcWord2,
+        tuple.srcWord3,
+        tuple.dstWord0,
+        tuple.dstWord1,
+        tuple.dstWord2,
+        tuple.dstWord3,
+      );
+    } else {
+      this.setWords(
+        tuple.dstWord0,
+        tuple.dstWord1,
+        tuple.dstWord2,
+        tuple.dstWord3,
+        tuple.srcWord0,
+        tuple.srcWord1,
+        tuple.srcWord2,
+        tuple.srcWord3,
+      );
+    }
+    let h = Math.imul(this.family ^ 0x9e3779b9, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 15) ^ this.a0, 0xc2b2ae35);
+    h = Math.imul(h ^ (h >>> 13) ^ this.b0, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 16) ^ this.a1 ^ this.b1, 0xc2b2ae35);
+    h = Math.imul(h ^ (h >>> 15) ^ this.a2 ^ this.b2, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13) ^ this.a3 ^ this.b3, 0xc2b2ae35);
+    this.hash = h ^ (h >>> 16);
+    return this;
+  }
+
+  copyFrom(other: AddressPair): void {
+    this.family = other.family;
+    this.setWords(other.a0, other.a1, other.a2, other.a3, other.b0, other.b1, other.b2, other.b3);
+    this.hash = other.hash;
+  }
+
+  matches(other: AddressPair): boolean {
+    return (
+      this.a0 === other.a0 &&
+      this.b0 === other.b0 &&
+      this.family === other.family &&
+      this.a1 === other.a1 &&
+      this.a2 === other.a2 &&
+      this.a3 === other.a3 &&
+      this.b1 === other.b1 &&
+      this.b2 === other.b2 &&
+      this.b3 === other.b3
+    );
+  }
+
+  private setWords(
+    a0: number,
+    a1: number,
+    a2: number,
+    a3: number,
+    b0: number,
+    b1: number,
+    b2: number,
+    b3: number,
+  ): void {
+    this.a0 = a0;
+    this.a1 = a1;
+    this.a2 = a2;
+    this.a3 = a3;
+    this.b0 = b0;
+    this.b1 = b1;
+    this.b2 = b2;
+    this.b3 = b3;
+  }
+}
+
+/** An address pair with live connections: how many, and the latest. */
+class LivePair extends AddressPair implements HashedEntry<AddressPair, LivePair> {
+  sameHash: LivePair | null = null;
+  older: LivePair | null = null;
+  newer: LivePair | null = null;
+  live = 0;
+
+  constructor(public latest: Connection) {
+    super();
+  }
+}
+
+/** An address pair whose last connection ended, with that connection. */
+class EndedPair extends AddressPair implements HashedEntry<AddressPair, EndedPair> {
+  sameHash: EndedPair | null = null;
+  older: EndedPair | null = null;
+  newer: EndedPair | null = null;
+
+  constructor(public ended: EndedConnection) {
+    super();
+  }
 }
 
 export interface OrphanTrackerOptions {
@@ -151,13 +300,14 @@ const NS = 1e9;
 export class OrphanTracker {
   private readonly onOrphan: (record: OrphanRecord) => void;
   private readonly memory: number;
-  /** Ended connections by original and reply tuple key, oldest first (Map keeps insertion order). */
-  private readonly ended = new Map<string, EndedConnection>();
+  /** Ended connections by original and reply tuple, oldest first. */
+  private readonly ended = new HashedEntries<Tuple, EndedTuple>();
   /** Address pairs of live connections (follows the live table). */
-  private readonly livePairs = new Map<string, LivePair>();
+  private readonly livePairs = new HashedEntries<AddressPair, LivePair>();
   /** Address pairs whose last connection ended, the latest ended one each, oldest first (bounded). */
-  private readonly endedPairs = new Map<string, EndedConnection>();
+  private readonly endedPairs = new HashedEntries<AddressPair, EndedPair>();
   private readonly probe = new Tuple();
+  private readonly pairProbe = new AddressPair();
   private inputNames: readonly string[] = [];
   /** A connection just created by a packet travelling its ended predecessor's reply direction. */
   private pendingReply: { connection: Connection; ended: EndedConnection } | null = null;
@@ -184,18 +334,19 @@ export class OrphanTracker {
   onEvent(event: ConntrackEvent): void {
     const connection = event.connection;
     if (event.type === "NEW") {
-      const previous = this.ended.get(tupleKey(connection.original));
-      if (previous !== undefined && previous.replyDirection)
-        this.pendingReply = { connection, ended: previous };
-      const key = addressPairKey(connection.original);
-      const pair = this.livePairs.get(key);
-      const description = `${protocolName(connection.protocol)} ${describeTuple(connection.original)}`;
-      if (pair === undefined) this.livePairs.set(key, { live: 1, lastId: connection.id, description });
-      else {
-        pair.live++;
-        pair.lastId = connection.id;
-        pair.description = description;
+      const original = connection.original;
+      const previous = this.ended.get(original, signedTupleHash(original));
+      if (previous !== null && previous.replyDirection)
+        this.pendingReply = { connection, ended: previous.ended };
+      const key = this.pairProbe.setFrom(original);
+      let pair = this.livePairs.get(key, key.hash);
+      if (pair === null) {
+        pair = new LivePair(connection);
+        pair.copyFrom(key);
+        this.livePairs.add(pair);
       }
+      pair.live++;
+      pair.latest = connection;
       return;
     }
     if (event.type !== "DESTROY") return;
@@ -207,36 +358,31 @@ export class OrphanTracker {
           : connection.seenReply
             ? "REPLIED"
             : "UNREPLIED";
-    const how =
-      event.destroyCause === "reset"
-        ? "RST"
-        : event.destroyCause === "reopen"
-          ? "reused by a new connection"
-          : event.destroyCause === "early-drop"
-            ? "evicted from a full table"
-            : "timeout";
-    const ended: EndedConnection = {
-      id: connection.id,
-      protocol: connection.protocol,
-      endSec: event.tsSec,
-      endNsec: event.tsNsec,
-      how: `${how} in ${state}`,
-      description: `${protocolName(connection.protocol)} ${describeTuple(connection.original)}`,
-      replyDirection: false,
-    };
+    const original = connection.original;
+    const ended = new EndedConnection(
+      connection.id,
+      connection.protocol,
+      event.tsSec,
+      event.tsNsec,
+      event.destroyCause === "" ? "expired" : event.destroyCause,
+      state,
+      original,
+    );
     if (event.destroyCause !== "reopen") {
-      this.remember(tupleKey(connection.original), ended);
-      this.remember(tupleKey(connection.reply), { ...ended, replyDirection: true });
+      this.remember(new EndedTuple(original, ended, false));
+      this.remember(new EndedTuple(connection.reply, ended, true));
     }
-    const key = addressPairKey(connection.original);
-    const pair = this.livePairs.get(key);
-    if (pair !== undefined && --pair.live === 0) {
-      this.livePairs.delete(key);
-      // Re-inserted at the end: pairs are forgotten oldest-ended first.
-      this.endedPairs.delete(key);
-      this.endedPairs.set(key, ended);
-      if (this.endedPairs.size > this.memory)
-        this.endedPairs.delete(this.endedPairs.keys().next().value as string);
+    const key = this.pairProbe.setFrom(original);
+    const pair = this.livePairs.get(key, key.hash);
+    if (pair !== null && --pair.live === 0) {
+      this.livePairs.remove(pair);
+      // Re-added as the newest: pairs are forgotten oldest-ended first.
+      const previous = this.endedPairs.get(key, key.hash);
+      if (previous !== null) this.endedPairs.remove(previous);
+      const endedPair = new EndedPair(ended);
+      endedPair.copyFrom(key);
+      this.endedPairs.add(endedPair);
+      if (this.endedPairs.size > this.memory) this.endedPairs.remove(this.endedPairs.oldest!);
     }
   }
 
@@ -284,7 +430,7 @@ export class OrphanTracker {
     let ended: EndedConnection | null = null;
     let after: number | null = null;
     if (live === null && fillPacketTuple(packet, this.probe)) {
-      const previous = this.ended.get(tupleKey(this.probe));
+      const previous = this.ended.get(this.probe, signedTupleHash(this.probe))?.ended;
       if (previous !== undefined) {
         ended = previous;
         after = secondsBetween(previous.endSec, previous.endNsec, packet.tsSec, packet.tsNsec);
@@ -300,13 +446,11 @@ export class OrphanTracker {
     });
   }
 
-  private remember(key: string, ended: EndedConnection): void {
-    this.ended.delete(key);
-    this.ended.set(key, ended);
-    while (this.ended.size > this.memory * 2) {
-      const oldest = this.ended.keys().next().value as string;
-      this.ended.delete(oldest);
-    }
+  private remember(entry: EndedTuple): void {
+    const previous = this.ended.get(entry.tuple, entry.hash);
+    if (previous !== null) this.ended.remove(previous);
+    this.ended.add(entry);
+    while (this.ended.size > this.memory * 2) this.ended.remove(this.ended.oldest!);
   }
 
   private nearest(
@@ -324,11 +468,16 @@ export class OrphanTracker {
     // An ICMP error is about the packet it quotes: look on that packet's address pair.
     if (aboutQuoted) fillQuotedAddresses(packet, probe);
     else if (!fillPacketAddresses(packet, probe)) return null;
-    const key = addressPairKey(probe);
-    const pair = this.livePairs.get(key);
-    if (pair !== undefined)
-      return { id: pair.lastId, description: `${pair.description} (same addresses, live)` };
-    const ended = this.endedPairs.get(key);
+    const key = this.pairProbe.setFrom(probe);
+    const pair = this.livePairs.get(key, key.hash);
+    if (pair !== null) {
+      const latest = pair.latest;
+      return {
+        id: latest.id,
+        description: `${protocolName(latest.protocol)} ${describeTuple(latest.original)} (same addresses, live)`,
+      };
+    }
+    const ended = this.endedPairs.get(key, key.hash)?.ended;
     if (ended === undefined) return null;
     const after = secondsBetween(ended.endSec, ended.endNsec, packet.tsSec, packet.tsNsec);
     return {

@@ -80,31 +80,6 @@ export function tupleAddress(tuple: Tuple, which: "src" | "dst"): string {
     : formatIpv6(tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3);
 }
 
-/** An exact key for a tuple (for bounded memories keyed by tuple; built per connection, not per packet). */
-export function tupleKey(tuple: Tuple): string {
-  return [
-    tuple.family,
-    tuple.protocol,
-    tuple.src0,
-    tuple.src1,
-    tuple.src2,
-    tuple.src3,
-    tuple.dst0,
-    tuple.dst1,
-    tuple.dst2,
-    tuple.dst3,
-    tuple.srcPort,
-    tuple.dstPort,
-  ].join(",");
-}
-
-/** A key for the unordered address pair of a tuple, whatever the protocol and ports. */
-export function addressPairKey(tuple: Tuple): string {
-  const src = tupleAddress(tuple, "src");
-  const dst = tupleAddress(tuple, "dst");
-  return src < dst ? `${src} ${dst}` : `${dst} ${src}`;
-}
-
 /** "10.1.2.3:40000 > 203.0.113.47:80" (ports only for port protocols, ICMP type/code/id otherwise). */
 export function describeTuple(tuple: Tuple): string {
   const src = tupleAddress(tuple, "src");
