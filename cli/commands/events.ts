@@ -26,6 +26,7 @@ import {
   type EventFormat,
 } from "../../lib/report/event-formats.js";
 import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../../lib/report/conntrack-text.js";
+import { EventCsvEncoder } from "../../lib/report/event-csv.js";
 import { UsageError } from "../errors.js";
 import {
   natOptionsFromArguments,
@@ -83,7 +84,8 @@ export function withEventFormatOptions<T>(argv: Argv<T>) {
 /**
  * The formatters of an event stream (null where that stream is not wanted) and the writer of one
  * connection event: text lines go as bytes straight into the output chunks, the same bytes as the text
- * formatter's strings without a string per event (an events run writes millions of lines).
+ * formatter's strings without a string per event (an events run writes millions of lines); CSV rows
+ * likewise.
  */
 export function eventStreamFormat(
   format: EventFormat,
@@ -94,11 +96,13 @@ export function eventStreamFormat(
   const events = wanted.events ? createEventFormatter(format, formatOptions) : null;
   const textEncoder =
     events !== null && format === "text" ? new ConntrackEventTextEncoder(formatOptions) : null;
+  const csvEncoder = events !== null && format === "csv" ? new EventCsvEncoder() : null;
   return {
     events,
     expectations: wanted.expectations ? createExpectEventFormatter(format, formatOptions) : null,
     writeEvent(writer: ChunkedWriter, event: ConntrackEvent): void {
       if (textEncoder !== null) writer.writeEncoded(textEncoder, event, MAX_EVENT_LINE_BYTES);
+      else if (csvEncoder !== null) writer.writeEncoded(csvEncoder, event, csvEncoder.maxBytes(event));
       else writer.write(events!.format(event));
     },
   };

@@ -19,6 +19,7 @@ import {
   type ReplayResult,
 } from "./replay.js";
 import { createEventFormatter, createExpectEventFormatter, csvRow } from "../report/event-formats.js";
+import { EventCsvEncoder } from "../report/event-csv.js";
 import { FLOW_CSV_COLUMNS, FlowTracker, type FlowRecord } from "../report/flows.js";
 import { ORPHAN_CSV_COLUMNS, OrphanTracker, orphanCsvRow, type OrphanRecord } from "../report/orphans.js";
 import { SummaryBuilder, type ReportSummary } from "../report/summary.js";
@@ -155,6 +156,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const pageOrphans: OrphanRecord[] = [];
   const summary = new SummaryBuilder({ topTalkers: options.topTalkers });
   const eventFormat = createEventFormatter("csv");
+  const eventCsv = new EventCsvEncoder();
   const expectFormat = createExpectEventFormatter("csv");
 
   const pageNat: NatMappingRecord[] = [];
@@ -231,7 +233,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
       settings,
       onInputs: (names) => orphans.setInputNames(names),
       onEvent: (event) => {
-        eventsFile?.writer.write(eventFormat.format(event));
+        if (eventsFile !== null) eventsFile.writer.writeEncoded(eventCsv, event, eventCsv.maxBytes(event));
         if (wantOrphans) orphans.onEvent(event);
         if (wantFlows) flows.onEvent(event);
         if (wantNat && event.type === "NEW") natMappings.onNew(event.connection);

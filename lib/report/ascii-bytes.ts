@@ -47,3 +47,15 @@ export function writePadded(out: Uint8Array, at: number, value: number, width: n
   for (let i = digits; i < width; i++) out[at++] = DIGIT_0;
   return writeDecimal(out, at, value);
 }
+
+const utf8 = new TextEncoder();
+
+/** Any text, as UTF-8 (as a stream would encode it); the buffer must have 3 bytes per UTF-16 unit. */
+export function writeText(out: Uint8Array, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) return at - i + utf8.encodeInto(text, out.subarray(at - i)).written;
+    out[at++] = code;
+  }
+  return at;
+}

@@ -22,7 +22,7 @@ import {
 } from "../decode/packet.js";
 import { formatIpv6 } from "../conntrack/address.js";
 import { writeIpv4 } from "./conntrack-text.js";
-import { writeAscii, writeDecimal, writePadded } from "./ascii-bytes.js";
+import { writeAscii, writeDecimal, writePadded, writeText } from "./ascii-bytes.js";
 import {
   csvRow,
   isoSecondPrefix,
@@ -530,18 +530,6 @@ function flowCsvMaxBytes(end: FlowEnd): number {
     64 * (end.rows!.historyLength(end.index) + 1) +
     6 * (end.detail.length + end.finalState.length + (helper === null ? 0 : helper.length))
   );
-}
-
-const utf8 = new TextEncoder();
-
-/** Any text, as UTF-8 (as the stream would encode it). */
-function writeText(out: Uint8Array, at: number, text: string): number {
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code >= 0x80) return at - i + utf8.encodeInto(text, out.subarray(at - i)).written;
-    out[at++] = code;
-  }
-  return at;
 }
 
 /** A text cell of words and digits: the formula guard of `safeCsvCell` (such text never needs quotes). */
