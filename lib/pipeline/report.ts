@@ -172,14 +172,18 @@ export async function writeReport(files: readonly string[], options: ReportOptio
     communityIdSeed: options.communityIdSeed,
     // flows.csv is written from the tracker's state; a record is built only for what reads records.
     csv: flowsCsv?.writer,
-    onFlow:
-      flowsJson === null && !wantNat && !wantSummary
+    ndjson: flowsJson?.writer,
+    // Records are built only for what reads them: the page's first flows and translated connections.
+    onFlowEnd:
+      !wantNat && !wantSummary
         ? undefined
-        : (record) => {
-            flowsJson?.writer.write(`${JSON.stringify(record)}\n`);
+        : (end) => {
+            if (wantSummary) summary.addFlowEnd(end);
+            const forPage = wantPage && pageFlows.length < htmlMaxFlows;
+            if (!forPage && !(wantNat && natMappings.tracks(end.connection!.id))) return;
+            const record = end.record();
             if (wantNat) natMappings.onFlow(record);
-            if (wantSummary) summary.addFlow(record);
-            if (wantPage && pageFlows.length < htmlMaxFlows) pageFlows.push(record);
+            if (forPage) pageFlows.push(record);
           },
   });
   const orphans = new OrphanTracker({

@@ -18,7 +18,7 @@ import {
 } from "../decode/packet.js";
 import { writeAscii, writeDecimal, writePadded, writeText } from "./ascii-bytes.js";
 import { writeIpv4 } from "./conntrack-text.js";
-import { eventCsvRow, eventRecord, isoSecondPrefix, protocolName } from "./event-formats.js";
+import { eventCsvRow, eventRecord, protocolName, writeIsoTime } from "./event-formats.js";
 
 const COMMA = 0x2c;
 /** A character that makes csv-stringify quote a cell. */
@@ -46,9 +46,7 @@ export class EventCsvEncoder {
       !(tsNsec >= 0 && tsNsec < 1e9 && Number.isInteger(tsNsec))
     )
       return writeText(out, at, eventCsvRow(eventRecord(event)));
-    at = writeAscii(out, at, isoSecondPrefix(tsSec));
-    at = writePadded(out, at, tsNsec, 9);
-    out[at++] = 0x5a; // Z
+    at = writeIsoTime(out, at, tsSec, tsNsec);
     out[at++] = COMMA;
     at = writeDecimal(out, at, tsSec);
     out[at++] = 0x2e; // .

@@ -24,6 +24,7 @@ import {
   expectationRemainingSeconds,
   type Expectation,
 } from "../conntrack/expectations.js";
+import { writeAscii, writePadded } from "./ascii-bytes.js";
 import { formatConntrackEvent } from "./conntrack-text.js";
 import { formatExpectEvent } from "./expect-text.js";
 
@@ -618,6 +619,16 @@ export function isoSecondPrefix(tsSec: number): string {
   isoSecondKeys[slot] = tsSec;
   isoSecondTexts[slot] = prefix;
   return prefix;
+}
+
+/** `isoTimeNs(tsSec, tsNsec)` as bytes at `at`; returns the offset after them. */
+export function writeIsoTime(out: Uint8Array, at: number, tsSec: number, tsNsec: number): number {
+  if (!(tsNsec >= 0 && tsNsec < 1e9 && Number.isInteger(tsNsec)))
+    return writeAscii(out, at, isoTimeNs(tsSec, tsNsec));
+  at = writeAscii(out, at, isoSecondPrefix(tsSec));
+  at = writePadded(out, at, tsNsec, 9);
+  out[at++] = 0x5a; // Z
+  return at;
 }
 
 /** ISO 8601 UTC with nanoseconds. */

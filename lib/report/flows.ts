@@ -12,6 +12,7 @@ import {
   type DestroyCause,
 } from "../conntrack/engine.js";
 import {
+  IPPROTO_GRE,
   IPPROTO_ICMP,
   IPPROTO_ICMPV6,
   IPPROTO_SCTP,
@@ -29,6 +30,7 @@ import {
   isoTimeNs,
   protocolName,
   tupleRecord,
+  writeIsoTime,
   type TupleRecord,
 } from "./event-formats.js";
 import { tupleCommunityId } from "./community-id.js";
@@ -226,6 +228,15 @@ export interface FlowTrackerOptions {
   csv?: FlowCsvSink;
   /** Receives each finished connection's flows.csv row as text (the bytes `csv` gets). */
   onCsvRow?: (row: string) => void;
+  /** Gets each finished connection's flows.ndjson line as bytes (`JSON.stringify` of its record). */
+  ndjson?: FlowCsvSink;
+  /** Receives each finished connection's flows.ndjson line as text (the bytes `ndjson` gets). */
+  onNdjsonRow?: (row: string) => void;
+  /**
+   * Receives each finished flow's state (reused; read it inside the call, `end.record()` builds its
+   * record), before `onFlow`.
+   */
+  onFlowEnd?: (end: FlowEnd) => void;
   /** Most state changes kept per connection (default 64); the rest are counted. */
   maxHistory?: number;
   /** Community ID seed (default 0). */
@@ -254,11 +265,33 @@ export class FlowEnd {
   endNsec = 0;
   live: LiveEnd | null = null;
   communityId = "";
+
+  /** The flow's record (built on demand: valid only while the tracker hands this flow out). */
+  record(): FlowRecord {
+    return flowRecord(
+      this.rows!,
+      this.index,
+      this.original!,
+      this.reply!,
+      this.finalState,
+      this.endReason,
+      this.detail,
+      this.endSec,
+      this.endNsec,
+      this.live,
+      this.communityId,
+    );
+  }
 }
 
-/** Where flows.csv rows go as bytes: a ChunkedWriter (lib/pipeline/replay.ts). */
+/** Writes a finished flow's row as bytes (flows.csv, flows.ndjson). */
+export interface FlowEncoder {
+  encode(end: FlowEnd, out: Uint8Array, at: number): number;
+}
+
+/** Where rows go as bytes: a ChunkedWriter (lib/pipeline/replay.ts). */
 export interface FlowCsvSink {
-  writeEncoded(encoder: typeof FLOW_CSV_ENCODER, item: FlowEnd, maxBytes: number): void;
+  writeEncoded(encoder: FlowEncoder, item: FlowEnd, maxBytes: number): void;
 }
 
 export class FlowTracker {
@@ -267,6 +300,9 @@ export class FlowTracker {
   private readonly onFlow: ((record: FlowRecord) => void) | null;
   private readonly csv: FlowCsvSink | null;
   private readonly onCsvRow: ((row: string) => void) | null;
+  private readonly ndjson: FlowCsvSink | null;
+  private readonly onNdjsonRow: ((row: string) => void) | null;
+  private readonly onFlowEnd: ((end: FlowEnd) => void) | null;
   private readonly end = new FlowEnd();
   private scratch = Buffer.alloc(0);
   private readonly communityIdOptions: { seed: number };
@@ -279,6 +315,9 @@ export class FlowTracker {
     this.onFlow = options.onFlow ?? null;
     this.csv = options.csv ?? null;
     this.onCsvRow = options.onCsvRow ?? null;
+    this.ndjson = options.ndjson ?? null;
+    this.onNdjsonRow = options.onNdjsonRow ?? null;
+    this.onFlowEnd = options.onFlowEnd ?? null;
     this.maxHistory = options.maxHistory ?? 64;
     this.communityIdOptions = { seed: options.communityIdSeed ?? 0 };
   }
@@ -350,6 +389,21 @@ export class FlowTracker {
     return true;
   }
 
+  /** The finished flow (`this.end`) through `encoder` to the sink and the text callback. */
+  private write(
+    encoder: FlowEncoder,
+    maxBytes: number,
+    sink: FlowCsvSink | null,
+    onText: ((row: string) => void) | null,
+  ): void {
+    if (sink !== null) sink.writeEncoded(encoder, this.end, maxBytes);
+    if (onText !== null) {
+      if (this.scratch.length < maxBytes) this.scratch = Buffer.alloc(maxBytes);
+      const length = encoder.encode(this.end, this.scratch, 0);
+      onText(this.scratch.toString("utf8", 0, length));
+    }
+  }
+
   private noteState(index: number, event: ConntrackEvent): void {
     const connection = event.connection;
     const rows = this.rows;
@@ -396,47 +450,28 @@ export class FlowTracker {
     const reply = connection.reply;
     const communityId = tupleCommunityId(original, this.communityIdOptions);
     this.emitted++;
-    if (this.csv !== null || this.onCsvRow !== null) {
-      const end = this.end;
-      end.rows = rows;
-      end.index = index;
-      end.connection = connection;
-      end.original = original;
-      end.reply = reply;
-      end.finalState = finalState;
-      end.endReason = endReason;
-      end.detail = detail;
-      end.endSec = endSec;
-      end.endNsec = endNsec;
-      end.live = live;
-      end.communityId = communityId;
-      const maxBytes = flowCsvMaxBytes(end);
-      if (this.csv !== null) this.csv.writeEncoded(FLOW_CSV_ENCODER, end, maxBytes);
-      if (this.onCsvRow !== null) {
-        if (this.scratch.length < maxBytes) this.scratch = Buffer.alloc(maxBytes);
-        const length = FLOW_CSV_ENCODER.encode(end, this.scratch, 0);
-        this.onCsvRow(this.scratch.toString("utf8", 0, length));
-      }
-      end.rows = null;
-      end.connection = end.original = end.reply = null;
-      end.live = null;
-    }
-    if (this.onFlow !== null)
-      this.onFlow(
-        flowRecord(
-          rows,
-          index,
-          original,
-          reply,
-          finalState,
-          endReason,
-          detail,
-          endSec,
-          endNsec,
-          live,
-          communityId,
-        ),
-      );
+    const end = this.end;
+    end.rows = rows;
+    end.index = index;
+    end.connection = connection;
+    end.original = original;
+    end.reply = reply;
+    end.finalState = finalState;
+    end.endReason = endReason;
+    end.detail = detail;
+    end.endSec = endSec;
+    end.endNsec = endNsec;
+    end.live = live;
+    end.communityId = communityId;
+    if (this.csv !== null || this.onCsvRow !== null)
+      this.write(FLOW_CSV_ENCODER, flowCsvMaxBytes(end), this.csv, this.onCsvRow);
+    if (this.ndjson !== null || this.onNdjsonRow !== null)
+      this.write(FLOW_NDJSON_ENCODER, flowNdjsonMaxBytes(end), this.ndjson, this.onNdjsonRow);
+    if (this.onFlowEnd !== null) this.onFlowEnd(end);
+    if (this.onFlow !== null) this.onFlow(end.record());
+    end.rows = null;
+    end.connection = end.original = end.reply = null;
+    end.live = null;
     rows.remove(index);
   }
 }
@@ -561,14 +596,10 @@ function writeNumber(out: Uint8Array, at: number, value: number): number {
 
 /** `isoTimeNs(sec, nsec)`, with the formula guard (extended years start with + or -). */
 function writeTime(out: Uint8Array, at: number, sec: number, nsec: number): number {
-  const prefix = isoSecondPrefix(sec);
   if (!(nsec >= 0 && nsec < 1e9 && Number.isInteger(nsec)))
     return writeGuarded(out, at, isoTimeNs(sec, nsec));
-  if (startsLikeFormula(prefix)) out[at++] = APOSTROPHE;
-  at = writeAscii(out, at, prefix);
-  at = writePadded(out, at, nsec, 9);
-  out[at++] = 0x5a; // Z
-  return at;
+  if (startsLikeFormula(isoSecondPrefix(sec))) out[at++] = APOSTROPHE;
+  return writeIsoTime(out, at, sec, nsec);
 }
 
 /**
@@ -723,6 +754,207 @@ export const FLOW_CSV_ENCODER = {
     if (connection.masterId > 0) at = writeNumber(out, at, connection.masterId);
     out[at++] = COMMA;
     at = writeAscii(out, at, end.communityId);
+    out[at++] = 0x0a;
+    return at;
+  },
+};
+
+// ------------------------------------------------------------------ flows.ndjson as bytes
+
+/** The seconds between two times, as the record computes them (the same doubles, so the same text). */
+function secondsBetween(fromSec: number, fromNsec: number, sec: number, nsec: number): number {
+  return ((sec - fromSec) * NS + (nsec - fromNsec)) / NS;
+}
+
+/** The most bytes a flows.ndjson line can take (see `flowCsvMaxBytes`; JSON escapes take 6 bytes). */
+function flowNdjsonMaxBytes(end: FlowEnd): number {
+  const helper = end.connection!.helper;
+  return (
+    4096 +
+    160 * (end.rows!.historyLength(end.index) + 1) +
+    6 * (end.detail.length + end.finalState.length + (helper === null ? 0 : helper.length))
+  );
+}
+
+/** `JSON.stringify(text)`: printable ASCII directly, anything else through JSON.stringify. */
+function writeJsonString(out: Uint8Array, at: number, text: string): number {
+  const start = at;
+  out[at++] = QUOTE;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code > 0x7e || code === QUOTE || code === 0x5c)
+      return writeText(out, start, JSON.stringify(text));
+    out[at++] = code;
+  }
+  out[at++] = QUOTE;
+  return at;
+}
+
+/** `JSON.stringify(value)` of a number. */
+function writeJsonNumber(out: Uint8Array, at: number, value: number): number {
+  if (value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value))
+    return writeDecimal(out, at, value);
+  return writeAscii(out, at, JSON.stringify(value));
+}
+
+function writeJsonTime(out: Uint8Array, at: number, sec: number, nsec: number): number {
+  out[at++] = QUOTE;
+  at = writeIsoTime(out, at, sec, nsec);
+  out[at++] = QUOTE;
+  return at;
+}
+
+/** `JSON.stringify(tupleRecord(tuple))`. */
+function writeJsonTuple(out: Uint8Array, at: number, tuple: Tuple): number {
+  at = writeAscii(out, at, '{"src":"');
+  if (tuple.family === 4) at = writeIpv4(out, at, tuple.src0);
+  else at = writeAscii(out, at, formatIpv6(tuple.src0, tuple.src1, tuple.src2, tuple.src3));
+  at = writeAscii(out, at, '","dst":"');
+  if (tuple.family === 4) at = writeIpv4(out, at, tuple.dst0);
+  else at = writeAscii(out, at, formatIpv6(tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3));
+  out[at++] = QUOTE;
+  switch (tuple.protocol) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+    case IPPROTO_UDPLITE:
+    case IPPROTO_SCTP:
+      at = writeAscii(out, at, ',"sport":');
+      at = writeDecimal(out, at, tuple.srcPort);
+      at = writeAscii(out, at, ',"dport":');
+      at = writeDecimal(out, at, tuple.dstPort);
+      break;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      at = writeAscii(out, at, ',"type":');
+      at = writeDecimal(out, at, tuple.icmpType);
+      at = writeAscii(out, at, ',"code":');
+      at = writeDecimal(out, at, tuple.icmpCode);
+      at = writeAscii(out, at, ',"id":');
+      at = writeDecimal(out, at, tuple.icmpId);
+      break;
+    case IPPROTO_GRE:
+      at = writeAscii(out, at, ',"srckey":"0x');
+      at = writeAscii(out, at, tuple.srcPort.toString(16));
+      at = writeAscii(out, at, '","dstkey":"0x');
+      at = writeAscii(out, at, tuple.dstPort.toString(16));
+      out[at++] = QUOTE;
+      break;
+  }
+  out[at++] = 0x7d; // }
+  return at;
+}
+
+/**
+ * A finished flow's flows.ndjson line straight from its state: the bytes of `JSON.stringify` of its
+ * record (keys in the record's order) and a newline, without the record.
+ */
+export const FLOW_NDJSON_ENCODER: FlowEncoder = {
+  encode(end: FlowEnd, out: Uint8Array, at: number): number {
+    const rows = end.rows!;
+    const index = end.index;
+    const connection = end.connection!;
+    const original = end.original!;
+    const reply = end.reply!;
+    const firstSec = rows.readTime(index, FLOW_FIRST, times, 0);
+    const firstNsec = times[1];
+    at = writeAscii(out, at, '{"id":');
+    at = writeJsonNumber(out, at, connection.id);
+    at = writeAscii(out, at, ',"protocol":');
+    at = writeJsonString(out, at, protocolName(connection.protocol));
+    at = writeAscii(out, at, ',"protocolNumber":');
+    at = writeJsonNumber(out, at, connection.protocol);
+    at = writeAscii(out, at, original.family === 6 ? ',"family":6,"original":' : ',"family":4,"original":');
+    at = writeJsonTuple(out, at, original);
+    at = writeAscii(out, at, ',"reply":');
+    at = writeJsonTuple(out, at, reply);
+    const nat = natKind(original, reply);
+    at = writeAscii(out, at, ',"nat":"');
+    at = writeAscii(out, at, nat);
+    at = writeAscii(out, at, '","firstPacket":');
+    at = writeJsonTime(out, at, firstSec, firstNsec);
+    const lastSec = rows.readTime(index, FLOW_LAST, times, 0);
+    const lastNsec = times[1];
+    at = writeAscii(out, at, ',"lastPacket":');
+    at = writeJsonTime(out, at, lastSec, lastNsec);
+    at = writeAscii(out, at, ',"duration":');
+    at = writeJsonNumber(out, at, secondsBetween(firstSec, firstNsec, lastSec, lastNsec));
+    at = writeAscii(out, at, ',"history":[');
+    const historyLength = rows.historyLength(index);
+    const entry = historyEntry;
+    for (let i = 0; i < historyLength; i++) {
+      rows.readHistory(index, i, entry);
+      if (i > 0) out[at++] = COMMA;
+      out[at++] = 0x7b; // {
+      // A state the names do not have is undefined in the record: JSON leaves the key out.
+      const state = stateName(entry[0]) as string | undefined;
+      if (state !== undefined) {
+        at = writeAscii(out, at, '"state":');
+        at = writeJsonString(out, at, state);
+        out[at++] = COMMA;
+      }
+      at = writeAscii(out, at, '"time":');
+      at = writeJsonTime(out, at, entry[1], entry[2]);
+      at = writeAscii(out, at, ',"offset":');
+      at = writeJsonNumber(out, at, secondsBetween(firstSec, firstNsec, entry[1], entry[2]));
+      out[at++] = 0x7d; // }
+    }
+    at = writeAscii(out, at, '],"historyOmitted":');
+    at = writeJsonNumber(out, at, rows.historyOmitted(index));
+    at = writeAscii(out, at, ',"finalState":');
+    at = writeJsonString(out, at, end.finalState);
+    at = writeAscii(out, at, ',"endReason":');
+    at = writeJsonString(out, at, end.endReason);
+    at = writeAscii(out, at, ',"endDetail":');
+    at = writeJsonString(out, at, end.detail);
+    const live = end.live;
+    if (live === null) {
+      at = writeAscii(out, at, ',"endTime":');
+      at = writeJsonTime(out, at, end.endSec, end.endNsec);
+      at = writeAscii(out, at, ',"expiresAt":null,"expiresIn":null');
+    } else {
+      at = writeAscii(out, at, ',"endTime":null,"expiresAt":');
+      at = writeJsonTime(out, at, live.tsSec, live.tsNsec);
+      at = writeAscii(out, at, ',"expiresIn":');
+      at = writeJsonNumber(out, at, live.remaining);
+    }
+    at = writeAscii(out, at, ',"flags":["');
+    const flags = flagsText(connection);
+    for (let i = 0; i < flags.length; i++) {
+      const code = flags.charCodeAt(i);
+      if (code === 0x20) at = writeAscii(out, at, '","');
+      else out[at++] = code;
+    }
+    at = writeAscii(out, at, '"],"replyAfter":');
+    if (rows.replied(index)) at = writeJsonNumber(out, at, rows.sinceFirst(index, FLOW_REPLY) / NS);
+    else at = writeAscii(out, at, "null");
+    at = writeAscii(out, at, ',"assuredAfter":');
+    if (rows.assured(index)) at = writeJsonNumber(out, at, rows.sinceFirst(index, FLOW_ASSURED) / NS);
+    else at = writeAscii(out, at, "null");
+    at = writeAscii(out, at, ',"originalPackets":');
+    at = writeJsonNumber(out, at, connection.originalPackets);
+    at = writeAscii(out, at, ',"originalBytes":');
+    at = writeJsonNumber(out, at, connection.originalBytes);
+    at = writeAscii(out, at, ',"replyPackets":');
+    at = writeJsonNumber(out, at, connection.replyPackets);
+    at = writeAscii(out, at, ',"replyBytes":');
+    at = writeJsonNumber(out, at, connection.replyBytes);
+    at = writeAscii(out, at, ',"helper":');
+    const helper = connection.helper;
+    at = helper === null ? writeAscii(out, at, "null") : writeJsonString(out, at, helper);
+    at = writeAscii(out, at, ',"masterId":');
+    const masterId = connection.masterId;
+    at = masterId > 0 ? writeJsonNumber(out, at, masterId) : writeAscii(out, at, "null");
+    at = writeAscii(out, at, ',"communityId":');
+    at = writeJsonString(out, at, end.communityId);
+    if (nat !== "none")
+      at = writeAscii(
+        out,
+        at,
+        (connection.status & Status.NatObserved) !== 0
+          ? ',"natOrigin":"observed"'
+          : ',"natOrigin":"configured"',
+      );
+    out[at++] = 0x7d; // }
     out[at++] = 0x0a;
     return at;
   },

@@ -172,6 +172,11 @@ export class NatMappingTracker {
   }
 
   /** Call with every finished flow record: its connection leaves its mapping, which is written when empty. */
+  /** Whether the connection of id `id` has a mapping here (`onFlow` wants its record). */
+  tracks(id: number): boolean {
+    return this.keyOf.has(id);
+  }
+
   onFlow(flow: FlowRecord): void {
     const key = this.keyOf.get(flow.id);
     if (key === undefined) return;

@@ -8,9 +8,10 @@ import { VERDICT_NAMES } from "../conntrack/engine.js";
 import type { ReplayResult } from "../pipeline/replay.js";
 import type { InputOrderStats } from "../pipeline/inputs.js";
 import type { ShardSelection } from "../pipeline/shard.js";
-import type { FlowRecord } from "./flows.js";
+import { natKind, type FlowEnd, type FlowRecord } from "./flows.js";
+import { tupleAddress } from "./packet-tuple.js";
 import type { OrphanTracker } from "./orphans.js";
-import { isoTimeNs } from "./event-formats.js";
+import { isoTimeNs, protocolName } from "./event-formats.js";
 
 /**
  * The heaviest keys of a stream in bounded memory: at most 2 × `capacity` counters; when full, the
@@ -85,18 +86,63 @@ export class SummaryBuilder {
   }
 
   addFlow(record: FlowRecord): void {
+    this.tally(
+      record.protocol,
+      record.finalState,
+      record.endReason,
+      record.nat,
+      record.flags.includes("ASSURED"),
+      record.flags.includes("UNREPLIED"),
+      record.flags.includes("RELATED"),
+      record.originalBytes + record.replyBytes,
+      record.originalPackets + record.replyPackets,
+      record.original.src,
+      record.original.dst,
+    );
+  }
+
+  /** `addFlow` of the flow's record, read from its state (no record built). */
+  addFlowEnd(end: FlowEnd): void {
+    const connection = end.connection!;
+    const original = end.original!;
+    this.tally(
+      protocolName(connection.protocol),
+      end.finalState,
+      end.endReason,
+      natKind(original, end.reply!),
+      connection.assured,
+      !connection.seenReply,
+      connection.expected || connection.masterId > 0,
+      connection.originalBytes + connection.replyBytes,
+      connection.originalPackets + connection.replyPackets,
+      tupleAddress(original, "src"),
+      tupleAddress(original, "dst"),
+    );
+  }
+
+  private tally(
+    protocol: string,
+    finalState: string,
+    endReason: string,
+    nat: string,
+    assured: boolean,
+    unreplied: boolean,
+    related: boolean,
+    bytes: number,
+    packets: number,
+    src: string,
+    dst: string,
+  ): void {
     this.flows++;
-    increment(this.byProtocol, record.protocol);
-    increment(this.byFinalState, `${record.protocol} ${record.finalState}`);
-    increment(this.byEndReason, record.endReason);
-    increment(this.byNat, record.nat);
-    if (record.flags.includes("ASSURED")) this.assured++;
-    if (record.flags.includes("UNREPLIED")) this.unreplied++;
-    if (record.flags.includes("RELATED")) this.related++;
-    const bytes = record.originalBytes + record.replyBytes;
-    const packets = record.originalPackets + record.replyPackets;
-    this.talkers.add(record.original.src, bytes, packets);
-    if (record.original.dst !== record.original.src) this.talkers.add(record.original.dst, bytes, packets);
+    increment(this.byProtocol, protocol);
+    increment(this.byFinalState, `${protocol} ${finalState}`);
+    increment(this.byEndReason, endReason);
+    increment(this.byNat, nat);
+    if (assured) this.assured++;
+    if (unreplied) this.unreplied++;
+    if (related) this.related++;
+    this.talkers.add(src, bytes, packets);
+    if (dst !== src) this.talkers.add(dst, bytes, packets);
   }
 
   /**

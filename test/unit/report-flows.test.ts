@@ -5,6 +5,7 @@ import type { DecodedPacket } from "../../lib/decode/packet.js";
 import { ConntrackEngine, ConntrackEvent } from "../../lib/conntrack/engine.js";
 import { FlowTracker, flowCsvRow, historyText, natKind, type FlowRecord } from "../../lib/report/flows.js";
 import { OrphanTracker, orphanCsvRow, tcpFlagsText, type OrphanRecord } from "../../lib/report/orphans.js";
+import { SummaryBuilder } from "../../lib/report/summary.js";
 import { Connection, TCP_STATE_NAMES, Tuple } from "../../lib/conntrack/connection.js";
 import { makeGeneric, makeIcmp, makeTcp, makeUdp } from "./conntrack-fixtures.js";
 
@@ -127,11 +128,19 @@ function compareCsvPaths(seed: number, finish: "drain" | "live", maxHistory: num
   };
   const records: FlowRecord[] = [];
   const rows: string[] = [];
+  const lines: string[] = [];
+  const fromRecords = new SummaryBuilder({ talkerCounters: 4 });
+  const fromState = new SummaryBuilder({ talkerCounters: 4 });
   const tracker = new FlowTracker({
     maxHistory,
     communityIdSeed: seed & 0xffff,
-    onFlow: (record) => records.push(record),
+    onFlow: (record) => {
+      records.push(record);
+      fromRecords.addFlow(record);
+    },
+    onFlowEnd: (end) => fromState.addFlowEnd(end),
     onCsvRow: (row) => rows.push(row),
+    onNdjsonRow: (line) => lines.push(line),
   });
   const engine = new ConntrackEngine({
     settings: { "net.netfilter.nf_conntrack_tcp_loose": 1 },
@@ -180,12 +189,16 @@ function compareCsvPaths(seed: number, finish: "drain" | "live", maxHistory: num
   tracker.finish(engine);
   assert.ok(records.length > 50, `only ${records.length} flows`);
   assert.equal(rows.length, records.length);
-  for (let i = 0; i < rows.length; i++)
+  assert.equal(JSON.stringify(fromState), JSON.stringify(fromRecords));
+  assert.deepEqual(fromState.topTalkers(), fromRecords.topTalkers());
+  for (let i = 0; i < rows.length; i++) {
     assert.equal(rows[i], flowCsvRow(records[i]), `flow ${records[i].id}`);
+    assert.equal(lines[i], `${JSON.stringify(records[i])}\n`, `flow ${records[i].id} (ndjson)`);
+  }
   return rows;
 }
 
-test("flows.csv rows from the tracker's state are flowCsvRow of the records, byte for byte", () => {
+test("flows.csv and flows.ndjson rows and summary counts from the tracker's state are the records'", () => {
   const rows = [
     ...compareCsvPaths(1, "drain", 64),
     ...compareCsvPaths(2, "live", 64),
@@ -211,10 +224,12 @@ test("long histories: every state change in order, the cap counted, far-apart ti
   ]) {
     const records: FlowRecord[] = [];
     const rows: string[] = [];
+    const lines: string[] = [];
     const tracker = new FlowTracker({
       maxHistory,
       onFlow: (record) => records.push(record),
       onCsvRow: (row) => rows.push(row),
+      onNdjsonRow: (line) => lines.push(line),
     });
     const connection = new Connection();
     connection.id = 5;
@@ -245,6 +260,7 @@ test("long histories: every state change in order, the cap counted, far-apart ti
       `${changes} changes, at most ${maxHistory}`,
     );
     assert.equal(rows[0], flowCsvRow(records[0]));
+    assert.equal(lines[0], `${JSON.stringify(records[0])}\n`);
   }
 });
 
