@@ -712,6 +712,10 @@ export class Connection {
   get reply(): Tuple {
     return this.rows.tuple(this.tableSlot * 2 + 1);
   }
+  /** The original (`direction` 0) or reply tuple written into `out`, which is returned (no copy made). */
+  tupleInto(direction: number, out: Tuple): Tuple {
+    return this.rows.tupleOf(this.tableSlot * 2 + direction, out);
+  }
   /** Sets the original tuple (before the connection is confirmed: a table keys on it). */
   setOriginal(tuple: Tuple): void {
     this.rows.writeTuple(this.tableSlot * 2, tuple);

@@ -115,20 +115,31 @@ export function orphanCsvRow(record: OrphanRecord): string {
   );
 }
 
-/** What is remembered of an ended connection (its words for people are made only if an orphan needs them). */
+/**
+ * What is remembered of an ended connection: numbers and a copy of its original tuple, its words for
+ * people made only if an orphan names it. Entries of the bounded memories are reused once forgotten, so
+ * remembering allocates nothing once a memory is full (objects that live a while and then die by the
+ * thousand are what a generational collector handles worst: they fill the old generation).
+ */
 class EndedConnection {
-  private describedAs: string | null = null;
+  id = 0;
+  protocol = 0;
+  endSec = 0;
+  endNsec = 0;
+  cause: DestroyCause = "expired";
+  /** Its last state: a TCP state name, ASSURED, REPLIED or UNREPLIED. */
+  state = "";
+  readonly original = new Tuple();
 
-  constructor(
-    readonly id: number,
-    readonly protocol: number,
-    readonly endSec: number,
-    readonly endNsec: number,
-    private readonly cause: DestroyCause,
-    /** Its last state: a TCP state name, ASSURED, REPLIED or UNREPLIED. */
-    private readonly state: string,
-    readonly original: Tuple,
-  ) {}
+  copyFrom(other: EndedConnection): void {
+    this.id = other.id;
+    this.protocol = other.protocol;
+    this.endSec = other.endSec;
+    this.endNsec = other.endNsec;
+    this.cause = other.cause;
+    this.state = other.state;
+    this.original.copyFrom(other.original);
+  }
 
   /** "timeout in SYN_SENT", "RST in …" */
   get how(): string {
@@ -144,25 +155,20 @@ class EndedConnection {
   }
 
   get description(): string {
-    return (this.describedAs ??= `${protocolName(this.protocol)} ${describeTuple(this.original)}`);
+    return `${protocolName(this.protocol)} ${describeTuple(this.original)}`;
   }
 }
 
 /** An ended connection remembered under one of its tuples. */
 class EndedTuple implements HashedEntry<Tuple, EndedTuple> {
-  readonly hash: number;
+  hash = 0;
   sameHash: EndedTuple | null = null;
   older: EndedTuple | null = null;
   newer: EndedTuple | null = null;
-
-  constructor(
-    readonly tuple: Tuple,
-    readonly ended: EndedConnection,
-    /** Whether `tuple` is the connection's reply tuple. */
-    readonly replyDirection: boolean,
-  ) {
-    this.hash = signedTupleHash(tuple);
-  }
+  readonly tuple = new Tuple();
+  readonly ended = new EndedConnection();
+  /** Whether `tuple` is the connection's reply tuple. */
+  replyDirection = false;
 
   matches(key: Tuple): boolean {
     return this.tuple.equals(key);
@@ -272,10 +278,7 @@ class LivePair extends AddressPair implements HashedEntry<AddressPair, LivePair>
   older: LivePair | null = null;
   newer: LivePair | null = null;
   live = 0;
-
-  constructor(public latest: Connection) {
-    super();
-  }
+  latest: Connection | null = null;
 }
 
 /** An address pair whose last connection ended, with that connection. */
@@ -283,10 +286,7 @@ class EndedPair extends AddressPair implements HashedEntry<AddressPair, EndedPai
   sameHash: EndedPair | null = null;
   older: EndedPair | null = null;
   newer: EndedPair | null = null;
-
-  constructor(public ended: EndedConnection) {
-    super();
-  }
+  readonly ended = new EndedConnection();
 }
 
 export interface OrphanTrackerOptions {
@@ -308,9 +308,15 @@ export class OrphanTracker {
   private readonly endedPairs = new HashedEntries<AddressPair, EndedPair>();
   private readonly probe = new Tuple();
   private readonly pairProbe = new AddressPair();
+  /** Live pairs no longer used, for the next new pair. */
+  private readonly spareLivePairs: LivePair[] = [];
+  /** The connection ending now, then copied into the entries that remember it. */
+  private readonly ending = new EndedConnection();
+  private readonly replyTuple = new Tuple();
   private inputNames: readonly string[] = [];
   /** A connection just created by a packet travelling its ended predecessor's reply direction. */
   private pendingReply: { connection: Connection; ended: EndedConnection } | null = null;
+  private readonly pendingEnded = new EndedConnection();
   /** Orphans by kind and by reason. */
   readonly byKind = new Map<OrphanKind, number>();
   readonly byReason = new Map<string, number>();
@@ -333,15 +339,18 @@ export class OrphanTracker {
   /** Feed every engine event here. */
   onEvent(event: ConntrackEvent): void {
     const connection = event.connection;
+    const original = connection.tupleInto(0, this.probe);
     if (event.type === "NEW") {
-      const original = connection.original;
       const previous = this.ended.get(original, signedTupleHash(original));
-      if (previous !== null && previous.replyDirection)
-        this.pendingReply = { connection, ended: previous.ended };
+      if (previous !== null && previous.replyDirection) {
+        // A copy: the entry may be reused before the packet's orphan check reads it.
+        this.pendingEnded.copyFrom(previous.ended);
+        this.pendingReply = { connection, ended: this.pendingEnded };
+      }
       const key = this.pairProbe.setFrom(original);
       let pair = this.livePairs.get(key, key.hash);
       if (pair === null) {
-        pair = new LivePair(connection);
+        pair = this.spareLivePairs.pop() ?? new LivePair();
         pair.copyFrom(key);
         this.livePairs.add(pair);
       }
@@ -350,7 +359,13 @@ export class OrphanTracker {
       return;
     }
     if (event.type !== "DESTROY") return;
-    const state =
+    const ended = this.ending;
+    ended.id = connection.id;
+    ended.protocol = connection.protocol;
+    ended.endSec = event.tsSec;
+    ended.endNsec = event.tsNsec;
+    ended.cause = event.destroyCause === "" ? "expired" : event.destroyCause;
+    ended.state =
       connection.tcpState >= 0
         ? TCP_STATE_NAMES[connection.tcpState]
         : connection.assured
@@ -358,31 +373,27 @@ export class OrphanTracker {
           : connection.seenReply
             ? "REPLIED"
             : "UNREPLIED";
-    const original = connection.original;
-    const ended = new EndedConnection(
-      connection.id,
-      connection.protocol,
-      event.tsSec,
-      event.tsNsec,
-      event.destroyCause === "" ? "expired" : event.destroyCause,
-      state,
-      original,
-    );
+    ended.original.copyFrom(original);
     if (event.destroyCause !== "reopen") {
-      this.remember(new EndedTuple(original, ended, false));
-      this.remember(new EndedTuple(connection.reply, ended, true));
+      this.remember(original, false);
+      this.remember(connection.tupleInto(1, this.replyTuple), true);
     }
     const key = this.pairProbe.setFrom(original);
     const pair = this.livePairs.get(key, key.hash);
     if (pair !== null && --pair.live === 0) {
       this.livePairs.remove(pair);
-      // Re-added as the newest: pairs are forgotten oldest-ended first.
-      const previous = this.endedPairs.get(key, key.hash);
-      if (previous !== null) this.endedPairs.remove(previous);
-      const endedPair = new EndedPair(ended);
+      pair.latest = null;
+      this.spareLivePairs.push(pair);
+      // Added again as the newest: pairs are forgotten oldest-ended first.
+      let endedPair = this.endedPairs.get(key, key.hash);
+      if (endedPair !== null) this.endedPairs.remove(endedPair);
+      else if (this.endedPairs.size >= this.memory) {
+        endedPair = this.endedPairs.oldest!;
+        this.endedPairs.remove(endedPair);
+      } else endedPair = new EndedPair();
       endedPair.copyFrom(key);
+      endedPair.ended.copyFrom(ended);
       this.endedPairs.add(endedPair);
-      if (this.endedPairs.size > this.memory) this.endedPairs.remove(this.endedPairs.oldest!);
     }
   }
 
@@ -446,11 +457,20 @@ export class OrphanTracker {
     });
   }
 
-  private remember(entry: EndedTuple): void {
-    const previous = this.ended.get(entry.tuple, entry.hash);
-    if (previous !== null) this.ended.remove(previous);
+  /** Remembers the ending connection (`this.ending`) under `tuple`, reusing the entry forgotten for it. */
+  private remember(tuple: Tuple, replyDirection: boolean): void {
+    const hash = signedTupleHash(tuple);
+    let entry = this.ended.get(tuple, hash);
+    if (entry !== null) this.ended.remove(entry);
+    else if (this.ended.size >= this.memory * 2) {
+      entry = this.ended.oldest!;
+      this.ended.remove(entry);
+    } else entry = new EndedTuple();
+    entry.hash = hash;
+    entry.tuple.copyFrom(tuple);
+    entry.ended.copyFrom(this.ending);
+    entry.replyDirection = replyDirection;
     this.ended.add(entry);
-    while (this.ended.size > this.memory * 2) this.ended.remove(this.ended.oldest!);
   }
 
   private nearest(
@@ -471,7 +491,7 @@ export class OrphanTracker {
     const key = this.pairProbe.setFrom(probe);
     const pair = this.livePairs.get(key, key.hash);
     if (pair !== null) {
-      const latest = pair.latest;
+      const latest = pair.latest!;
       return {
         id: latest.id,
         description: `${protocolName(latest.protocol)} ${describeTuple(latest.original)} (same addresses, live)`,
