@@ -10,6 +10,7 @@ import type { InputOrderStats } from "../pipeline/inputs.js";
 import type { ShardSelection } from "../pipeline/shard.js";
 import { natKind, type FlowEnd, type FlowRecord } from "./flows.js";
 import { tupleAddress } from "./packet-tuple.js";
+import { formatIpv4 } from "../conntrack/address.js";
 import type { OrphanTracker } from "./orphans.js";
 import { isoTimeNs, protocolName } from "./event-formats.js";
 
@@ -17,37 +18,66 @@ import { isoTimeNs, protocolName } from "./event-formats.js";
  * The heaviest keys of a stream in bounded memory: at most 2 × `capacity` counters; when full, the
  * lighter half is dropped and the heaviest weight dropped becomes the most any key's total can be
  * missing (a key dropped and seen again starts over). Keys heavier than that are exact.
+ *
+ * Counts are in typed arrays by counter index, reused once dropped, and a key may be a number (an IPv4
+ * address word) named by `label` only when the top is asked for: counting allocates nothing per key
+ * but the Map's entry (counters that live a while and then die by the thousand would fill the old
+ * generation).
  */
 export class TopCounter {
-  private readonly counts = new Map<string, { weight: number; packets: number; flows: number }>();
+  private readonly indexOf = new Map<string | number, number>();
+  private readonly keys: (string | number)[] = [];
+  private readonly weights: Float64Array;
+  private readonly packets: Float64Array;
+  private readonly flows: Float64Array;
+  private readonly freeIndices: number[] = [];
   /** The most weight a listed key may be missing (0 while nothing was dropped). */
   undercountAtMost = 0;
-  constructor(readonly capacity: number) {}
 
-  add(key: string, weight: number, packets: number): void {
-    const entry = this.counts.get(key);
-    if (entry !== undefined) {
-      entry.weight += weight;
-      entry.packets += packets;
-      entry.flows++;
-      return;
+  constructor(
+    readonly capacity: number,
+    /** The text a key is listed as (default: the key itself). */
+    private readonly label: (key: string | number) => string = String,
+  ) {
+    this.weights = new Float64Array(capacity * 2);
+    this.packets = new Float64Array(capacity * 2);
+    this.flows = new Float64Array(capacity * 2);
+  }
+
+  add(key: string | number, weight: number, packets: number): void {
+    let index = this.indexOf.get(key);
+    if (index === undefined) {
+      index = this.freeIndices.length > 0 ? this.freeIndices.pop()! : this.keys.length;
+      this.keys[index] = key;
+      this.weights[index] = this.packets[index] = this.flows[index] = 0;
+      this.indexOf.set(key, index);
     }
-    this.counts.set(key, { weight, packets, flows: 1 });
-    if (this.counts.size >= this.capacity * 2) this.prune();
+    this.weights[index] += weight;
+    this.packets[index] += packets;
+    this.flows[index]++;
+    if (this.indexOf.size >= this.capacity * 2) this.prune();
   }
 
   private prune(): void {
-    const sorted = [...this.counts].sort((a, b) => b[1].weight - a[1].weight);
+    // By weight, heaviest first; equal weights in the order the keys came (the Map's).
+    const sorted = [...this.indexOf.values()].sort((a, b) => this.weights[b] - this.weights[a]);
     for (let i = this.capacity; i < sorted.length; i++) {
-      this.counts.delete(sorted[i][0]);
-      if (sorted[i][1].weight > this.undercountAtMost) this.undercountAtMost = sorted[i][1].weight;
+      const index = sorted[i];
+      this.indexOf.delete(this.keys[index]);
+      this.freeIndices.push(index);
+      if (this.weights[index] > this.undercountAtMost) this.undercountAtMost = this.weights[index];
     }
   }
 
   /** The `n` heaviest, heaviest first (ties by key). */
   top(n: number): { key: string; weight: number; packets: number; flows: number }[] {
-    return [...this.counts]
-      .map(([key, counted]) => ({ key, ...counted }))
+    return [...this.indexOf.values()]
+      .map((index) => ({
+        key: this.label(this.keys[index]),
+        weight: this.weights[index],
+        packets: this.packets[index],
+        flows: this.flows[index],
+      }))
       .sort((a, b) => b.weight - a.weight || a.key.localeCompare(b.key))
       .slice(0, n);
   }
@@ -82,7 +112,10 @@ export class SummaryBuilder {
 
   constructor(options: SummaryOptions = {}) {
     this.topCount = options.topTalkers ?? 20;
-    this.talkers = new TopCounter(options.talkerCounters ?? 5000);
+    // IPv4 addresses counted from a flow's state are their words (see `addFlowEnd`).
+    this.talkers = new TopCounter(options.talkerCounters ?? 5000, (key) =>
+      typeof key === "number" ? formatIpv4(key) : key,
+    );
   }
 
   addFlow(record: FlowRecord): void {
@@ -115,8 +148,8 @@ export class SummaryBuilder {
       connection.expected || connection.masterId > 0,
       connection.originalBytes + connection.replyBytes,
       connection.originalPackets + connection.replyPackets,
-      tupleAddress(original, "src"),
-      tupleAddress(original, "dst"),
+      original.family === 4 ? original.src0 : tupleAddress(original, "src"),
+      original.family === 4 ? original.dst0 : tupleAddress(original, "dst"),
     );
   }
 
@@ -130,8 +163,8 @@ export class SummaryBuilder {
     related: boolean,
     bytes: number,
     packets: number,
-    src: string,
-    dst: string,
+    src: string | number,
+    dst: string | number,
   ): void {
     this.flows++;
     increment(this.byProtocol, protocol);
