@@ -40,6 +40,13 @@ export function writeDecimal(out: Uint8Array, at: number, value: number): number
   return at + digits;
 }
 
+/** A number as `${value}` prints it; whole non-negative ones digit by digit. */
+export function writeNumber(out: Uint8Array, at: number, value: number): number {
+  if (!(value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value)))
+    return writeAscii(out, at, `${value}`);
+  return writeDecimal(out, at, value);
+}
+
 /** A non-negative integer in decimal, zero-padded to at least `width` digits (as padStart). */
 export function writePadded(out: Uint8Array, at: number, value: number, width: number): number {
   let digits = 1;

@@ -3,7 +3,7 @@
  * (conntrack-tools 1.4.7 over libnetfilter_conntrack 1.0.9) and table lines as
  * /proc/net/nf_conntrack (checked against a 6.18 kernel).
  */
-import { writeDecimal, writePadded } from "./ascii-bytes.js";
+import { writeAscii, writeDecimal, writePadded } from "./ascii-bytes.js";
 import { Buffer } from "node:buffer";
 import {
   IPPROTO_GRE,
@@ -210,6 +210,18 @@ function writeOctet(out: Uint8Array, at: number, octet: number): number {
   if (length > 1) out[at + 1] = OCTET_TEXT[from + 1];
   if (length > 2) out[at + 2] = OCTET_TEXT[from + 2];
   return at + length;
+}
+
+/** A tuple's source (`source`) or destination address as text at `at`, as `tupleRecord` formats it. */
+export function writeTupleAddress(out: Uint8Array, at: number, tuple: Tuple, source: boolean): number {
+  if (tuple.family === 4) return writeIpv4(out, at, source ? tuple.src0 : tuple.dst0);
+  return writeAscii(
+    out,
+    at,
+    source
+      ? formatIpv6(tuple.src0, tuple.src1, tuple.src2, tuple.src3)
+      : formatIpv6(tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3),
+  );
 }
 
 /** An IPv4 address (a 32-bit word) as dotted decimal at `at`; returns the offset after it. */

@@ -4,7 +4,6 @@
  * capture). Rows that need quoting (a helper name with a comma or quote) and times the fast path does
  * not cover take the string path, so every row is that function's.
  */
-import { formatIpv6 } from "../conntrack/address.js";
 import { TCP_STATE_NAMES, type Tuple } from "../conntrack/connection.js";
 import type { ConntrackEvent } from "../conntrack/engine.js";
 import {
@@ -16,8 +15,8 @@ import {
   IPPROTO_UDP,
   IPPROTO_UDPLITE,
 } from "../decode/packet.js";
-import { writeAscii, writeDecimal, writePadded, writeText } from "./ascii-bytes.js";
-import { writeIpv4 } from "./conntrack-text.js";
+import { writeAscii, writeDecimal, writeNumber, writePadded, writeText } from "./ascii-bytes.js";
+import { writeTupleAddress } from "./conntrack-text.js";
 import { eventCsvRow, eventRecord, protocolName, writeIsoTime } from "./event-formats.js";
 
 const COMMA = 0x2c;
@@ -94,24 +93,11 @@ export class EventCsvEncoder {
   }
 }
 
-/** A number as `${value}` prints it; whole non-negative ones digit by digit. */
-function writeNumber(out: Uint8Array, at: number, value: number): number {
-  if (!(value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value)))
-    return writeAscii(out, at, `${value}`);
-  return writeDecimal(out, at, value);
-}
-
 /** A tuple's nine cells as `tupleRecord` fills them (src, dst, sport, dport, type, code, id, srckey, dstkey), then a comma. */
 function writeTupleCells(out: Uint8Array, at: number, tuple: Tuple): number {
-  if (tuple.family === 4) {
-    at = writeIpv4(out, at, tuple.src0);
-    out[at++] = COMMA;
-    at = writeIpv4(out, at, tuple.dst0);
-  } else {
-    at = writeAscii(out, at, formatIpv6(tuple.src0, tuple.src1, tuple.src2, tuple.src3));
-    out[at++] = COMMA;
-    at = writeAscii(out, at, formatIpv6(tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3));
-  }
+  at = writeTupleAddress(out, at, tuple, true);
+  out[at++] = COMMA;
+  at = writeTupleAddress(out, at, tuple, false);
   out[at++] = COMMA;
   switch (tuple.protocol) {
     case IPPROTO_TCP:

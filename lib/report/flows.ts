@@ -21,9 +21,8 @@ import {
   IPPROTO_UDPLITE,
   type DecodedPacket,
 } from "../decode/packet.js";
-import { formatIpv6 } from "../conntrack/address.js";
-import { writeIpv4 } from "./conntrack-text.js";
-import { writeAscii, writeDecimal, writePadded, writeText } from "./ascii-bytes.js";
+import { writeTupleAddress } from "./conntrack-text.js";
+import { writeAscii, writeDecimal, writeNumber, writePadded, writeText } from "./ascii-bytes.js";
 import {
   csvRow,
   isoSecondPrefix,
@@ -559,10 +558,15 @@ const APOSTROPHE = 0x27;
  * 2 KiB together; a history entry under 64; free text at most 3 bytes per UTF-16 unit, doubled quotes.
  */
 function flowCsvMaxBytes(end: FlowEnd): number {
+  return flowRowMaxBytes(end, 2048, 64);
+}
+
+/** `fixed` bytes, `perEntry` per history entry (and one more), 6 per unit of the free text. */
+function flowRowMaxBytes(end: FlowEnd, fixed: number, perEntry: number): number {
   const helper = end.connection!.helper;
   return (
-    2048 +
-    64 * (end.rows!.historyLength(end.index) + 1) +
+    fixed +
+    perEntry * (end.rows!.historyLength(end.index) + 1) +
     6 * (end.detail.length + end.finalState.length + (helper === null ? 0 : helper.length))
   );
 }
@@ -585,13 +589,6 @@ function writeFreeText(out: Uint8Array, at: number, text: string): number {
   at = writeText(out, at, text.replaceAll('"', '""'));
   out[at++] = QUOTE;
   return at;
-}
-
-/** A number as `${value}` prints it; whole non-negative ones digit by digit. */
-function writeNumber(out: Uint8Array, at: number, value: number): number {
-  if (!(value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value)))
-    return writeAscii(out, at, `${value}`);
-  return writeDecimal(out, at, value);
 }
 
 /** `isoTimeNs(sec, nsec)`, with the formula guard (extended years start with + or -). */
@@ -619,24 +616,14 @@ function writeSeconds(out: Uint8Array, at: number, ns: number, guard: boolean): 
   return writePadded(out, at, micros - whole * 1e6, 6);
 }
 
-/** src and dst cells of a tuple, as `tupleRecord` formats them. */
-function writeAddresses(out: Uint8Array, at: number, tuple: Tuple): number {
-  if (tuple.family === 4) {
-    at = writeIpv4(out, at, tuple.src0);
-    out[at++] = COMMA;
-    return writeIpv4(out, at, tuple.dst0);
-  }
-  at = writeAscii(out, at, formatIpv6(tuple.src0, tuple.src1, tuple.src2, tuple.src3));
-  out[at++] = COMMA;
-  return writeAscii(out, at, formatIpv6(tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3));
-}
-
 /**
  * A tuple's cells as `tupleRecord` fills them (then a comma): src, dst, sport, dport, and for the
  * original direction also type, code, id.
  */
 function writeTupleCells(out: Uint8Array, at: number, tuple: Tuple, withIcmp: boolean): number {
-  at = writeAddresses(out, at, tuple);
+  at = writeTupleAddress(out, at, tuple, true);
+  out[at++] = COMMA;
+  at = writeTupleAddress(out, at, tuple, false);
   out[at++] = COMMA;
   switch (tuple.protocol) {
     case IPPROTO_TCP:
@@ -768,12 +755,7 @@ function secondsBetween(fromSec: number, fromNsec: number, sec: number, nsec: nu
 
 /** The most bytes a flows.ndjson line can take (see `flowCsvMaxBytes`; JSON escapes take 6 bytes). */
 function flowNdjsonMaxBytes(end: FlowEnd): number {
-  const helper = end.connection!.helper;
-  return (
-    4096 +
-    160 * (end.rows!.historyLength(end.index) + 1) +
-    6 * (end.detail.length + end.finalState.length + (helper === null ? 0 : helper.length))
-  );
+  return flowRowMaxBytes(end, 4096, 160);
 }
 
 /** `JSON.stringify(text)`: printable ASCII directly, anything else through JSON.stringify. */
@@ -807,11 +789,9 @@ function writeJsonTime(out: Uint8Array, at: number, sec: number, nsec: number): 
 /** `JSON.stringify(tupleRecord(tuple))`. */
 function writeJsonTuple(out: Uint8Array, at: number, tuple: Tuple): number {
   at = writeAscii(out, at, '{"src":"');
-  if (tuple.family === 4) at = writeIpv4(out, at, tuple.src0);
-  else at = writeAscii(out, at, formatIpv6(tuple.src0, tuple.src1, tuple.src2, tuple.src3));
+  at = writeTupleAddress(out, at, tuple, true);
   at = writeAscii(out, at, '","dst":"');
-  if (tuple.family === 4) at = writeIpv4(out, at, tuple.dst0);
-  else at = writeAscii(out, at, formatIpv6(tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3));
+  at = writeTupleAddress(out, at, tuple, false);
   out[at++] = QUOTE;
   switch (tuple.protocol) {
     case IPPROTO_TCP:

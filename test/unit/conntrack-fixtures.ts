@@ -184,3 +184,32 @@ export function recordingEngine(
   });
   return { engine, lines, events };
 }
+
+/**
+ * A random packet between a few IPv4 or IPv6 hosts on a few ports: TCP of any common flags, UDP, ICMP
+ * echo (and IPv4 timestamp) requests and replies, GRE, SCTP and an unknown protocol. `random(n)` gives
+ * 0 … n-1; the packet's time is left to the caller.
+ */
+export function randomPacket(random: (n: number) => number): DecodedPacket {
+  const hosts = ["10.0.0.1", "10.0.0.2", "192.0.2.9", "2001:db8::1", "2001:db8::2", "fe80::9"];
+  const v6 = random(3) === 0;
+  const a = hosts[(v6 ? 3 : 0) + random(3)];
+  const b = hosts[(v6 ? 3 : 0) + random(3)];
+  const [src, dst] = random(2) === 0 ? [a, b] : [b, a];
+  const sport = 1000 + random(4);
+  const dport = [80, 53, 1000][random(3)];
+  const kind = random(10);
+  return kind < 5
+    ? makeTcp({ src, dst, sport, dport, ts: 1, flags: ["S", "SA", "A", "FA", "R", "PA"][random(6)] })
+    : kind < 7
+      ? makeUdp({ src, dst, sport, dport, ts: 1 })
+      : kind < 9
+        ? makeIcmp({
+            src,
+            dst,
+            type: v6 ? [128, 129][random(2)] : [8, 0, 13][random(3)],
+            id: random(3),
+            ts: 1,
+          })
+        : makeGeneric({ src, dst, protocol: [47, 132, 99][random(3)], ts: 1 });
+}

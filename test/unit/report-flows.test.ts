@@ -7,7 +7,7 @@ import { FlowTracker, flowCsvRow, historyText, natKind, type FlowRecord } from "
 import { OrphanTracker, orphanCsvRow, tcpFlagsText, type OrphanRecord } from "../../lib/report/orphans.js";
 import { SummaryBuilder } from "../../lib/report/summary.js";
 import { Connection, TCP_STATE_NAMES, Tuple } from "../../lib/conntrack/connection.js";
-import { makeGeneric, makeIcmp, makeTcp, makeUdp } from "./conntrack-fixtures.js";
+import { makeIcmp, makeTcp, makeUdp, randomPacket } from "./conntrack-fixtures.js";
 
 const CLIENT = "10.1.2.3";
 const SERVER = "203.0.113.47";
@@ -146,7 +146,6 @@ function compareCsvPaths(seed: number, finish: "drain" | "live", maxHistory: num
     settings: { "net.netfilter.nf_conntrack_tcp_loose": 1 },
     onEvent: (event) => tracker.onEvent(event),
   });
-  const hosts = ["10.0.0.1", "10.0.0.2", "192.0.2.9", "2001:db8::1", "2001:db8::2", "fe80::9"];
   let sec = T0;
   for (let i = 0; i < 600; i++) {
     // Mostly forward in small steps; sometimes back a little, sometimes hours ahead.
@@ -155,27 +154,7 @@ function compareCsvPaths(seed: number, finish: "drain" | "live", maxHistory: num
     else if (step === 1) sec += 3600 * (1 + random(48));
     else if (step < 6) sec += 1;
     const nsec = [0, 500, 1500, 999_999_500, random(1e9), random(1000) * 1000 + 500][random(6)];
-    const v6 = random(3) === 0;
-    const a = hosts[(v6 ? 3 : 0) + random(3)];
-    const b = hosts[(v6 ? 3 : 0) + random(3)];
-    const [src, dst] = random(2) === 0 ? [a, b] : [b, a];
-    const sport = 1000 + random(4);
-    const dport = [80, 53, 1000][random(3)];
-    const kind = random(10);
-    const packet =
-      kind < 5
-        ? makeTcp({ src, dst, sport, dport, ts: T0, flags: ["S", "SA", "A", "FA", "R", "PA"][random(6)] })
-        : kind < 7
-          ? makeUdp({ src, dst, sport, dport, ts: T0 })
-          : kind < 9
-            ? makeIcmp({
-                src,
-                dst,
-                type: v6 ? [128, 129][random(2)] : [8, 0, 13][random(3)],
-                id: random(3),
-                ts: T0,
-              })
-            : makeGeneric({ src, dst, protocol: [47, 132, 99][random(3)], ts: T0 });
+    const packet = randomPacket(random);
     packet.tsSec = sec;
     packet.tsNsec = nsec;
     const verdict = engine.process(packet);
