@@ -185,10 +185,9 @@ export const tableCommand: CommandModule<object, TableArguments> = {
     const writer = new ChunkedWriter(output.stream);
     let count: number;
     try {
-      const write = (text: string): void => writer.write(text);
       count = args.expect
-        ? writeExpectTable(result, args.format, write)
-        : writeTable(result, args.format, write);
+        ? await writeExpectTable(result, args.format, writer)
+        : await writeTable(result, args.format, writer);
       await writer.finish();
       await output.commit();
     } catch (error) {
@@ -218,34 +217,56 @@ function tableView(result: ReplayResult): TableView {
   };
 }
 
+/** Lines written between two waits for the output to drain (a table may hold millions of entries). */
+const LINES_BETWEEN_WAITS = 1024;
+
+/** Writes each item's text, waiting for the writer to drain every `LINES_BETWEEN_WAITS` items. */
+async function writeAll<T>(
+  writer: ChunkedWriter,
+  items: readonly T[],
+  text: (item: T) => string,
+): Promise<void> {
+  for (let i = 0; i < items.length; i++) {
+    writer.write(text(items[i]));
+    if ((i + 1) % LINES_BETWEEN_WAITS === 0) {
+      const wait = writer.pending();
+      if (wait !== null) await wait;
+    }
+  }
+}
+
 /** Writes the live expectations in creation order; returns how many. */
-export function writeExpectTable(
+export async function writeExpectTable(
   result: ReplayResult,
   format: TableFormat,
-  write: (text: string) => void,
-): number {
+  writer: ChunkedWriter,
+): Promise<number> {
   const view = tableView(result);
   const expectations = result.engine.expectations();
   switch (format) {
     case "proc":
-      for (const expectation of expectations)
-        write(`${formatExpectProcLine(expectation, { now: view.now, hz: view.hz })}\n`);
+      await writeAll(
+        writer,
+        expectations,
+        (expectation) => `${formatExpectProcLine(expectation, { now: view.now, hz: view.hz })}\n`,
+      );
       break;
     case "conntrack":
-      for (const expectation of expectations) write(`${formatExpectListLine(expectation, view)}\n`);
+      await writeAll(writer, expectations, (expectation) => `${formatExpectListLine(expectation, view)}\n`);
       break;
     case "csv":
-      write(csvRow(EXPECT_TABLE_CSV_COLUMNS));
-      for (const expectation of expectations)
-        write(expectationCsvRow(expectationRecord(expectation, expectationTimeout(expectation, view))));
+      writer.write(csvRow(EXPECT_TABLE_CSV_COLUMNS));
+      await writeAll(writer, expectations, (expectation) =>
+        expectationCsvRow(expectationRecord(expectation, expectationTimeout(expectation, view))),
+      );
       break;
     case "json": {
       const json = new JsonArrayFormatter((expectation: Expectation) =>
         expectationRecord(expectation, expectationTimeout(expectation, view)),
       );
-      write(json.header());
-      for (const expectation of expectations) write(json.format(expectation));
-      write(json.footer());
+      writer.write(json.header());
+      await writeAll(writer, expectations, (expectation) => json.format(expectation));
+      writer.write(json.footer());
       break;
     }
   }
@@ -253,29 +274,39 @@ export function writeExpectTable(
 }
 
 /** Writes the live entries in creation order; returns how many. */
-export function writeTable(result: ReplayResult, format: TableFormat, write: (text: string) => void): number {
+export async function writeTable(
+  result: ReplayResult,
+  format: TableFormat,
+  writer: ChunkedWriter,
+): Promise<number> {
   const engine = result.engine;
   const view = tableView(result);
   const connections: Connection[] = [...engine.entries()].sort((a, b) => a.id - b.id);
   switch (format) {
-    case "proc":
-      for (const connection of connections)
-        write(
-          `${formatProcLine(connection, { ...view, use: 2, greTimeout: engine.settings.greTimeout, greTimeoutStream: engine.settings.greTimeoutStream })}\n`,
-        );
+    case "proc": {
+      const options = {
+        ...view,
+        use: 2,
+        greTimeout: engine.settings.greTimeout,
+        greTimeoutStream: engine.settings.greTimeoutStream,
+      };
+      await writeAll(writer, connections, (connection) => `${formatProcLine(connection, options)}\n`);
       break;
+    }
     case "conntrack":
-      for (const connection of connections) write(`${formatConntrackListLine(connection, view)}\n`);
+      await writeAll(writer, connections, (connection) => `${formatConntrackListLine(connection, view)}\n`);
       break;
     case "csv":
-      write(csvRow(TABLE_CSV_COLUMNS));
-      for (const connection of connections) write(connectionCsvRow(connectionRecord(connection, view)));
+      writer.write(csvRow(TABLE_CSV_COLUMNS));
+      await writeAll(writer, connections, (connection) =>
+        connectionCsvRow(connectionRecord(connection, view)),
+      );
       break;
     case "json": {
       const json = new JsonArrayFormatter((connection: Connection) => connectionRecord(connection, view));
-      write(json.header());
-      for (const connection of connections) write(json.format(connection));
-      write(json.footer());
+      writer.write(json.header());
+      await writeAll(writer, connections, (connection) => json.format(connection));
+      writer.write(json.footer());
       break;
     }
   }

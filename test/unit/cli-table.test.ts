@@ -1,10 +1,15 @@
 /** `pcap-conntrack table`: the time argument, and the real CLI on a committed kernel sample. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { once } from "node:events";
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { parseTimePoint } from "../../cli/commands/table.js";
+import { parseTimePoint, writeTable } from "../../cli/commands/table.js";
+import { ChunkedWriter, replayCaptures } from "../../lib/pipeline/replay.js";
+import { writeSyntheticCapture } from "../bench/synth.js";
 import { UsageError } from "../../cli/errors.js";
 import { TABLE_CSV_COLUMNS } from "../../lib/report/event-formats.js";
 import { kernelEventLines, runCli } from "../support/cli.js";
@@ -145,4 +150,34 @@ test("table: a bad --at is a usage error (exit 2)", { skip }, () => {
   assert.equal(result.stdout, "");
   assert.match(result.stderr, /^pcap-conntrack: --at: "soon" is not a time/);
   assert.equal(result.stderr.split("\n").length, 2);
+});
+
+test("table: a large table is written in steps that wait for the output to drain", async () => {
+  const directory = mkdtempSync(join(tmpdir(), "table-test-"));
+  try {
+    const file = join(directory, "many.pcap");
+    const capture = createWriteStream(file);
+    await writeSyntheticCapture(capture, { packets: 40_000, conversations: 20_000, seed: 4, live: 20_000 });
+    if (!capture.writableFinished) await once(capture, "finish");
+    const result = await replayCaptures([file], {});
+    let written = 0;
+    let mostBuffered = 0;
+    const out = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk: Buffer, _encoding, callback) {
+        written += chunk.length;
+        mostBuffered = Math.max(mostBuffered, out.writableLength);
+        setImmediate(callback);
+      },
+    });
+    const writer = new ChunkedWriter(out);
+    const count = await writeTable(result, "proc", writer);
+    await writer.finish();
+    assert.equal(count, result.engine.liveConnections);
+    assert.ok(written > 2_000_000, `only ${written} bytes`);
+    // Without the waits the whole table would sit in the stream's buffer at once.
+    assert.ok(mostBuffered < 600_000, `${mostBuffered} bytes buffered at once`);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
 });
