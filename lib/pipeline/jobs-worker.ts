@@ -12,6 +12,7 @@ import { PacketDecoder } from "../decode/decoder.js";
 import { PacketClass } from "../decode/packet.js";
 import { emptyCaptureRecord } from "../capture/source.js";
 import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../report/conntrack-text.js";
+import { EventCsvEncoder } from "../report/event-csv.js";
 import { createEventFormatter, createExpectEventFormatter } from "../report/event-formats.js";
 import {
   EVENT_KEY_FIELDS,
@@ -131,6 +132,7 @@ function run(data: JobsWorkerData): void {
     format.events && format.format === "text"
       ? new ConntrackEventTextEncoder({ timestamp: format.timestamp })
       : null;
+  const csvEncoder = format.events && format.format === "csv" ? new EventCsvEncoder() : null;
   const eventFormatter = format.events
     ? createEventFormatter(format.format, { timestamp: format.timestamp })
     : null;
@@ -145,6 +147,10 @@ function run(data: JobsWorkerData): void {
     if (textEncoder !== null) {
       const bytes = events.reserve(MAX_EVENT_LINE_BYTES);
       const end = textEncoder.encode(event, bytes, events.offset);
+      events.push(event.tsSec, event.tsNsec, group, tiebreak, end);
+    } else if (csvEncoder !== null) {
+      const bytes = events.reserve(csvEncoder.maxBytes(event));
+      const end = csvEncoder.encode(event, bytes, events.offset);
       events.push(event.tsSec, event.tsNsec, group, tiebreak, end);
     } else {
       events.pushText(eventFormatter!.format(event), event.tsSec, event.tsNsec, group, tiebreak);
