@@ -27,6 +27,7 @@ import {
 } from "../../lib/report/event-formats.js";
 import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../../lib/report/conntrack-text.js";
 import { EventCsvEncoder } from "../../lib/report/event-csv.js";
+import { EventNdjsonEncoder } from "../../lib/report/event-json.js";
 import { UsageError } from "../errors.js";
 import {
   natOptionsFromArguments,
@@ -85,7 +86,7 @@ export function withEventFormatOptions<T>(argv: Argv<T>) {
  * The formatters of an event stream (null where that stream is not wanted) and the writer of one
  * connection event: text lines go as bytes straight into the output chunks, the same bytes as the text
  * formatter's strings without a string per event (an events run writes millions of lines); CSV rows
- * likewise.
+ * likewise, and NDJSON lines.
  */
 export function eventStreamFormat(
   format: EventFormat,
@@ -97,12 +98,15 @@ export function eventStreamFormat(
   const textEncoder =
     events !== null && format === "text" ? new ConntrackEventTextEncoder(formatOptions) : null;
   const csvEncoder = events !== null && format === "csv" ? new EventCsvEncoder() : null;
+  const ndjsonEncoder = events !== null && format === "ndjson" ? new EventNdjsonEncoder() : null;
   return {
     events,
     expectations: wanted.expectations ? createExpectEventFormatter(format, formatOptions) : null,
     writeEvent(writer: ChunkedWriter, event: ConntrackEvent): void {
       if (textEncoder !== null) writer.writeEncoded(textEncoder, event, MAX_EVENT_LINE_BYTES);
       else if (csvEncoder !== null) writer.writeEncoded(csvEncoder, event, csvEncoder.maxBytes(event));
+      else if (ndjsonEncoder !== null)
+        writer.writeEncoded(ndjsonEncoder, event, ndjsonEncoder.maxBytes(event));
       else writer.write(events!.format(event));
     },
   };

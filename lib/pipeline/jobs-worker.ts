@@ -13,6 +13,7 @@ import { PacketClass } from "../decode/packet.js";
 import { emptyCaptureRecord } from "../capture/source.js";
 import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../report/conntrack-text.js";
 import { EventCsvEncoder } from "../report/event-csv.js";
+import { EventNdjsonEncoder } from "../report/event-json.js";
 import { createEventFormatter, createExpectEventFormatter } from "../report/event-formats.js";
 import {
   EVENT_KEY_FIELDS,
@@ -132,7 +133,13 @@ function run(data: JobsWorkerData): void {
     format.events && format.format === "text"
       ? new ConntrackEventTextEncoder({ timestamp: format.timestamp })
       : null;
-  const csvEncoder = format.events && format.format === "csv" ? new EventCsvEncoder() : null;
+  const rowEncoder = !format.events
+    ? null
+    : format.format === "csv"
+      ? new EventCsvEncoder()
+      : format.format === "ndjson"
+        ? new EventNdjsonEncoder()
+        : null;
   const eventFormatter = format.events
     ? createEventFormatter(format.format, { timestamp: format.timestamp })
     : null;
@@ -148,9 +155,9 @@ function run(data: JobsWorkerData): void {
       const bytes = events.reserve(MAX_EVENT_LINE_BYTES);
       const end = textEncoder.encode(event, bytes, events.offset);
       events.push(event.tsSec, event.tsNsec, group, tiebreak, end);
-    } else if (csvEncoder !== null) {
-      const bytes = events.reserve(csvEncoder.maxBytes(event));
-      const end = csvEncoder.encode(event, bytes, events.offset);
+    } else if (rowEncoder !== null) {
+      const bytes = events.reserve(rowEncoder.maxBytes(event));
+      const end = rowEncoder.encode(event, bytes, events.offset);
       events.push(event.tsSec, event.tsNsec, group, tiebreak, end);
     } else {
       events.pushText(eventFormatter!.format(event), event.tsSec, event.tsNsec, group, tiebreak);

@@ -1,8 +1,12 @@
-/** CSV event rows written as bytes (lib/report/event-csv.ts) are the string path's rows, byte for byte. */
+/**
+ * CSV event rows and NDJSON event lines written as bytes (lib/report/event-csv.ts, event-json.ts) are
+ * the string path's, byte for byte.
+ */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConntrackEngine } from "../../lib/conntrack/engine.js";
 import { EventCsvEncoder } from "../../lib/report/event-csv.js";
+import { EventNdjsonEncoder } from "../../lib/report/event-json.js";
 import { eventCsvRow, eventRecord } from "../../lib/report/event-formats.js";
 import { randomPacket } from "./conntrack-fixtures.js";
 
@@ -13,6 +17,7 @@ function compare(seed: number, settings: Record<string, number>): number {
     return (state >>> 8) % n;
   };
   const encoder = new EventCsvEncoder();
+  const ndjson = new EventNdjsonEncoder();
   const buffer = Buffer.alloc(1 << 16);
   let rows = 0;
   const engine = new ConntrackEngine({
@@ -21,6 +26,13 @@ function compare(seed: number, settings: Record<string, number>): number {
       const length = encoder.encode(event, buffer, 0);
       assert.ok(length <= encoder.maxBytes(event));
       assert.equal(buffer.toString("utf8", 0, length), eventCsvRow(eventRecord(event)), `seed ${seed}`);
+      const lineLength = ndjson.encode(event, buffer, 0);
+      assert.ok(lineLength <= ndjson.maxBytes(event));
+      assert.equal(
+        buffer.toString("utf8", 0, lineLength),
+        `${JSON.stringify(eventRecord(event))}\n`,
+        `seed ${seed} (ndjson)`,
+      );
       rows++;
     },
   });
@@ -43,7 +55,7 @@ function compare(seed: number, settings: Record<string, number>): number {
   return rows;
 }
 
-test("CSV event rows as bytes equal eventCsvRow of the event's record", () => {
+test("CSV rows and NDJSON lines of events as bytes equal the string path's", () => {
   let rows = 0;
   for (let seed = 1; seed <= 8; seed++)
     rows += compare(seed, {
