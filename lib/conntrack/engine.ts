@@ -510,7 +510,34 @@ export class ConntrackEngine implements TcpHost, HelperHost {
    * for `advanceTo`: false when it stopped there (call again), true when nothing is left.
    */
   drain(limit = Infinity): boolean {
-    return this.expireUntil(Infinity, limit);
+    return this.expireUntil(Infinity, limit, true);
+  }
+
+  /**
+   * `drain` of the entries that expire up to the capture time given (a drain in time windows: the
+   * windows' events in order are one drain's). The clock does not move.
+   */
+  drainUntil(tsSec: number, tsNsec: number): void {
+    if (this.epochSec < 0) this.epochSec = tsSec;
+    this.expireUntil((tsSec - this.epochSec) * NS + tsNsec, Infinity, true);
+  }
+
+  /**
+   * The engine time of the earliest pending timer (a connection's heap key, which may be earlier than
+   * its expiry, or an expectation's), Infinity when none.
+   */
+  nextExpiry(): number {
+    const expectation = this.expectationTable.nextExpiry();
+    const connection = this.heap.peekKey();
+    return expectation < connection ? expectation : connection;
+  }
+
+  /**
+   * An engine time up to which at most `count` connections expire (the `count`-th earliest connection
+   * timer), Infinity when fewer than `count` are live: the end of a drain window of bounded size.
+   */
+  expiryWindowEnd(count: number): number {
+    return this.heap.keyAt(count);
   }
 
   /** Converts an engine time to capture seconds/nanoseconds. */
@@ -1265,9 +1292,10 @@ export class ConntrackEngine implements TcpHost, HelperHost {
 
   /**
    * Connections and expectations whose timers run out up to `t`, in time order; at most `limit` of
-   * them (false when it stopped there, perhaps with nothing left).
+   * them (false when it stopped there, perhaps with nothing left). `draining`: the input has ended
+   * (their DESTROY cause is "drain").
    */
-  private expireUntil(t: number, limit = Infinity): boolean {
+  private expireUntil(t: number, limit = Infinity, draining = !Number.isFinite(t)): boolean {
     const expectations = this.expectationTable;
     for (let expired = 0; ; expired++) {
       if (expired >= limit) return false;
@@ -1277,7 +1305,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       if (gcAt < until) until = gcAt;
       const connection = this.heap.popExpired(until);
       if (connection !== null) {
-        this.destroy(connection, connection.expiresAt, Number.isFinite(t) ? "expired" : "drain");
+        this.destroy(connection, connection.expiresAt, draining ? "drain" : "expired");
         continue;
       }
       if (gcAt !== Infinity && gcAt <= t && gcAt <= nextExpectation) {
@@ -1286,7 +1314,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       }
       const expectation = expectations.peekExpired(t);
       if (expectation === null) return true;
-      expectations.remove(expectation, Number.isFinite(t) ? "expired" : "drain", expectation.expiresAt);
+      expectations.remove(expectation, draining ? "drain" : "expired", expectation.expiresAt);
     }
   }
 

@@ -601,6 +601,52 @@ export class ExpiryHeap {
   }
 
   /**
+   * The `k`-th earliest key (1 for the earliest), Infinity when the heap holds fewer: at most `k`
+   * connections expire up to it (a key is never later than its connection's expiry). A best-first walk
+   * of the heap's top, the heap itself untouched.
+   */
+  keyAt(k: number): number {
+    if (k > this.count) return Infinity;
+    const keys = this.keys;
+    // Candidates: heap indices ordered by key, in a small binary heap of their own.
+    const frontier = new Int32Array(k * ARITY + 1);
+    let size = 0;
+    const push = (index: number): void => {
+      let at = size++;
+      while (at > 0) {
+        const parent = (at - 1) >> 1;
+        if (keys[frontier[parent]] <= keys[index]) break;
+        frontier[at] = frontier[parent];
+        at = parent;
+      }
+      frontier[at] = index;
+    };
+    const pop = (): number => {
+      const top = frontier[0];
+      const last = frontier[--size];
+      let at = 0;
+      for (;;) {
+        let child = 2 * at + 1;
+        if (child >= size) break;
+        if (child + 1 < size && keys[frontier[child + 1]] < keys[frontier[child]]) child++;
+        if (keys[frontier[child]] >= keys[last]) break;
+        frontier[at] = frontier[child];
+        at = child;
+      }
+      frontier[at] = last;
+      return top;
+    };
+    push(0);
+    for (let taken = 1; ; taken++) {
+      const index = pop();
+      if (taken === k) return keys[index];
+      const first = ARITY * index + 1;
+      const end = Math.min(first + ARITY, this.count);
+      for (let child = first; child < end; child++) push(child);
+    }
+  }
+
+  /**
    * The id of the connection in slot `slot`, which breaks ties between equal keys (read from the
    * connection: ties are rare, and an id per slot in the pages cost 8 bytes per live connection).
    */

@@ -100,6 +100,12 @@ export interface FinishMessage {
   advanceSec: number | null;
   advanceNsec: number;
   drain: boolean;
+  /**
+   * With `drain`: expire only what expires up to this capture time (a drain in time windows, each
+   * merged as it comes), or null for everything.
+   */
+  drainUntilSec: number | null;
+  drainUntilNsec: number;
   epochSec: number;
   ids: Float64Array | null;
 }
@@ -146,7 +152,19 @@ export interface FinishResult {
   liveExpectations: number;
   /** Expectation events by type, also when they were not asked for (the summary counts them). */
   expectEvents: { NEW: number; DESTROY: number };
+  /** Capture time of the worker's earliest pending timer (it may fire later), null when none is. */
+  nextExpirySec: number | null;
+  nextExpiryNsec: number;
+  /**
+   * Capture time up to which at most `DRAIN_WINDOW_ENTRIES` of the worker's connections expire, null
+   * when fewer are live: where the next drain window may end.
+   */
+  windowEndSec: number | null;
+  windowEndNsec: number;
 }
+
+/** Connections a worker expires at most in one drain window of `--jobs` (see `FinishResult`). */
+export const DRAIN_WINDOW_ENTRIES = 2048;
 
 export type FromWorker = RoundResult | FinishResult | { type: "error"; message: string; stack?: string };
 

@@ -17,6 +17,7 @@ import { EventNdjsonEncoder } from "../report/event-json.js";
 import { createEventFormatter, createExpectEventFormatter } from "../report/event-formats.js";
 import {
   EVENT_KEY_FIELDS,
+  DRAIN_WINDOW_ENTRIES,
   EXPECTATION_TIMER_TIEBREAK,
   EventGroup,
   FINISH_SLOT,
@@ -286,7 +287,16 @@ function run(data: JobsWorkerData): void {
     events.begin(FINISH_SLOT);
     expectations.begin(FINISH_SLOT);
     if (message.advanceSec !== null) engine.advanceTo(message.advanceSec, message.advanceNsec);
-    if (message.drain) engine.drain();
+    if (message.drain) {
+      if (message.drainUntilSec === null) engine.drain();
+      else engine.drainUntil(message.drainUntilSec, message.drainUntilNsec);
+    }
+    const next = engine.nextExpiry();
+    const nextAt = { tsSec: 0, tsNsec: 0 };
+    if (next !== Infinity) engine.toCaptureTime(next, nextAt);
+    const windowEnd = engine.expiryWindowEnd(DRAIN_WINDOW_ENTRIES);
+    const windowEndAt = { tsSec: 0, tsNsec: 0 };
+    if (windowEnd !== Infinity) engine.toCaptureTime(windowEnd, windowEndAt);
     const result: FromWorker = {
       type: "finish",
       events: events.finish(),
@@ -295,6 +305,10 @@ function run(data: JobsWorkerData): void {
       liveConnections: engine.liveConnections,
       liveExpectations: engine.liveExpectations,
       expectEvents,
+      nextExpirySec: next === Infinity ? null : nextAt.tsSec,
+      nextExpiryNsec: nextAt.tsNsec,
+      windowEndSec: windowEnd === Infinity ? null : windowEndAt.tsSec,
+      windowEndNsec: windowEndAt.tsNsec,
     };
     port.postMessage(result);
   };

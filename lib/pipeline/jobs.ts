@@ -522,26 +522,62 @@ export async function replayCapturesInJobs(
   try {
     if (roundCount > 0) await sendRound();
     while (pending.size > 0) await mergeOldest();
-    finishResults = workers.map(() => null);
-    finishWaiting = jobs;
-    const finished = new Promise<void>((resolve) => (finishResolve = resolve));
-    workers.forEach((worker, index) => {
-      const message: ToWorker = {
-        type: "finish",
-        advanceSec: span.stopsAt?.tsSec ?? null,
-        advanceNsec: span.stopsAt?.tsNsec ?? 0,
-        drain: options.drain === true,
-        epochSec,
-        ids: merger.takeIds(index),
-      };
-      worker.postMessage(message);
-    });
-    await untilFailure(finished);
-    const results = finishResults as FinishResult[];
-    merger.mergeFinal(
-      outboxes.map((box, index) => batchOf(box.events, FINISH_SLOT, results[index].events)),
-      outboxes.map((box, index) => batchOf(box.expectations, FINISH_SLOT, results[index].expectations)),
-    );
+    // The end of the input: the clock to `until`, then (with drain) the expiries in time windows that
+    // every worker runs alike, each window merged and written before the next (one drain at once
+    // would hold all the table's events in memory).
+    const finishStep = async (
+      advance: { tsSec: number; tsNsec: number } | null,
+      drainUntil: { tsSec: number; tsNsec: number } | "all" | "none",
+    ): Promise<FinishResult[]> => {
+      finishResults = workers.map(() => null);
+      finishWaiting = jobs;
+      const finished = new Promise<void>((resolve) => (finishResolve = resolve));
+      workers.forEach((worker, index) => {
+        const message: ToWorker = {
+          type: "finish",
+          advanceSec: advance?.tsSec ?? null,
+          advanceNsec: advance?.tsNsec ?? 0,
+          drain: drainUntil !== "none",
+          drainUntilSec: drainUntil === "all" || drainUntil === "none" ? null : drainUntil.tsSec,
+          drainUntilNsec: drainUntil === "all" || drainUntil === "none" ? 0 : drainUntil.tsNsec,
+          epochSec,
+          ids: merger.takeIds(index),
+        };
+        worker.postMessage(message);
+      });
+      await untilFailure(finished);
+      const stepResults = finishResults as FinishResult[];
+      merger.mergeFinal(
+        outboxes.map((box, index) => batchOf(box.events, FINISH_SLOT, stepResults[index].events)),
+        outboxes.map((box, index) => batchOf(box.expectations, FINISH_SLOT, stepResults[index].expectations)),
+      );
+      if (backpressure !== null) {
+        const wait = backpressure();
+        if (wait !== null) await untilFailure(wait);
+      }
+      return stepResults;
+    };
+    let results = await finishStep(span.stopsAt, "none");
+    if (options.drain === true) {
+      for (;;) {
+        // The window ends where the first worker reaches its bound of entries (at most that many
+        // expire in every worker); with fewer left in every worker, the rest goes at once.
+        let live = false;
+        let end = Infinity;
+        for (const result of results) {
+          if (result.nextExpirySec !== null) live = true;
+          if (result.windowEndSec !== null)
+            end = Math.min(end, (result.windowEndSec - epochSec) * 1e9 + result.windowEndNsec);
+        }
+        if (!live) break;
+        if (end === Infinity) {
+          results = await finishStep(null, "all");
+          break;
+        }
+        const endSec = epochSec + Math.floor(end / 1e9);
+        results = await finishStep(null, { tsSec: endSec, tsNsec: end - (endSec - epochSec) * 1e9 });
+      }
+    }
     summary = {
       stats: sumStats(results.map((result) => result.stats as EngineStats)),
       liveConnections: results.reduce((sum, result) => sum + result.liveConnections, 0),

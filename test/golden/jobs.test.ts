@@ -33,6 +33,8 @@ interface Output {
   events: string;
   expectations: string;
   result: ReplayResult | JobsReplayResult;
+  /** With --jobs: the most event lines handed to the output in one piece. */
+  largestWriteLines?: number;
 }
 
 async function single(files: string[], options: CommonOptions, format: LineFormat): Promise<Output> {
@@ -57,18 +59,25 @@ async function inJobs(
 ): Promise<Output> {
   const eventChunks: Buffer[] = [Buffer.from(createEventFormatter(format).header())];
   const expectChunks: Buffer[] = [Buffer.from(createExpectEventFormatter(format).header())];
+  let largestWriteLines = 0;
   const result = await replayCapturesInJobs(files, {
     ...options,
     ...rounds,
     jobs,
     format: { format, timestamp: true, events: true, expectations: true },
-    writeEvents: (bytes) => eventChunks.push(Buffer.from(bytes)),
+    writeEvents: (bytes) => {
+      eventChunks.push(Buffer.from(bytes));
+      let lines = 0;
+      for (const byte of bytes) if (byte === 0x0a) lines++;
+      largestWriteLines = Math.max(largestWriteLines, lines);
+    },
     writeExpectations: (bytes) => expectChunks.push(Buffer.from(bytes)),
   });
   return {
     events: Buffer.concat(eventChunks).toString("utf8"),
     expectations: Buffer.concat(expectChunks).toString("utf8"),
     result,
+    largestWriteLines,
   };
 }
 
@@ -133,6 +142,26 @@ test("jobs: a synthetic capture in small rounds, in every line format, is the si
     ]) {
       const actual = await inJobs([capture], { drain: true }, format, jobs, { roundRecords, roundsInFlight });
       assertSame(expected, actual, `${format} --jobs ${jobs}, rounds of ${roundRecords}`);
+    }
+  }
+});
+
+test("jobs: a drain of more entries than a window holds comes out in windows, as the single engine's", async () => {
+  // Every worker holds more live entries at the end than one drain window (DRAIN_WINDOW_ENTRIES).
+  const path = join(scratch, "many-live.pcap");
+  await writeSyntheticCapture(createWriteStream(path), {
+    packets: 24_000,
+    conversations: 12_000,
+    live: 12_000,
+    seed: 12,
+  });
+  for (const format of ["text", "csv"] as const) {
+    const expected = await single([path], { drain: true }, format);
+    for (const jobs of [2, 3]) {
+      const actual = await inJobs([path], { drain: true }, format, jobs, { roundRecords: 4096 });
+      // One drain at once would have written every entry's DESTROY in one piece.
+      assert.ok(actual.largestWriteLines! < 9_000, `${actual.largestWriteLines} lines written at once`);
+      assertSame(expected, actual, `${format} --jobs ${jobs}`);
     }
   }
 });

@@ -73,3 +73,27 @@ test("the heap gives connections in (expiry, id) order, whatever pushes, moves a
     }
   }
 });
+
+test("keyAt(k) is the k-th earliest key, and leaves the heap as it was", () => {
+  const heap = new ExpiryHeap();
+  let state = 9;
+  const random = (n: number): number => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return (state >>> 8) % n;
+  };
+  const keys: number[] = [];
+  for (let slot = 0; slot < 3000; slot++) {
+    const connection = new Connection();
+    connection.id = slot + 1;
+    connection.tableSlot = slot;
+    connection.expiresAt = random(500);
+    heap.push(connection);
+    keys.push(connection.expiresAt);
+  }
+  keys.sort((a, b) => a - b);
+  for (const k of [1, 2, 7, 100, 2048, 2999, 3000]) assert.equal(heap.keyAt(k), keys[k - 1], `k = ${k}`);
+  assert.equal(heap.keyAt(3001), Infinity);
+  let popped = 0;
+  while (heap.popExpired(Infinity) !== null) popped++;
+  assert.equal(popped, 3000);
+});
