@@ -24,6 +24,7 @@ import { csvRow, isoTimeNs, protocolName } from "./event-formats.js";
 import { safeCsvCell } from "./escape.js";
 import { describeTuple, fillPacketAddresses, fillPacketTuple, tupleAddress } from "./packet-tuple.js";
 import { HashedEntries, type HashedEntry } from "./hashed-entries.js";
+import { LivePairs, pairHash } from "./live-pairs.js";
 
 /** What kind of orphan a packet is; `reason` says it in words. */
 export type OrphanKind =
@@ -221,13 +222,7 @@ class AddressPair {
         tuple.srcWord3,
       );
     }
-    let h = Math.imul(this.family ^ 0x9e3779b9, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 15) ^ this.a0, 0xc2b2ae35);
-    h = Math.imul(h ^ (h >>> 13) ^ this.b0, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 16) ^ this.a1 ^ this.b1, 0xc2b2ae35);
-    h = Math.imul(h ^ (h >>> 15) ^ this.a2 ^ this.b2, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13) ^ this.a3 ^ this.b3, 0xc2b2ae35);
-    this.hash = h ^ (h >>> 16);
+    this.hash = pairHash(this.family, this.a0, this.a1, this.a2, this.a3, this.b0, this.b1, this.b2, this.b3);
     return this;
   }
 
@@ -272,15 +267,6 @@ class AddressPair {
   }
 }
 
-/** An address pair with live connections: how many, and the latest. */
-class LivePair extends AddressPair implements HashedEntry<AddressPair, LivePair> {
-  sameHash: LivePair | null = null;
-  older: LivePair | null = null;
-  newer: LivePair | null = null;
-  live = 0;
-  latest: Connection | null = null;
-}
-
 /** An address pair whose last connection ended, with that connection. */
 class EndedPair extends AddressPair implements HashedEntry<AddressPair, EndedPair> {
   sameHash: EndedPair | null = null;
@@ -303,13 +289,11 @@ export class OrphanTracker {
   /** Ended connections by original and reply tuple, oldest first. */
   private readonly ended = new HashedEntries<Tuple, EndedTuple>();
   /** Address pairs of live connections (follows the live table). */
-  private readonly livePairs = new HashedEntries<AddressPair, LivePair>();
+  private readonly livePairs = new LivePairs();
   /** Address pairs whose last connection ended, the latest ended one each, oldest first (bounded). */
   private readonly endedPairs = new HashedEntries<AddressPair, EndedPair>();
   private readonly probe = new Tuple();
   private readonly pairProbe = new AddressPair();
-  /** Live pairs no longer used, for the next new pair. */
-  private readonly spareLivePairs: LivePair[] = [];
   /** The connection ending now, then copied into the entries that remember it. */
   private readonly ending = new EndedConnection();
   private readonly replyTuple = new Tuple();
@@ -347,15 +331,7 @@ export class OrphanTracker {
         this.pendingEnded.copyFrom(previous.ended);
         this.pendingReply = { connection, ended: this.pendingEnded };
       }
-      const key = this.pairProbe.setFrom(original);
-      let pair = this.livePairs.get(key, key.hash);
-      if (pair === null) {
-        pair = this.spareLivePairs.pop() ?? new LivePair();
-        pair.copyFrom(key);
-        this.livePairs.add(pair);
-      }
-      pair.live++;
-      pair.latest = connection;
+      this.livePairs.addConnection(this.pairProbe.setFrom(original), connection);
       return;
     }
     if (event.type !== "DESTROY") return;
@@ -379,11 +355,8 @@ export class OrphanTracker {
       this.remember(connection.tupleInto(1, this.replyTuple), true);
     }
     const key = this.pairProbe.setFrom(original);
-    const pair = this.livePairs.get(key, key.hash);
-    if (pair !== null && --pair.live === 0) {
-      this.livePairs.remove(pair);
-      pair.latest = null;
-      this.spareLivePairs.push(pair);
+    const pair = this.livePairs.find(key);
+    if (pair >= 0 && this.livePairs.endConnection(pair, key)) {
       // Added again as the newest: pairs are forgotten oldest-ended first.
       let endedPair = this.endedPairs.get(key, key.hash);
       if (endedPair !== null) this.endedPairs.remove(endedPair);
@@ -489,9 +462,9 @@ export class OrphanTracker {
     if (aboutQuoted) fillQuotedAddresses(packet, probe);
     else if (!fillPacketAddresses(packet, probe)) return null;
     const key = this.pairProbe.setFrom(probe);
-    const pair = this.livePairs.get(key, key.hash);
-    if (pair !== null) {
-      const latest = pair.latest!;
+    const pair = this.livePairs.find(key);
+    if (pair >= 0) {
+      const latest = this.livePairs.latest(pair);
       return {
         id: latest.id,
         description: `${protocolName(latest.protocol)} ${describeTuple(latest.original)} (same addresses, live)`,
