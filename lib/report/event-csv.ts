@@ -25,13 +25,30 @@ const NEEDS_QUOTES = /[",\r\n]/;
 /** Epoch seconds below this print their six decimals exactly through a double (as `epochOf` does). */
 const EXACT_EPOCH_SECONDS = 2 ** 32;
 
+/** Whether an event's time is one the byte encoders write themselves (else the string path does). */
+export function fastEventTime(tsSec: number, tsNsec: number): boolean {
+  return (
+    tsSec >= 0 &&
+    tsSec < EXACT_EPOCH_SECONDS &&
+    Number.isInteger(tsSec) &&
+    tsNsec >= 0 &&
+    tsNsec < 1e9 &&
+    Number.isInteger(tsNsec)
+  );
+}
+
+/** The most bytes an event's CSV row or NDJSON line takes. */
+export function eventRowMaxBytes(event: ConntrackEvent): number {
+  const helper = event.connection.helper;
+  return 2048 + (helper === null ? 0 : helper.length * 6);
+}
+
 const FLAG_TEXTS = ["UNREPLIED", "", "UNREPLIED ASSURED", "ASSURED"];
 
 export class EventCsvEncoder {
   /** The most bytes `encode` writes for `event`. */
   maxBytes(event: ConntrackEvent): number {
-    const helper = event.connection.helper;
-    return 2048 + (helper === null ? 0 : helper.length * 6);
+    return eventRowMaxBytes(event);
   }
 
   encode(event: ConntrackEvent, out: Uint8Array, at: number): number {
@@ -39,11 +56,7 @@ export class EventCsvEncoder {
     const helper = connection.helper;
     const tsSec = event.tsSec;
     const tsNsec = event.tsNsec;
-    if (
-      (helper !== null && NEEDS_QUOTES.test(helper)) ||
-      !(tsSec >= 0 && tsSec < EXACT_EPOCH_SECONDS && Number.isInteger(tsSec)) ||
-      !(tsNsec >= 0 && tsNsec < 1e9 && Number.isInteger(tsNsec))
-    )
+    if ((helper !== null && NEEDS_QUOTES.test(helper)) || !fastEventTime(tsSec, tsNsec))
       return writeText(out, at, eventCsvRow(eventRecord(event)));
     at = writeIsoTime(out, at, tsSec, tsNsec);
     out[at++] = COMMA;

@@ -6,6 +6,7 @@
 import { TCP_STATE_NAMES } from "../conntrack/connection.js";
 import type { ConntrackEvent } from "../conntrack/engine.js";
 import { writeAscii, writeText } from "./ascii-bytes.js";
+import { eventRowMaxBytes, fastEventTime } from "./event-csv.js";
 import { eventRecord, protocolName } from "./event-formats.js";
 import { writeJsonNumber, writeJsonString, writeJsonTime, writeJsonTuple } from "./json-bytes.js";
 
@@ -15,14 +16,13 @@ const FLAG_ARRAYS = ['["UNREPLIED"]', "[]", '["UNREPLIED","ASSURED"]', '["ASSURE
 export class EventNdjsonEncoder {
   /** The most bytes `encode` writes for `event`. */
   maxBytes(event: ConntrackEvent): number {
-    const helper = event.connection.helper;
-    return 2048 + (helper === null ? 0 : helper.length * 6);
+    return eventRowMaxBytes(event);
   }
 
   encode(event: ConntrackEvent, out: Uint8Array, at: number): number {
     const tsSec = event.tsSec;
     const tsNsec = event.tsNsec;
-    if (!(tsSec >= 0 && tsSec < 2 ** 32 && Number.isInteger(tsSec) && tsNsec >= 0 && tsNsec < 1e9)) {
+    if (!fastEventTime(tsSec, tsNsec)) {
       at = writeText(out, at, JSON.stringify(eventRecord(event)));
       out[at++] = 0x0a;
       return at;
