@@ -9,6 +9,7 @@ import {
 } from "../../lib/pipeline/replay.js";
 import { formatProcLine } from "../../lib/report/conntrack-text.js";
 import { formatExpectProcLine } from "../../lib/report/expect-text.js";
+import { tableInJobs, type MergedTable } from "../../lib/pipeline/table-jobs.js";
 import type { Expectation } from "../../lib/conntrack/expectations.js";
 import {
   EXPECT_TABLE_CSV_COLUMNS,
@@ -25,14 +26,17 @@ import {
   formatConntrackListLine,
   formatExpectListLine,
   isoTimeNs,
+  type ConnectionRecord,
   type TableView,
 } from "../../lib/report/event-formats.js";
 import { UsageError } from "../errors.js";
 import { OutputTarget, refuseExistingOutputs } from "../output.js";
 import {
+  jobsFromArguments,
   parseDurationNs,
   shardFromArguments,
   withCaptureInputs,
+  withJobsOption,
   withOutputOption,
   withShardOption,
 } from "../options.js";
@@ -126,7 +130,9 @@ export const tableCommand: CommandModule<object, TableArguments> = {
   describe: "Replay captures through conntrack and print the connection table as it stood at a given time",
   builder: (argv) =>
     withObservedNatOptions(
-      withShardOption(withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv))))),
+      withJobsOption(
+        withShardOption(withProgressOption(withOutputOption(withConntrackSettings(withCaptureInputs(argv))))),
+      ),
     )
       .option("at", {
         type: "string",
@@ -160,10 +166,36 @@ export const tableCommand: CommandModule<object, TableArguments> = {
   handler: async (args) => {
     refuseExistingOutputs([args.output]);
     const until = args.at === undefined ? undefined : parseTimePoint(args.at);
+    const jobs = jobsFromArguments(args);
+    if (jobs > 1 && args.expect) throw new UsageError("--jobs: not with --expect (use --jobs 1)");
+    if (jobs > 1 && args.summary) throw new UsageError("--jobs: not with --summary (use --jobs 1)");
     const files = await expandInputs(args.files);
     const settings = await settingsFromArguments(args, warnOnStderr);
     const helperOptions = helperOptionsFromArguments(args);
     const reorderWindowNs = parseDurationNs(args["reorder-window"], "reorder-window");
+    if (jobs > 1) {
+      const merged = await tableInJobs(
+        files,
+        { settings, ...helperOptions, reorderWindowNs, until },
+        args.format === "proc" || args.format === "conntrack" ? args.format : "records",
+        jobs,
+      );
+      reportWarnings(merged);
+      const output = new OutputTarget(args.output);
+      const writer = new ChunkedWriter(output.stream);
+      let count: number;
+      try {
+        count = await writeMergedTable(merged, args.format, writer);
+        await writer.finish();
+        await output.commit();
+      } catch (error) {
+        await output.abandon();
+        throw error;
+      }
+      if (args.format === "conntrack") process.stderr.write(`${conntrackListTrailer(count)}\n`);
+      if (merged.until === null && merged.last === null) warnOnStderr("no packets: the table is empty");
+      return;
+    }
     // The table is written once reading is over, so nothing streams to the terminal meanwhile.
     const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
     let result: ReplayResult;
@@ -311,4 +343,27 @@ export async function writeTable(
     }
   }
   return connections.length;
+}
+
+/** Writes a table merged from `--jobs` workers (`table-jobs.ts`); returns how many entries. */
+export async function writeMergedTable(
+  merged: MergedTable,
+  format: TableFormat,
+  writer: ChunkedWriter,
+): Promise<number> {
+  if (merged.lines !== null) {
+    await writeAll(writer, merged.lines, (line) => `${line}\n`);
+    return merged.lines.length;
+  }
+  const records = merged.records!;
+  if (format === "csv") {
+    writer.write(csvRow(TABLE_CSV_COLUMNS));
+    await writeAll(writer, records, connectionCsvRow);
+  } else {
+    const json = new JsonArrayFormatter((record: ConnectionRecord) => record);
+    writer.write(json.header());
+    await writeAll(writer, records, (record) => json.format(record));
+    writer.write(json.footer());
+  }
+  return records.length;
 }

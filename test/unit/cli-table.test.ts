@@ -181,3 +181,35 @@ test("table: a large table is written in steps that wait for the output to drain
     rmSync(directory, { recursive: true, force: true });
   }
 });
+
+test("table --jobs: every format, at several times, is the single thread's table (ids across shards too)", async () => {
+  const directory = mkdtempSync(join(tmpdir(), "table-jobs-test-"));
+  try {
+    const synthetic = join(directory, "synth.pcap");
+    const capture = createWriteStream(synthetic);
+    await writeSyntheticCapture(capture, { packets: 6_000, conversations: 900, seed: 5 });
+    if (!capture.writableFinished) await once(capture, "finish");
+    // An FTP control connection and its data connections (master ids), and traffic over many hosts.
+    for (const file of [join(ROOT, "samples/ftp-active/inside.pcap"), synthetic]) {
+      for (const format of ["proc", "conntrack", "csv", "json"]) {
+        for (const at of [[], ["--at", "+2"]]) {
+          const args = ["table", file, "--format", format, ...at];
+          const single = runCli(args);
+          assert.equal(single.status, 0, single.stderr);
+          assert.ok(single.stdout.length > 0);
+          for (const jobs of format === "csv" ? ["2", "3"] : ["2"]) {
+            const sharded = runCli([...args, "--jobs", jobs]);
+            assert.equal(sharded.status, 0, sharded.stderr);
+            assert.equal(sharded.stdout, single.stdout, `${args.join(" ")} --jobs ${jobs}`);
+            assert.equal(sharded.stderr, single.stderr);
+          }
+        }
+      }
+    }
+    const refused = runCli(["table", synthetic, "--jobs", "2", "--expect"]);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /--jobs: not with --expect/);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,74 @@
+/** One shard's live table for `table --jobs N` (lib/pipeline/table-jobs.ts). */
+import { parentPort, workerData } from "node:worker_threads";
+import type { Connection } from "../conntrack/connection.js";
+import { formatProcLine } from "../report/conntrack-text.js";
+import { connectionRecord, formatConntrackListLine, type TableView } from "../report/event-formats.js";
+import { replayCaptures } from "./replay.js";
+import type { TableJobData, TableJobMessage } from "./table-jobs.js";
+
+const data = workerData as TableJobData;
+
+async function run(): Promise<TableJobMessage> {
+  const confirmations: number[] = [];
+  let records = 0;
+  // The confirmations are read off NEW events: on whatever nf_conntrack_events says (the table is the same).
+  const settings = { ...((data.options.settings ?? {}) as Record<string, number>) };
+  delete settings["net.netfilter.nf_conntrack_events"];
+  settings.events = 1;
+  const result = await replayCaptures(data.files, {
+    ...data.options,
+    settings,
+    shard: data.shard,
+    onEvent: (event) => {
+      if (event.type === "NEW") confirmations[event.connection.id - 1] = records;
+    },
+    // Every record read reaches here once, after its events: `records` is the next one's index.
+    onPacket: () => void records++,
+  });
+  const engine = result.engine;
+  const view: TableView = {
+    now: engine.now,
+    accounting: engine.settings.acct !== 0,
+    timestamps: engine.settings.timestamp !== 0,
+    hz: engine.settings.hz,
+  };
+  const connections: Connection[] = [...engine.entries()].sort((a, b) => a.id - b.id);
+  const procOptions = {
+    ...view,
+    use: 2,
+    greTimeout: engine.settings.greTimeout,
+    greTimeoutStream: engine.settings.greTimeoutStream,
+  };
+  return {
+    type: "done",
+    confirmations: Float64Array.from(confirmations),
+    created: Float64Array.from(connections, (connection) => confirmations[connection.id - 1]),
+    masters: Float64Array.from(connections, (connection) =>
+      connection.masterId > 0 ? confirmations[connection.masterId - 1] : -1,
+    ),
+    lines:
+      data.output === "proc"
+        ? connections.map((connection) => formatProcLine(connection, procOptions))
+        : data.output === "conntrack"
+          ? connections.map((connection) => formatConntrackListLine(connection, view))
+          : null,
+    records:
+      data.output === "records" ? connections.map((connection) => connectionRecord(connection, view)) : null,
+    warnings: result.warnings,
+    first: result.first,
+    last: result.last,
+    until: result.until,
+  };
+}
+
+run().then(
+  (message) => parentPort!.postMessage(message),
+  (error: unknown) => {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    parentPort!.postMessage({
+      type: "error",
+      message: failure.message,
+      stack: failure.stack,
+    } satisfies TableJobMessage);
+  },
+);

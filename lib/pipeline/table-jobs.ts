@@ -1,0 +1,138 @@
+/**
+ * `table --jobs N`: N worker threads each replay one shard of the connections (`--shard I/N`,
+ * lib/pipeline/shard.ts) and return their live entries; the main thread puts them in one engine's order
+ * with one engine's ids. A connection's id in one run is its rank among all confirmations, and one
+ * record confirms at most one connection (the shard of its address pair's): so each worker also returns
+ * the (global) record index of every confirmation it made, and an entry's id is the number of
+ * confirmations, over all shards, up to the record that created it.
+ */
+import { Worker } from "node:worker_threads";
+import type { CaptureWarning } from "../capture/source.js";
+import type { ConnectionRecord } from "../report/event-formats.js";
+import type { ReplayOptions } from "./replay.js";
+
+/** What a table worker is given: the replay's options without functions, its shard and the format. */
+export interface TableJobData {
+  files: readonly string[];
+  options: Omit<
+    ReplayOptions,
+    "onEvent" | "onExpectEvent" | "onPacket" | "onInputs" | "backpressure" | "onOpened"
+  >;
+  shard: { index: number; count: number };
+  /** Lines (`proc`, `conntrack`) or records (`records`: csv and json). */
+  output: "proc" | "conntrack" | "records";
+}
+
+export interface TableJobResult {
+  type: "done";
+  /** Global record index of each confirmation, in confirmation order (so ascending). */
+  confirmations: Float64Array;
+  /** Per live entry, in id order: the record index that created it and its master's (-1: none). */
+  created: Float64Array;
+  masters: Float64Array;
+  lines: string[] | null;
+  records: ConnectionRecord[] | null;
+  warnings: CaptureWarning[];
+  first: { tsSec: number; tsNsec: number } | null;
+  last: { tsSec: number; tsNsec: number } | null;
+  until: { tsSec: number; tsNsec: number } | null;
+}
+
+export type TableJobMessage = TableJobResult | { type: "error"; message: string; stack?: string };
+
+/** The merged table: entries in one engine's order, with its ids for records. */
+export interface MergedTable {
+  lines: string[] | null;
+  records: ConnectionRecord[] | null;
+  /** The first shard's reader warnings (every shard reads every input). */
+  warnings: CaptureWarning[];
+  first: { tsSec: number; tsNsec: number } | null;
+  last: { tsSec: number; tsNsec: number } | null;
+  until: { tsSec: number; tsNsec: number } | null;
+}
+
+export async function tableInJobs(
+  files: readonly string[],
+  options: TableJobData["options"],
+  output: TableJobData["output"],
+  jobs: number,
+): Promise<MergedTable> {
+  if (!Number.isInteger(jobs) || jobs < 2)
+    throw new Error(`jobs: ${jobs} is not a whole number of at least 2`);
+  const results = await Promise.all(
+    Array.from({ length: jobs }, (_, index) =>
+      runWorker({ files, options, shard: { index, count: jobs }, output }),
+    ),
+  );
+  const confirmations = results.map((result) => result.confirmations);
+  /** One engine's id of the connection a record created: confirmations up to that record, in all shards. */
+  const idOf = (record: number): number => {
+    let id = 0;
+    for (const list of confirmations) id += countUpTo(list, record);
+    return id;
+  };
+  const order: { shard: number; entry: number; record: number }[] = [];
+  results.forEach((result, shard) => {
+    for (let entry = 0; entry < result.created.length; entry++)
+      order.push({ shard, entry, record: result.created[entry] });
+  });
+  order.sort((a, b) => a.record - b.record);
+  const merged: MergedTable = {
+    lines: output === "records" ? null : [],
+    records: output === "records" ? [] : null,
+    warnings: results[0].warnings,
+    first: results[0].first,
+    last: results[0].last,
+    until: results[0].until,
+  };
+  for (const { shard, entry, record } of order) {
+    const result = results[shard];
+    if (merged.lines !== null) {
+      merged.lines.push(result.lines![entry]);
+      continue;
+    }
+    const master = result.masters[entry];
+    merged.records!.push({
+      ...result.records![entry],
+      id: idOf(record),
+      masterId: master >= 0 ? idOf(master) : null,
+    });
+  }
+  return merged;
+}
+
+/** How many of the ascending `list` are at most `value`. */
+function countUpTo(list: Float64Array, value: number): number {
+  let low = 0;
+  let high = list.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (list[middle] <= value) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+function runWorker(data: TableJobData): Promise<TableJobResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL("./table-jobs-worker.js", import.meta.url), { workerData: data });
+    let settled = false;
+    worker.on("message", (message: TableJobMessage) => {
+      settled = true;
+      if (message.type === "done") resolve(message);
+      else {
+        const error = new Error(message.message);
+        if (message.stack !== undefined) error.stack = message.stack;
+        reject(error);
+      }
+      void worker.terminate();
+    });
+    worker.on("error", (error) => {
+      settled = true;
+      reject(error);
+    });
+    worker.on("exit", (code) => {
+      if (!settled) reject(new Error(`a --jobs table worker stopped (exit code ${code})`));
+    });
+  });
+}
