@@ -7,7 +7,7 @@
  */
 import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { Worker } from "node:worker_threads";
+import { runOneShotWorker } from "./one-shot-worker.js";
 import type { CaptureWarning } from "../capture/source.js";
 import { mergeReports } from "./merge-reports.js";
 import { REPORT_FILES, type ReportOptions } from "./report.js";
@@ -19,8 +19,10 @@ export interface ReportJobData {
   options: Omit<ReportOptions, "onOpened">;
 }
 
-export type ReportJobMessage =
-  { type: "done"; warnings: CaptureWarning[] } | { type: "error"; message: string; stack?: string };
+export interface ReportJobDone {
+  type: "done";
+  warnings: CaptureWarning[];
+}
 
 export interface ReportJobsResult {
   summary: ReportSummary;
@@ -72,25 +74,11 @@ export async function writeReportInJobs(
   }
 }
 
-function runWorker(data: ReportJobData): Promise<CaptureWarning[]> {
-  return new Promise((resolvePromise, reject) => {
-    const worker = new Worker(new URL("./report-jobs-worker.js", import.meta.url), { workerData: data });
-    let settled = false;
-    worker.on("message", (message: ReportJobMessage) => {
-      settled = true;
-      if (message.type === "done") resolvePromise(message.warnings);
-      else {
-        const error = new Error(message.message);
-        if (message.stack !== undefined) error.stack = message.stack;
-        reject(error);
-      }
-    });
-    worker.on("error", (error) => {
-      settled = true;
-      reject(error);
-    });
-    worker.on("exit", (code) => {
-      if (!settled) reject(new Error(`a --jobs report worker stopped (exit code ${code})`));
-    });
-  });
+async function runWorker(data: ReportJobData): Promise<CaptureWarning[]> {
+  const done = await runOneShotWorker<ReportJobDone>(
+    new URL("./report-jobs-worker.js", import.meta.url),
+    data,
+    "report",
+  );
+  return done.warnings;
 }

@@ -1,14 +1,15 @@
 /** One shard's live table for `table --jobs N` (lib/pipeline/table-jobs.ts). */
-import { parentPort, workerData } from "node:worker_threads";
+import { workerData } from "node:worker_threads";
 import type { Connection } from "../conntrack/connection.js";
 import { formatProcLine } from "../report/conntrack-text.js";
 import { connectionRecord, formatConntrackListLine, type TableView } from "../report/event-formats.js";
 import { replayCaptures } from "./replay.js";
-import type { TableJobData, TableJobMessage } from "./table-jobs.js";
+import { answerParent } from "./one-shot-worker.js";
+import type { TableJobData, TableJobResult } from "./table-jobs.js";
 
 const data = workerData as TableJobData;
 
-async function run(): Promise<TableJobMessage> {
+async function run(): Promise<TableJobResult> {
   const confirmations: number[] = [];
   let records = 0;
   // The confirmations are read off NEW events: on whatever nf_conntrack_events says (the table is the same).
@@ -61,14 +62,4 @@ async function run(): Promise<TableJobMessage> {
   };
 }
 
-run().then(
-  (message) => parentPort!.postMessage(message),
-  (error: unknown) => {
-    const failure = error instanceof Error ? error : new Error(String(error));
-    parentPort!.postMessage({
-      type: "error",
-      message: failure.message,
-      stack: failure.stack,
-    } satisfies TableJobMessage);
-  },
-);
+answerParent(run());

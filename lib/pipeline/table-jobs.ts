@@ -6,7 +6,7 @@
  * the (global) record index of every confirmation it made, and an entry's id is the number of
  * confirmations, over all shards, up to the record that created it.
  */
-import { Worker } from "node:worker_threads";
+import { runOneShotWorker } from "./one-shot-worker.js";
 import type { CaptureWarning } from "../capture/source.js";
 import type { ConnectionRecord } from "../report/event-formats.js";
 import type { ReplayOptions } from "./replay.js";
@@ -38,18 +38,8 @@ export interface TableJobResult {
   until: { tsSec: number; tsNsec: number } | null;
 }
 
-export type TableJobMessage = TableJobResult | { type: "error"; message: string; stack?: string };
-
-/** The merged table: entries in one engine's order, with its ids for records. */
-export interface MergedTable {
-  lines: string[] | null;
-  records: ConnectionRecord[] | null;
-  /** The first shard's reader warnings (every shard reads every input). */
-  warnings: CaptureWarning[];
-  first: { tsSec: number; tsNsec: number } | null;
-  last: { tsSec: number; tsNsec: number } | null;
-  until: { tsSec: number; tsNsec: number } | null;
-}
+/** The merged table: entries in one engine's order, with its ids for records; the rest the first shard's. */
+export type MergedTable = Pick<TableJobResult, "lines" | "records" | "warnings" | "first" | "last" | "until">;
 
 export async function tableInJobs(
   files: readonly string[],
@@ -114,25 +104,5 @@ function countUpTo(list: Float64Array, value: number): number {
 }
 
 function runWorker(data: TableJobData): Promise<TableJobResult> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./table-jobs-worker.js", import.meta.url), { workerData: data });
-    let settled = false;
-    worker.on("message", (message: TableJobMessage) => {
-      settled = true;
-      if (message.type === "done") resolve(message);
-      else {
-        const error = new Error(message.message);
-        if (message.stack !== undefined) error.stack = message.stack;
-        reject(error);
-      }
-      void worker.terminate();
-    });
-    worker.on("error", (error) => {
-      settled = true;
-      reject(error);
-    });
-    worker.on("exit", (code) => {
-      if (!settled) reject(new Error(`a --jobs table worker stopped (exit code ${code})`));
-    });
-  });
+  return runOneShotWorker<TableJobResult>(new URL("./table-jobs-worker.js", import.meta.url), data, "table");
 }

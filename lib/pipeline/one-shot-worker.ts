@@ -1,0 +1,48 @@
+/**
+ * A worker thread that does one job and answers once (`report --jobs`, `table --jobs`): its answer is
+ * a "done" message, or an "error" message carrying the failure across the thread boundary.
+ */
+import { Worker, parentPort } from "node:worker_threads";
+
+export type OneShotMessage<T extends { type: "done" }> =
+  T | { type: "error"; message: string; stack?: string };
+
+/** Runs the worker script at `url` on `data`; resolves with its "done" message. `what` names it in errors. */
+export function runOneShotWorker<T extends { type: "done" }>(
+  url: URL,
+  data: unknown,
+  what: string,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(url, { workerData: data });
+    let settled = false;
+    worker.on("message", (message: OneShotMessage<T>) => {
+      settled = true;
+      if (message.type === "done") resolve(message);
+      else {
+        const error = new Error(message.message);
+        if (message.stack !== undefined) error.stack = message.stack;
+        reject(error);
+      }
+      void worker.terminate();
+    });
+    worker.on("error", (error) => {
+      settled = true;
+      reject(error);
+    });
+    worker.on("exit", (code) => {
+      if (!settled) reject(new Error(`a --jobs ${what} worker stopped (exit code ${code})`));
+    });
+  });
+}
+
+/** In the worker: sends the job's "done" message, or its failure. */
+export function answerParent<T extends { type: "done" }>(job: Promise<T>): void {
+  job.then(
+    (message) => parentPort!.postMessage(message),
+    (error: unknown) => {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      parentPort!.postMessage({ type: "error", message: failure.message, stack: failure.stack });
+    },
+  );
+}
