@@ -4,6 +4,7 @@ import { expandInputs } from "../../lib/pipeline/inputs.js";
 import {
   ChunkedWriter,
   replayCaptures,
+  waitFor,
   type ReplayResult,
   type TimePoint,
 } from "../../lib/pipeline/replay.js";
@@ -26,8 +27,9 @@ import {
   formatConntrackListLine,
   formatExpectListLine,
   isoTimeNs,
+  procLineOptionsOf,
+  tableViewOf,
   type ConnectionRecord,
-  type TableView,
 } from "../../lib/report/event-formats.js";
 import { UsageError } from "../errors.js";
 import { OutputTarget, refuseExistingOutputs } from "../output.js";
@@ -239,16 +241,6 @@ export const tableCommand: CommandModule<object, TableArguments> = {
   },
 };
 
-function tableView(result: ReplayResult): TableView {
-  const engine = result.engine;
-  return {
-    now: engine.now,
-    accounting: engine.settings.acct !== 0,
-    timestamps: engine.settings.timestamp !== 0,
-    hz: engine.settings.hz,
-  };
-}
-
 /** Lines written between two waits for the output to drain (a table may hold millions of entries). */
 const LINES_BETWEEN_WAITS = 1024;
 
@@ -260,10 +252,7 @@ async function writeAll<T>(
 ): Promise<void> {
   for (let i = 0; i < items.length; i++) {
     writer.write(text(items[i]));
-    if ((i + 1) % LINES_BETWEEN_WAITS === 0) {
-      const wait = writer.pending();
-      if (wait !== null) await wait;
-    }
+    if ((i + 1) % LINES_BETWEEN_WAITS === 0) await waitFor(() => writer.pending());
   }
 }
 
@@ -273,7 +262,7 @@ export async function writeExpectTable(
   format: TableFormat,
   writer: ChunkedWriter,
 ): Promise<number> {
-  const view = tableView(result);
+  const view = tableViewOf(result.engine);
   const expectations = result.engine.expectations();
   switch (format) {
     case "proc":
@@ -312,16 +301,11 @@ export async function writeTable(
   writer: ChunkedWriter,
 ): Promise<number> {
   const engine = result.engine;
-  const view = tableView(result);
+  const view = tableViewOf(result.engine);
   const connections: Connection[] = [...engine.entries()].sort((a, b) => a.id - b.id);
   switch (format) {
     case "proc": {
-      const options = {
-        ...view,
-        use: 2,
-        greTimeout: engine.settings.greTimeout,
-        greTimeoutStream: engine.settings.greTimeoutStream,
-      };
+      const options = procLineOptionsOf(engine);
       await writeAll(writer, connections, (connection) => `${formatProcLine(connection, options)}\n`);
       break;
     }

@@ -348,6 +348,11 @@ export async function replayCapturesInJobs(
         (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))),
       );
     });
+  /** Waits while the output asks to (`backpressure`), or until a worker fails. */
+  const waitForOutput = async (): Promise<void> => {
+    const wait = backpressure === null ? null : backpressure();
+    if (wait !== null) await untilFailure(wait);
+  };
 
   const merger = new RoundMerger(jobs, options);
   let roundNumber = 0;
@@ -431,10 +436,7 @@ export async function replayCapturesInJobs(
       oldest.arena.reset();
       arenas.push(oldest.arena);
     }
-    if (backpressure !== null) {
-      const wait = backpressure();
-      if (wait !== null) await untilFailure(wait);
-    }
+    await waitForOutput();
   };
 
   try {
@@ -551,10 +553,7 @@ export async function replayCapturesInJobs(
         outboxes.map((box, index) => batchOf(box.events, FINISH_SLOT, stepResults[index].events)),
         outboxes.map((box, index) => batchOf(box.expectations, FINISH_SLOT, stepResults[index].expectations)),
       );
-      if (backpressure !== null) {
-        const wait = backpressure();
-        if (wait !== null) await untilFailure(wait);
-      }
+      await waitForOutput();
       return stepResults;
     };
     let results = await finishStep(span.stopsAt, "none");

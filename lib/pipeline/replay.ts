@@ -277,6 +277,17 @@ export function createRecordStep(options: RecordStepOptions, inputCount: number)
 }
 
 /**
+ * `settings` (field or sysctl names) with connection events on, whatever nf_conntrack_events says: for
+ * consumers that read the events as data (a report's flows, a sharded table's ids).
+ */
+export function settingsWithEvents(settings: ReplayOptions["settings"] | undefined): Record<string, number> {
+  const copy = { ...(settings ?? {}) } as Record<string, number>;
+  delete copy["net.netfilter.nf_conntrack_events"];
+  copy.events = 1;
+  return copy;
+}
+
+/**
  * Entries expired between two backpressure checks when the end of the input expires many at once: a
  * step's events (a few hundred bytes each) stay well under a sink's buffer.
  */

@@ -14,6 +14,7 @@ import {
   EXPIRY_STEP,
   OUTPUT_HIGH_WATER_MARK,
   replayCaptures,
+  settingsWithEvents,
   waitFor,
   type ReplayOptions,
   type ReplayResult,
@@ -211,11 +212,10 @@ export async function writeReport(files: readonly string[], options: ReportOptio
     only: _only,
     ...replayOptions
   } = options;
-  const requestedSettings = { ...(options.settings ?? {}) } as Record<string, number>;
+  const requestedSettings = (options.settings ?? {}) as Record<string, number>;
   const eventsWanted =
     (requestedSettings["net.netfilter.nf_conntrack_events"] ?? requestedSettings.events ?? 1) !== 0;
-  delete requestedSettings["net.netfilter.nf_conntrack_events"];
-  const settings = { ...requestedSettings, events: 1 };
+  const settings = settingsWithEvents(options.settings);
 
   const backpressure = (): Promise<void> | null => {
     for (const file of streamed) {

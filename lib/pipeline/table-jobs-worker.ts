@@ -2,8 +2,13 @@
 import { workerData } from "node:worker_threads";
 import type { Connection } from "../conntrack/connection.js";
 import { formatProcLine } from "../report/conntrack-text.js";
-import { connectionRecord, formatConntrackListLine, type TableView } from "../report/event-formats.js";
-import { replayCaptures } from "./replay.js";
+import {
+  connectionRecord,
+  formatConntrackListLine,
+  procLineOptionsOf,
+  tableViewOf,
+} from "../report/event-formats.js";
+import { replayCaptures, settingsWithEvents } from "./replay.js";
 import { answerParent } from "./one-shot-worker.js";
 import type { TableJobData, TableJobResult } from "./table-jobs.js";
 
@@ -12,13 +17,10 @@ const data = workerData as TableJobData;
 async function run(): Promise<TableJobResult> {
   const confirmations: number[] = [];
   let records = 0;
-  // The confirmations are read off NEW events: on whatever nf_conntrack_events says (the table is the same).
-  const settings = { ...((data.options.settings ?? {}) as Record<string, number>) };
-  delete settings["net.netfilter.nf_conntrack_events"];
-  settings.events = 1;
+  // The confirmations are read off NEW events (the table is the same with events off).
   const result = await replayCaptures(data.files, {
     ...data.options,
-    settings,
+    settings: settingsWithEvents(data.options.settings),
     shard: data.shard,
     onEvent: (event) => {
       if (event.type === "NEW") confirmations[event.connection.id - 1] = records;
@@ -27,19 +29,9 @@ async function run(): Promise<TableJobResult> {
     onPacket: () => void records++,
   });
   const engine = result.engine;
-  const view: TableView = {
-    now: engine.now,
-    accounting: engine.settings.acct !== 0,
-    timestamps: engine.settings.timestamp !== 0,
-    hz: engine.settings.hz,
-  };
+  const view = tableViewOf(engine);
   const connections: Connection[] = [...engine.entries()].sort((a, b) => a.id - b.id);
-  const procOptions = {
-    ...view,
-    use: 2,
-    greTimeout: engine.settings.greTimeout,
-    greTimeoutStream: engine.settings.greTimeoutStream,
-  };
+  const procOptions = procLineOptionsOf(engine);
   return {
     type: "done",
     confirmations: Float64Array.from(confirmations),

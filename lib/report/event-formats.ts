@@ -15,7 +15,7 @@ import {
 } from "../decode/packet.js";
 import { formatIpv4, formatIpv6 } from "../conntrack/address.js";
 import { TCP_STATE_NAMES, type Connection, type Tuple } from "../conntrack/connection.js";
-import { ConntrackEvent, remainingSeconds } from "../conntrack/engine.js";
+import { ConntrackEvent, remainingSeconds, type ConntrackEngine } from "../conntrack/engine.js";
 import {
   EXPECT_INACTIVE,
   EXPECT_PERMANENT,
@@ -25,7 +25,7 @@ import {
   type Expectation,
 } from "../conntrack/expectations.js";
 import { writeAscii, writePadded } from "./ascii-bytes.js";
-import { formatConntrackEvent } from "./conntrack-text.js";
+import { formatConntrackEvent, type ProcLineOptions } from "./conntrack-text.js";
 import { formatExpectEvent } from "./expect-text.js";
 
 export const EVENT_FORMATS = ["text", "csv", "json", "ndjson"] as const;
@@ -172,6 +172,26 @@ export interface TableView {
   timestamps: boolean;
   /** Kernel tick rate (CONFIG_HZ). */
   hz: number;
+}
+
+/** How an engine's live table reads now (its clock and its accounting, timestamp and tick settings). */
+export function tableViewOf(engine: ConntrackEngine): TableView {
+  return {
+    now: engine.now,
+    accounting: engine.settings.acct !== 0,
+    timestamps: engine.settings.timestamp !== 0,
+    hz: engine.settings.hz,
+  };
+}
+
+/** The `/proc/net/nf_conntrack` line options of an engine's live table (`formatProcLine`). */
+export function procLineOptionsOf(engine: ConntrackEngine): ProcLineOptions {
+  return {
+    ...tableViewOf(engine),
+    use: 2,
+    greTimeout: engine.settings.greTimeout,
+    greTimeoutStream: engine.settings.greTimeoutStream,
+  };
 }
 
 /** A live table entry as a plain object, as `conntrack -L` would report it at `view.now`. */
@@ -619,6 +639,11 @@ export function isoSecondPrefix(tsSec: number): string {
   isoSecondKeys[slot] = tsSec;
   isoSecondTexts[slot] = prefix;
   return prefix;
+}
+
+/** Seconds from one capture time to another (exact to the nanosecond where a double can be). */
+export function secondsBetween(fromSec: number, fromNsec: number, toSec: number, toNsec: number): number {
+  return ((toSec - fromSec) * 1e9 + (toNsec - fromNsec)) / 1e9;
 }
 
 /** `isoTimeNs(tsSec, tsNsec)` as bytes at `at`; returns the offset after them. */

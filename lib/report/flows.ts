@@ -28,6 +28,7 @@ import {
   isoSecondPrefix,
   isoTimeNs,
   protocolName,
+  secondsBetween,
   tupleRecord,
   writeIsoTime,
   type TupleRecord,
@@ -224,11 +225,11 @@ export interface FlowTrackerOptions {
    * Gets each finished connection's flows.csv row as bytes (what `flowCsvRow` writes for its record),
    * encoded from the tracker's state: without `onFlow` no record is built at all.
    */
-  csv?: FlowCsvSink;
+  csv?: FlowRowSink;
   /** Receives each finished connection's flows.csv row as text (the bytes `csv` gets). */
   onCsvRow?: (row: string) => void;
   /** Gets each finished connection's flows.ndjson line as bytes (`JSON.stringify` of its record). */
-  ndjson?: FlowCsvSink;
+  ndjson?: FlowRowSink;
   /** Receives each finished connection's flows.ndjson line as text (the bytes `ndjson` gets). */
   onNdjsonRow?: (row: string) => void;
   /**
@@ -250,7 +251,7 @@ interface LiveEnd {
   remaining: number;
 }
 
-/** A finished flow as its flows.csv row is written from it (one reused per tracker). */
+/** A finished flow as its rows and record are written from it (one reused per tracker). */
 export class FlowEnd {
   rows: FlowRows | null = null;
   index = -1;
@@ -267,19 +268,7 @@ export class FlowEnd {
 
   /** The flow's record (built on demand: valid only while the tracker hands this flow out). */
   record(): FlowRecord {
-    return flowRecord(
-      this.rows!,
-      this.index,
-      this.original!,
-      this.reply!,
-      this.finalState,
-      this.endReason,
-      this.detail,
-      this.endSec,
-      this.endNsec,
-      this.live,
-      this.communityId,
-    );
+    return flowRecord(this);
   }
 }
 
@@ -289,7 +278,7 @@ export interface FlowEncoder {
 }
 
 /** Where rows go as bytes: a ChunkedWriter (lib/pipeline/replay.ts). */
-export interface FlowCsvSink {
+export interface FlowRowSink {
   writeEncoded(encoder: FlowEncoder, item: FlowEnd, maxBytes: number): void;
 }
 
@@ -297,9 +286,9 @@ export class FlowTracker {
   private readonly rows = new FlowRows();
   private readonly maxHistory: number;
   private readonly onFlow: ((record: FlowRecord) => void) | null;
-  private readonly csv: FlowCsvSink | null;
+  private readonly csv: FlowRowSink | null;
   private readonly onCsvRow: ((row: string) => void) | null;
-  private readonly ndjson: FlowCsvSink | null;
+  private readonly ndjson: FlowRowSink | null;
   private readonly onNdjsonRow: ((row: string) => void) | null;
   private readonly onFlowEnd: ((end: FlowEnd) => void) | null;
   private readonly end = new FlowEnd();
@@ -392,7 +381,7 @@ export class FlowTracker {
   private write(
     encoder: FlowEncoder,
     maxBytes: number,
-    sink: FlowCsvSink | null,
+    sink: FlowRowSink | null,
     onText: ((row: string) => void) | null,
   ): void {
     if (sink !== null) sink.writeEncoded(encoder, this.end, maxBytes);
@@ -475,23 +464,16 @@ export class FlowTracker {
   }
 }
 
-function flowRecord(
-  rows: FlowRows,
-  index: number,
-  original: Tuple,
-  reply: Tuple,
-  finalState: string,
-  endReason: EndReason,
-  detail: string,
-  endSec: number,
-  endNsec: number,
-  live: LiveEnd | null,
-  communityId: string,
-): FlowRecord {
-  const connection = rows.connection(index);
+/** A finished flow's record, from its state (`FlowEnd.record`). */
+function flowRecord(end: FlowEnd): FlowRecord {
+  const rows = end.rows!;
+  const index = end.index;
+  const connection = end.connection!;
+  const original = end.original!;
+  const reply = end.reply!;
+  const live = end.live;
   const firstSec = rows.readTime(index, FLOW_FIRST, times, 0);
   const firstNsec = times[1];
-  const offset = (sec: number, nsec: number): number => ((sec - firstSec) * NS + (nsec - firstNsec)) / NS;
   const history: StateChange[] = [];
   const length = rows.historyLength(index);
   for (let i = 0; i < length; i++) {
@@ -501,7 +483,7 @@ function flowRecord(
     history.push({
       state: stateName(historyEntry[0]),
       time: isoTimeNs(sec, nsec),
-      offset: offset(sec, nsec),
+      offset: secondsBetween(firstSec, firstNsec, sec, nsec),
     });
   }
   const lastSec = rows.readTime(index, FLOW_LAST, times, 0);
@@ -516,13 +498,13 @@ function flowRecord(
     nat: natKind(original, reply),
     firstPacket: isoTimeNs(firstSec, firstNsec),
     lastPacket: isoTimeNs(lastSec, lastNsec),
-    duration: offset(lastSec, lastNsec),
+    duration: secondsBetween(firstSec, firstNsec, lastSec, lastNsec),
     history,
     historyOmitted: rows.historyOmitted(index),
-    finalState,
-    endReason,
-    endDetail: detail,
-    endTime: live === null ? isoTimeNs(endSec, endNsec) : null,
+    finalState: end.finalState,
+    endReason: end.endReason,
+    endDetail: end.detail,
+    endTime: live === null ? isoTimeNs(end.endSec, end.endNsec) : null,
     expiresAt: live === null ? null : isoTimeNs(live.tsSec, live.tsNsec),
     expiresIn: live === null ? null : live.remaining,
     flags: flagsText(connection).split(" "),
@@ -534,7 +516,7 @@ function flowRecord(
     replyBytes: connection.replyBytes,
     helper: connection.helper,
     masterId: connection.masterId > 0 ? connection.masterId : null,
-    communityId,
+    communityId: end.communityId,
   };
   if (record.nat !== "none")
     record.natOrigin = (connection.status & Status.NatObserved) !== 0 ? "observed" : "configured";
@@ -749,10 +731,6 @@ export const FLOW_CSV_ENCODER = {
 // ------------------------------------------------------------------ flows.ndjson as bytes
 
 /** The seconds between two times, as the record computes them (the same doubles, so the same text). */
-function secondsBetween(fromSec: number, fromNsec: number, sec: number, nsec: number): number {
-  return ((sec - fromSec) * NS + (nsec - fromNsec)) / NS;
-}
-
 /** The most bytes a flows.ndjson line can take (see `flowCsvMaxBytes`; JSON escapes take 6 bytes). */
 function flowNdjsonMaxBytes(end: FlowEnd): number {
   return flowRowMaxBytes(end, 4096, 160);

@@ -53,6 +53,27 @@ export class HashedEntries<K, E extends HashedEntry<K, E>> {
     this.size--;
   }
 
+  /**
+   * The entry of `key` made the newest: the one there, or else a new one added under `hash` (the
+   * oldest, forgotten, once `capacity` are held; `create()` before that), whose key the caller writes.
+   */
+  newest(key: K, hash: number, capacity: number, create: () => E): E {
+    let entry = this.get(key, hash);
+    if (entry !== null) {
+      this.touch(entry);
+      return entry;
+    }
+    if (this.size >= capacity) {
+      entry = this.oldestEntry!;
+      this.remove(entry);
+    } else {
+      entry = create();
+    }
+    entry.hash = hash;
+    this.add(entry);
+    return entry;
+  }
+
   /** Makes `entry` the newest. */
   touch(entry: E): void {
     if (this.newestEntry === entry) return;

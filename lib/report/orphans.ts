@@ -20,7 +20,7 @@ import {
 import { TCP_STATE_NAMES, Tuple, signedTupleHash, type Connection } from "../conntrack/connection.js";
 import { Reason, Verdict, type ConntrackEvent, type DestroyCause } from "../conntrack/engine.js";
 import { TcpReason } from "../conntrack/tcp.js";
-import { csvRow, isoTimeNs, protocolName } from "./event-formats.js";
+import { csvRow, isoTimeNs, protocolName, secondsBetween } from "./event-formats.js";
 import { safeCsvCell } from "./escape.js";
 import { describeTuple, fillPacketAddresses, fillPacketTuple, tupleAddress } from "./packet-tuple.js";
 import { HashedEntries, type HashedEntry } from "./hashed-entries.js";
@@ -281,7 +281,8 @@ export interface OrphanTrackerOptions {
   memory?: number;
 }
 
-const NS = 1e9;
+const newEndedTuple = (): EndedTuple => new EndedTuple();
+const newEndedPair = (): EndedPair => new EndedPair();
 
 export class OrphanTracker {
   private readonly onOrphan: (record: OrphanRecord) => void;
@@ -358,15 +359,9 @@ export class OrphanTracker {
     const pair = this.livePairs.find(key);
     if (pair >= 0 && this.livePairs.endConnection(pair, key)) {
       // Added again as the newest: pairs are forgotten oldest-ended first.
-      let endedPair = this.endedPairs.get(key, key.hash);
-      if (endedPair !== null) this.endedPairs.remove(endedPair);
-      else if (this.endedPairs.size >= this.memory) {
-        endedPair = this.endedPairs.oldest!;
-        this.endedPairs.remove(endedPair);
-      } else endedPair = new EndedPair();
+      const endedPair = this.endedPairs.newest(key, key.hash, this.memory, newEndedPair);
       endedPair.copyFrom(key);
       endedPair.ended.copyFrom(ended);
-      this.endedPairs.add(endedPair);
     }
   }
 
@@ -432,18 +427,10 @@ export class OrphanTracker {
 
   /** Remembers the ending connection (`this.ending`) under `tuple`, reusing the entry forgotten for it. */
   private remember(tuple: Tuple, replyDirection: boolean): void {
-    const hash = signedTupleHash(tuple);
-    let entry = this.ended.get(tuple, hash);
-    if (entry !== null) this.ended.remove(entry);
-    else if (this.ended.size >= this.memory * 2) {
-      entry = this.ended.oldest!;
-      this.ended.remove(entry);
-    } else entry = new EndedTuple();
-    entry.hash = hash;
+    const entry = this.ended.newest(tuple, signedTupleHash(tuple), this.memory * 2, newEndedTuple);
     entry.tuple.copyFrom(tuple);
     entry.ended.copyFrom(this.ending);
     entry.replyDirection = replyDirection;
-    this.ended.add(entry);
   }
 
   private nearest(
@@ -532,10 +519,6 @@ export class OrphanTracker {
 
 function isIcmp(protocol: number): boolean {
   return protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6;
-}
-
-function secondsBetween(fromSec: number, fromNsec: number, toSec: number, toNsec: number): number {
-  return ((toSec - fromSec) * NS + (toNsec - fromNsec)) / NS;
 }
 
 function classify(reason: string): OrphanKind {

@@ -6,11 +6,11 @@ import { HashedEntries, type HashedEntry } from "../../lib/report/hashed-entries
 import { LivePairs, type PairKey } from "../../lib/report/live-pairs.js";
 
 class Entry implements HashedEntry<number, Entry> {
-  readonly hash: number;
+  hash: number;
   sameHash: Entry | null = null;
   older: Entry | null = null;
   newer: Entry | null = null;
-  constructor(readonly key: number) {
+  constructor(public key: number) {
     this.hash = key % 7;
   }
   matches(key: number): boolean {
@@ -50,6 +50,21 @@ test("entries of one hash are told apart; order is oldest added or touched first
       entries.remove(oldest);
       model.delete(oldest.key);
     }
+    assert.equal(entries.size, model.size);
+    // `newest`, keys of a range of their own: moved if there, else added, the oldest reused once 60 are held.
+    const other = 1000 + random(40);
+    const had = model.get(other);
+    const oldestBefore = entries.oldest;
+    const full = entries.size >= 60;
+    const entry = entries.newest(other, other % 7, 60, () => new Entry(other));
+    if (had !== undefined) assert.equal(entry, had);
+    else if (full) {
+      assert.equal(entry, oldestBefore);
+      model.delete(entry.key);
+      entry.key = other;
+    }
+    model.delete(other);
+    model.set(other, entry);
     assert.equal(entries.size, model.size);
   }
   const order: number[] = [];
