@@ -7,10 +7,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeSyntheticCapture } from "../bench/synth.js";
+import { syntheticCaptureFile } from "../support/synth-file.js";
 import { replayCaptures, type ReplayOptions, type ReplayResult } from "../../lib/pipeline/replay.js";
 import { replayCapturesInJobs, type JobsReplayResult } from "../../lib/pipeline/jobs.js";
 import { REPORT_FILES } from "../../lib/pipeline/report.js";
@@ -105,10 +105,8 @@ function assertSame(expected: Output, actual: Output, what: string): void {
   assert.deepEqual(counters(actual), counters(expected), `${what}: counters`);
 }
 
-async function syntheticCapture(name: string, packets: number, conversations: number): Promise<string> {
-  const path = join(scratch, name);
-  await writeSyntheticCapture(createWriteStream(path), { packets, conversations, seed: 11 });
-  return path;
+function syntheticCapture(name: string, packets: number, conversations: number): Promise<string> {
+  return syntheticCaptureFile(join(scratch, name), { packets, conversations, seed: 11 });
 }
 
 test("jobs: every recorded sample, as the single engine (NAT samples under their rule)", async () => {
@@ -148,8 +146,7 @@ test("jobs: a synthetic capture in small rounds, in every line format, is the si
 
 test("jobs: a drain of more entries than a window holds comes out in windows, as the single engine's", async () => {
   // Every worker holds more live entries at the end than one drain window (DRAIN_WINDOW_ENTRIES).
-  const path = join(scratch, "many-live.pcap");
-  await writeSyntheticCapture(createWriteStream(path), {
+  const path = await syntheticCaptureFile(join(scratch, "many-live.pcap"), {
     packets: 24_000,
     conversations: 12_000,
     live: 12_000,

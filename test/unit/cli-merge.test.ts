@@ -4,19 +4,21 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeSyntheticCapture } from "../bench/synth.js";
+import { syntheticCaptureFile } from "../support/synth-file.js";
 import { runCli } from "../support/cli.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "cli-merge-"));
 test.after(() => rmSync(scratch, { recursive: true, force: true }));
 
-async function syntheticCapture(): Promise<string> {
-  const path = join(scratch, "synth.pcap");
-  await writeSyntheticCapture(createWriteStream(path), { packets: 20_000, conversations: 1_500, seed: 7 });
-  return path;
+function syntheticCapture(): Promise<string> {
+  return syntheticCaptureFile(join(scratch, "synth.pcap"), {
+    packets: 20_000,
+    conversations: 1_500,
+    seed: 7,
+  });
 }
 
 for (const format of ["text", "csv", "ndjson"] as const) {

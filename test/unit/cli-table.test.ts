@@ -1,15 +1,14 @@
 /** `pcap-conntrack table`: the time argument, and the real CLI on a committed kernel sample. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { parseTimePoint, writeTable } from "../../cli/commands/table.js";
 import { ChunkedWriter, replayCaptures } from "../../lib/pipeline/replay.js";
-import { writeSyntheticCapture } from "../bench/synth.js";
+import { syntheticCaptureFile } from "../support/synth-file.js";
 import { UsageError } from "../../cli/errors.js";
 import { TABLE_CSV_COLUMNS } from "../../lib/report/event-formats.js";
 import { kernelEventLines, runCli } from "../support/cli.js";
@@ -155,10 +154,12 @@ test("table: a bad --at is a usage error (exit 2)", { skip }, () => {
 test("table: a large table is written in steps that wait for the output to drain", async () => {
   const directory = mkdtempSync(join(tmpdir(), "table-test-"));
   try {
-    const file = join(directory, "many.pcap");
-    const capture = createWriteStream(file);
-    await writeSyntheticCapture(capture, { packets: 40_000, conversations: 20_000, seed: 4, live: 20_000 });
-    if (!capture.writableFinished) await once(capture, "finish");
+    const file = await syntheticCaptureFile(join(directory, "many.pcap"), {
+      packets: 40_000,
+      conversations: 20_000,
+      seed: 4,
+      live: 20_000,
+    });
     const result = await replayCaptures([file], {});
     let written = 0;
     let mostBuffered = 0;
@@ -185,10 +186,11 @@ test("table: a large table is written in steps that wait for the output to drain
 test("table --jobs: every format, at several times, is the single thread's table (ids across shards too)", async () => {
   const directory = mkdtempSync(join(tmpdir(), "table-jobs-test-"));
   try {
-    const synthetic = join(directory, "synth.pcap");
-    const capture = createWriteStream(synthetic);
-    await writeSyntheticCapture(capture, { packets: 6_000, conversations: 900, seed: 5 });
-    if (!capture.writableFinished) await once(capture, "finish");
+    const synthetic = await syntheticCaptureFile(join(directory, "synth.pcap"), {
+      packets: 6_000,
+      conversations: 900,
+      seed: 5,
+    });
     // An FTP control connection and its data connections (master ids), and traffic over many hosts.
     for (const file of [join(ROOT, "samples/ftp-active/inside.pcap"), synthetic]) {
       for (const format of ["proc", "conntrack", "csv", "json"]) {

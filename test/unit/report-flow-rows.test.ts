@@ -1,8 +1,7 @@
 /** The report's per-flow rows (lib/report/flow-rows.ts), and the end of input taken in steps. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Connection } from "../../lib/conntrack/connection.js";
@@ -10,7 +9,7 @@ import { ConntrackEngine } from "../../lib/conntrack/engine.js";
 import { FLOW_FIRST, FLOW_LAST, FLOW_REPLY, FlowRows, POOLED_ENTRIES } from "../../lib/report/flow-rows.js";
 import { FlowTracker } from "../../lib/report/flows.js";
 import { EXPIRY_STEP, replayCaptures } from "../../lib/pipeline/replay.js";
-import { writeSyntheticCapture } from "../bench/synth.js";
+import { syntheticCaptureFile } from "../support/synth-file.js";
 import { makeUdp } from "./conntrack-fixtures.js";
 
 const T0 = 1_764_000_000;
@@ -150,11 +149,13 @@ test("flow records of live connections at the end come in steps, as in one go", 
 test("the replay lets its sinks drain while the end of the input expires the table", async () => {
   const directory = mkdtempSync(join(tmpdir(), "flow-rows-test-"));
   try {
-    const file = join(directory, "many.pcap");
-    const out = createWriteStream(file);
     // Many conversations live at the end, all expiring at the drain.
-    await writeSyntheticCapture(out, { packets: 12_000, conversations: 6_000, seed: 3, live: 6_000 });
-    if (!out.writableFinished) await once(out, "finish");
+    const file = await syntheticCaptureFile(join(directory, "many.pcap"), {
+      packets: 12_000,
+      conversations: 6_000,
+      seed: 3,
+      live: 6_000,
+    });
     let readingDone = false;
     let records = 0;
     let checksAfterInput = 0;
