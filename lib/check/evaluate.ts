@@ -573,7 +573,7 @@ export async function runCheck(
         });
       }
       created.length = 0;
-      const live = flows.onPacket(packet, verdict, connection);
+      const live = flows.liveConnection(verdict, connection);
       if (live !== null && verdict !== Verdict.Invalid) {
         const span = spans.get(live.id);
         if (span !== undefined) {

@@ -532,12 +532,19 @@ export class ConnectionExtras {
 }
 
 /**
- * Doubles per slot in an engine's rows (lib/conntrack/store.ts): the expiry heap's three
- * (lib/conntrack/table.ts), the counters and the start time, then from 32-bit word `ROW_TCP_WORD` the
- * TCP data (`TCP_ROW_WORDS`, unused by other protocols): 128 bytes, two cache lines a packet touches.
+ * Doubles per slot in an engine's rows (lib/conntrack/store.ts): the expiry heap's two
+ * (lib/conntrack/table.ts), the last packet's time, the counters and the start time, then from 32-bit
+ * word `ROW_TCP_WORD` the TCP data (`TCP_ROW_WORDS`, unused by other protocols): 128 bytes, two cache
+ * lines a packet touches.
  */
 export const ROW_DOUBLES = 16;
 export const ROW_TCP_WORD = 16;
+/**
+ * Engine-relative ns of the last packet the connection took (one its tracker did not call invalid,
+ * counted or not): kept beside the counters, on the cache line every packet writes, so that flow
+ * records need no per-packet work of their own.
+ */
+export const N_LAST_SEEN = 2;
 export const N_ORIGINAL_PACKETS = 3;
 export const N_ORIGINAL_BYTES = 4;
 export const N_REPLY_PACKETS = 5;
@@ -649,8 +656,7 @@ export class Connection {
     if (rows instanceof OwnRow) return;
     const own = new OwnRow();
     const slot = this.tableSlot;
-    for (let field = N_ORIGINAL_PACKETS; field <= N_STARTED; field++)
-      own.numbers[field] = rows.number(slot, field);
+    for (let field = N_LAST_SEEN; field <= N_STARTED; field++) own.numbers[field] = rows.number(slot, field);
     own.expiry = rows.expiresAt(slot);
     rows.tupleOf(slot * 2, own.original);
     rows.tupleOf(slot * 2 + 1, own.reply);
@@ -820,6 +826,10 @@ export class Connection {
   /** UDP: end of the first two seconds (engine-relative ns); replies after it make a stream. */
   get udpStreamDeadline(): number {
     return this.startedAt + UDP_STREAM_NS;
+  }
+  /** Engine-relative nanoseconds of the last packet the connection took (see `N_LAST_SEEN`). */
+  get lastSeenAt(): number {
+    return this.rows.number(this.tableSlot, N_LAST_SEEN);
   }
   /** Engine-relative nanoseconds of confirmation (the first packet). */
   get startedAt(): number {

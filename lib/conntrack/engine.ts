@@ -20,6 +20,7 @@ import {
   Connection,
   ROW_DOUBLES,
   N_ORIGINAL_BYTES,
+  N_LAST_SEEN,
   N_ORIGINAL_PACKETS,
   N_REPLY_BYTES,
   N_REPLY_PACKETS,
@@ -135,6 +136,14 @@ export class ConntrackEvent {
   replyBytes = 0;
   /** Whole seconds between start and stop, on DESTROY when timestamps are on, else -1. */
   deltaTime = -1;
+  /**
+   * On DESTROY: capture times of the connection's first packet (its NEW event's) and of the last
+   * packet it took (`Connection.lastSeenAt`).
+   */
+  firstSec = 0;
+  firstNsec = 0;
+  lastSec = 0;
+  lastNsec = 0;
   helper: string | null = null;
   /**
    * Why a DESTROY happened: "expired", "reset" (RST on an unanswered entry), "reopen", "drain",
@@ -643,6 +652,7 @@ export class ConntrackEngine implements TcpHost, HelperHost {
         this.destroy(connection, this.now, "reopen");
         continue;
       }
+      if (result !== TRACK_KILLED) this.markSeen(connection);
       // The NAT hooks run after conntrack, before the helper and confirmation (nf_nat_inet_fn).
       if (!confirmed && this.observedTranslation !== null) {
         this.setUpObservedNat(connection, this.observedTranslation);
@@ -1273,11 +1283,18 @@ export class ConntrackEngine implements TcpHost, HelperHost {
 
   killAccount(connection: Connection, direction: number, packet: DecodedPacket): void {
     this.account(connection, direction, packet);
+    this.markSeen(connection);
     this.destroy(connection, this.now, "reset");
   }
 
   cacheEvent(bits: number): void {
     this.pendingBits |= bits;
+  }
+
+  /** The connection took the packet being tracked (see `N_LAST_SEEN`). */
+  private markSeen(connection: Connection): void {
+    const slot = connection.tableSlot;
+    this.heap.pages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_DOUBLES + N_LAST_SEEN] = this.now;
   }
 
   private account(connection: Connection, direction: number, packet: DecodedPacket): void {
@@ -1375,6 +1392,14 @@ export class ConntrackEngine implements TcpHost, HelperHost {
       event.replyBytes = row[p + N_REPLY_BYTES];
       event.deltaTime =
         this.settings.timestamp !== 0 ? Math.floor(at / NS) - Math.floor(row[p + N_STARTED] / NS) : -1;
+      const started = row[p + N_STARTED];
+      const firstSec = Math.floor(started / NS);
+      event.firstSec = this.epochSec + firstSec;
+      event.firstNsec = Math.round(started - firstSec * NS);
+      const seen = row[p + N_LAST_SEEN];
+      const lastSec = Math.floor(seen / NS);
+      event.lastSec = this.epochSec + lastSec;
+      event.lastNsec = Math.round(seen - lastSec * NS);
     } else {
       event.bits = this.pendingBits;
       event.state = this.pendingBits & EventBit.ProtoInfo ? connection.tcpState : -1;

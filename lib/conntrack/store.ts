@@ -8,7 +8,7 @@
  */
 import {
   Connection,
-  N_ORIGINAL_PACKETS,
+  N_LAST_SEEN,
   N_STARTED,
   ROW_DOUBLES,
   ROW_TCP_WORD,
@@ -52,7 +52,7 @@ export class ConnectionStore implements ConnectionRows {
     const numbers = this.heap.pages[slot >>> PAGE_SHIFT];
     const at = (slot & PAGE_MASK) * ROW_DOUBLES;
     // Element stores, not fill(): this runs per new connection.
-    for (let field = N_ORIGINAL_PACKETS; field <= N_STARTED; field++) numbers[at + field] = 0;
+    for (let field = N_LAST_SEEN; field <= N_STARTED; field++) numbers[at + field] = 0;
     this.bytePages[slot >>> PAGE_SHIFT][this.tcpByte(slot) + TB_STATE] = TCP_NONE;
     return connection;
   }

@@ -442,8 +442,7 @@ export function foreignBucket(hash: number, bucketCount: number): number {
 
 /**
  * The heap's doubles at the start of each slot's `ROW_DOUBLES` (the engine's store keeps the rest):
- * the key the heap files the slot under (NaN while it is not in the heap) and the real expiry. The
- * third double is spare.
+ * the key the heap files the slot under (NaN while it is not in the heap) and the real expiry.
  */
 export const H_KEY = 0;
 export const H_EXPIRY = 1;

@@ -245,14 +245,10 @@ export async function writeReport(files: readonly string[], options: ReportOptio
       onExpectEvent:
         expectCsv === null ? undefined : (event) => expectCsv.writer.write(expectFormat.format(event)),
       onPacket: !wantOrphans
-        ? wantFlows
-          ? (_record, _packetClass, packet, verdict, _reason, connection) => {
-              flows.onPacket(packet, verdict, connection);
-            }
-          : undefined
+        ? undefined
         : (record, _packetClass, packet, verdict, reason, connection) => {
             if (verdict < 0) return;
-            const live = wantFlows ? flows.onPacket(packet, verdict, connection) : null;
+            const live = wantFlows ? flows.liveConnection(verdict, connection) : null;
             orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, live);
           },
       backpressure,

@@ -1,6 +1,6 @@
 /**
- * The report's state of every live connection (first and last packet, first reply, ASSURED, the state
- * history) in typed arrays: one 128-byte row per live flow, in pages that are added as the live table
+ * The report's state of every live connection (first reply, ASSURED, the state history; the first and
+ * last packet are the engine's, see `N_LAST_SEEN`) in typed arrays: one 84-byte row per live flow, in pages that are added as the live table
  * grows and never copied, so the garbage collector sees a few arrays instead of an object per
  * connection. A packet finds its flow through its connection's table slot (one 32-bit word per slot):
  * two array reads, no hash lookup. Connections outside a table (made by hand) are found through a Map.
@@ -13,11 +13,9 @@ import type { Connection } from "../conntrack/connection.js";
 import { PAGE_MASK, PAGE_SHIFT, PAGE_SLOTS } from "../conntrack/table.js";
 
 /** Time fields of a row; history entry `i` (below `POOLED_ENTRIES`) is field `FLOW_HISTORY + i`. */
-export const FLOW_FIRST = 0;
-export const FLOW_LAST = 1;
-export const FLOW_REPLY = 2;
-export const FLOW_ASSURED = 3;
-const FLOW_HISTORY = 4;
+export const FLOW_REPLY = 0;
+export const FLOW_ASSURED = 1;
+const FLOW_HISTORY = 2;
 /**
  * History entries kept in the row (a TCP connection's whole life, SYN_SENT to TIME_WAIT, takes 7); the
  * few flows with more keep the rest in an array.
@@ -26,14 +24,13 @@ export const POOLED_ENTRIES = 7;
 const TIME_FIELDS = FLOW_HISTORY + POOLED_ENTRIES;
 
 /**
- * 32-bit words per row (104 bytes): the bits word, the omitted count, the time fields' (seconds,
- * nanoseconds) pairs, then the pooled entries' state codes as bytes.
+ * 32-bit words per row (84 bytes): the bits word, the time fields' (seconds, nanoseconds) pairs, then
+ * the pooled entries' state codes as bytes.
  */
-const ROW_WORDS = 26;
+const ROW_WORDS = 21;
 /** Pooled history entries (low byte), the bits below, and the last state code + 1 (high half). */
 const W_BITS = 0;
-const W_OMITTED = 1;
-const W_TIMES = 2;
+const W_TIMES = 1;
 const CODE_BYTE = (W_TIMES + TIME_FIELDS * 2) * 4;
 const POOLED_MASK = 0xff;
 const REPLIED = 0x100;
@@ -56,14 +53,16 @@ export class FlowRows {
   private readonly byConnection = new Map<Connection, number>();
   /** History entries past the pooled ones: [code, seconds, nanoseconds] triples. */
   private readonly moreHistory = new Map<number, number[]>();
+  /** State changes counted but not kept (beyond `maxHistory`), by flow: rare. */
+  private readonly omitted = new Map<number, number>();
   /** Times of flows marked `WIDE`: (seconds, nanoseconds) by time field. */
   private readonly wideTimes = new Map<number, Float64Array>();
   /** The second that row seconds count from: the first flow's. */
   private epochSec = Number.NaN;
   size = 0;
 
-  /** A row for `connection`'s flow, first and last packet at (`sec`, `nsec`); returns its index. */
-  add(connection: Connection, sec: number, nsec: number): number {
+  /** A row for `connection`'s flow, which starts at second `sec`; returns its index. */
+  add(connection: Connection, sec: number): number {
     if (Number.isNaN(this.epochSec)) this.epochSec = sec;
     const index = this.freeIndices.length > 0 ? this.freeIndices.pop()! : this.connections.length;
     if (index === this.connections.length) this.connections.push(connection);
@@ -77,8 +76,6 @@ export class FlowRows {
     const at = (index & PAGE_MASK) * ROW_WORDS;
     // Element stores, not fill(): this runs per new connection.
     for (let word = 0; word < ROW_WORDS; word++) words[at + word] = 0;
-    this.setTime(index, FLOW_FIRST, sec, nsec);
-    this.setTime(index, FLOW_LAST, sec, nsec);
     const slot = connection.tableSlot;
     if (slot >= 0) {
       while (slot >>> PAGE_SHIFT >= this.bySlot.length) this.bySlot.push(new Int32Array(PAGE_SLOTS));
@@ -121,6 +118,7 @@ export class FlowRows {
     const bits = this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_BITS];
     if ((bits & POOLED_MASK) === POOLED_ENTRIES) this.moreHistory.delete(index);
     if ((bits & WIDE) !== 0) this.wideTimes.delete(index);
+    if (this.omitted.size !== 0) this.omitted.delete(index);
     this.connections[index] = null;
     this.freeIndices.push(index);
     this.size--;
@@ -132,23 +130,6 @@ export class FlowRows {
     for (let index = 0; index < this.connections.length; index++)
       if (this.connections[index] !== null) indices.push(index);
     return indices.sort((a, b) => this.connections[a]!.id - this.connections[b]!.id);
-  }
-
-  /** Moves the last packet's time to (`sec`, `nsec`) if that is later. */
-  touchLast(index: number, sec: number, nsec: number): void {
-    const words = this.wordPages[index >>> PAGE_SHIFT];
-    const at = (index & PAGE_MASK) * ROW_WORDS;
-    const relative = sec - this.epochSec;
-    if ((words[at + W_BITS] & WIDE) === 0 && (relative | 0) === relative && (nsec | 0) === nsec) {
-      const lastSec = words[at + W_TIMES + FLOW_LAST * 2];
-      if (relative > lastSec || (relative === lastSec && nsec > words[at + W_TIMES + FLOW_LAST * 2 + 1])) {
-        words[at + W_TIMES + FLOW_LAST * 2] = relative;
-        words[at + W_TIMES + FLOW_LAST * 2 + 1] = nsec;
-      }
-      return;
-    }
-    const last = this.readTime(index, FLOW_LAST, timeScratch, 0);
-    if (sec > last || (sec === last && nsec > timeScratch[1])) this.setTime(index, FLOW_LAST, sec, nsec);
   }
 
   setTime(index: number, field: number, sec: number, nsec: number): void {
@@ -183,11 +164,10 @@ export class FlowRows {
     return out[to];
   }
 
-  /** Nanoseconds from the first packet to time `field`. */
-  sinceFirst(index: number, field: number): number {
-    this.readTime(index, FLOW_FIRST, timeScratch, 0);
-    this.readTime(index, field, timeScratch, 2);
-    return (timeScratch[2] - timeScratch[0]) * 1e9 + (timeScratch[3] - timeScratch[1]);
+  /** Nanoseconds from (`firstSec`, `firstNsec`) to time `field`. */
+  sinceFirst(index: number, field: number, firstSec: number, firstNsec: number): number {
+    this.readTime(index, field, timeScratch, 0);
+    return (timeScratch[0] - firstSec) * 1e9 + (timeScratch[1] - firstNsec);
   }
 
   /** The last state code noted, -1 before the first. */
@@ -227,7 +207,7 @@ export class FlowRows {
   }
 
   historyOmitted(index: number): number {
-    return this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_OMITTED];
+    return this.omitted.size === 0 ? 0 : (this.omitted.get(index) ?? 0);
   }
 
   /** Appends a history entry, or counts it as omitted when the flow has `maxHistory` already. */
@@ -235,7 +215,7 @@ export class FlowRows {
     const words = this.wordPages[index >>> PAGE_SHIFT];
     const at = (index & PAGE_MASK) * ROW_WORDS;
     if (this.historyLength(index) >= maxHistory) {
-      words[at + W_OMITTED]++;
+      this.omitted.set(index, this.historyOmitted(index) + 1);
       return;
     }
     const pooled = words[at + W_BITS] & POOLED_MASK;
@@ -285,4 +265,4 @@ export class FlowRows {
   }
 }
 
-const timeScratch = new Float64Array(4);
+const timeScratch = new Float64Array(2);

@@ -18,7 +18,6 @@ import {
   IPPROTO_TCP,
   IPPROTO_UDP,
   IPPROTO_UDPLITE,
-  type DecodedPacket,
 } from "../decode/packet.js";
 import { writeTupleAddress } from "./conntrack-text.js";
 import { writeJsonNumber, writeJsonString, writeJsonTime, writeJsonTuple } from "./json-bytes.js";
@@ -34,7 +33,7 @@ import {
   type TupleRecord,
 } from "./event-formats.js";
 import { tupleCommunityId } from "./community-id.js";
-import { FLOW_ASSURED, FLOW_FIRST, FLOW_LAST, FLOW_REPLY, FlowRows } from "./flow-rows.js";
+import { FLOW_ASSURED, FLOW_REPLY, FlowRows } from "./flow-rows.js";
 import { csvNeedsQuotes, safeCsvCell, startsLikeFormula } from "./escape.js";
 
 export type NatKind = "none" | "snat" | "dnat" | "both";
@@ -216,7 +215,7 @@ function stateName(code: number): string {
 }
 
 const historyEntry = new Float64Array(3);
-const times = new Float64Array(2);
+const first = { tsSec: 0, tsNsec: 0 };
 
 export interface FlowTrackerOptions {
   /** Receives each finished record. */
@@ -263,6 +262,11 @@ export class FlowEnd {
   detail = "";
   endSec = 0;
   endNsec = 0;
+  /** The first packet's time (its NEW's) and the last packet's the connection took. */
+  firstSec = 0;
+  firstNsec = 0;
+  lastSec = 0;
+  lastNsec = 0;
   live: LiveEnd | null = null;
   communityId = "";
 
@@ -319,7 +323,7 @@ export class FlowTracker {
     const connection = event.connection;
     const rows = this.rows;
     if (event.type === "NEW") {
-      this.noteState(rows.add(connection, event.tsSec, event.tsNsec), event);
+      this.noteState(rows.add(connection, event.tsSec), event);
       return;
     }
     const index = rows.find(connection);
@@ -328,9 +332,12 @@ export class FlowTracker {
       this.noteState(index, event);
       return;
     }
-    // A RST that kills an entry was accounted to it: the DESTROY's time is that packet's.
-    if (event.destroyCause === "reset") rows.setTime(index, FLOW_LAST, event.tsSec, event.tsNsec);
     if (event.state >= 0) this.pushState(index, event.state, event.tsSec, event.tsNsec);
+    const end = this.end;
+    end.firstSec = event.firstSec;
+    end.firstNsec = event.firstNsec;
+    end.lastSec = event.lastSec;
+    end.lastNsec = event.lastNsec;
     this.emit(
       index,
       event.destroyCause === "" ? "expired" : event.destroyCause,
@@ -341,16 +348,14 @@ export class FlowTracker {
   }
 
   /**
-   * Feed every packet the engine tracked (after its events), with the engine's `lastConnection`.
-   * Returns the connection if it has a live flow, else null (untracked, an ICMP error about another
-   * connection, or a first packet that made no entry).
+   * The connection a tracked packet belongs to if it has a live flow, else null (untracked, an ICMP
+   * error about another connection, or a first packet that made no entry): `connection` is the
+   * engine's `lastConnection` after the packet. The flows themselves need no packets (the engine
+   * keeps each connection's last packet time).
    */
-  onPacket(packet: DecodedPacket, verdict: number, connection: Connection | null): Connection | null {
+  liveConnection(verdict: number, connection: Connection | null): Connection | null {
     if (verdict < 0 || verdict === Verdict.Ignored || connection === null) return null;
-    const index = this.rows.find(connection);
-    if (index < 0) return null;
-    if (verdict !== Verdict.Invalid) this.rows.touchLast(index, packet.tsSec, packet.tsNsec);
-    return connection;
+    return this.rows.find(connection) < 0 ? null : connection;
   }
 
   /**
@@ -366,6 +371,13 @@ export class FlowTracker {
     for (let i = this.finishing.next; i < end; i++) {
       const index = indices[i];
       const connection = this.rows.connection(index);
+      const end = this.end;
+      engine.toCaptureTime(connection.startedAt, first);
+      end.firstSec = first.tsSec;
+      end.firstNsec = first.tsNsec;
+      engine.toCaptureTime(connection.lastSeenAt, first);
+      end.lastSec = first.tsSec;
+      end.lastNsec = first.tsNsec;
       const expiry = { tsSec: 0, tsNsec: 0, remaining: 0 };
       engine.toCaptureTime(connection.expiresAt, expiry);
       expiry.remaining = Math.max(0, engine.remainingSeconds(connection));
@@ -472,8 +484,7 @@ function flowRecord(end: FlowEnd): FlowRecord {
   const original = end.original!;
   const reply = end.reply!;
   const live = end.live;
-  const firstSec = rows.readTime(index, FLOW_FIRST, times, 0);
-  const firstNsec = times[1];
+  const { firstSec, firstNsec, lastSec, lastNsec } = end;
   const history: StateChange[] = [];
   const length = rows.historyLength(index);
   for (let i = 0; i < length; i++) {
@@ -486,8 +497,6 @@ function flowRecord(end: FlowEnd): FlowRecord {
       offset: secondsBetween(firstSec, firstNsec, sec, nsec),
     });
   }
-  const lastSec = rows.readTime(index, FLOW_LAST, times, 0);
-  const lastNsec = times[1];
   const record: FlowRecord = {
     id: connection.id,
     protocol: protocolName(connection.protocol),
@@ -508,8 +517,8 @@ function flowRecord(end: FlowEnd): FlowRecord {
     expiresAt: live === null ? null : isoTimeNs(live.tsSec, live.tsNsec),
     expiresIn: live === null ? null : live.remaining,
     flags: flagsText(connection).split(" "),
-    replyAfter: rows.replied(index) ? rows.sinceFirst(index, FLOW_REPLY) / NS : null,
-    assuredAfter: rows.assured(index) ? rows.sinceFirst(index, FLOW_ASSURED) / NS : null,
+    replyAfter: rows.replied(index) ? rows.sinceFirst(index, FLOW_REPLY, firstSec, firstNsec) / NS : null,
+    assuredAfter: rows.assured(index) ? rows.sinceFirst(index, FLOW_ASSURED, firstSec, firstNsec) / NS : null,
     originalPackets: connection.originalPackets,
     originalBytes: connection.originalBytes,
     replyPackets: connection.replyPackets,
@@ -646,8 +655,7 @@ export const FLOW_CSV_ENCODER = {
     const connection = end.connection!;
     const original = end.original!;
     const reply = end.reply!;
-    const firstSec = rows.readTime(index, FLOW_FIRST, times, 0);
-    const firstNsec = times[1];
+    const { firstSec, firstNsec, lastSec, lastNsec } = end;
     at = writeNumber(out, at, connection.id);
     out[at++] = COMMA;
     at = writeAscii(out, at, protocolName(connection.protocol));
@@ -662,8 +670,6 @@ export const FLOW_CSV_ENCODER = {
     out[at++] = COMMA;
     at = writeTime(out, at, firstSec, firstNsec);
     out[at++] = COMMA;
-    const lastSec = rows.readTime(index, FLOW_LAST, times, 0);
-    const lastNsec = times[1];
     at = writeTime(out, at, lastSec, lastNsec);
     out[at++] = COMMA;
     at = writeSeconds(out, at, (lastSec - firstSec) * NS + (lastNsec - firstNsec), true);
@@ -706,9 +712,11 @@ export const FLOW_CSV_ENCODER = {
     }
     at = writeAscii(out, at, flagsText(connection));
     out[at++] = COMMA;
-    if (rows.replied(index)) at = writeSeconds(out, at, rows.sinceFirst(index, FLOW_REPLY), true);
+    if (rows.replied(index))
+      at = writeSeconds(out, at, rows.sinceFirst(index, FLOW_REPLY, firstSec, firstNsec), true);
     out[at++] = COMMA;
-    if (rows.assured(index)) at = writeSeconds(out, at, rows.sinceFirst(index, FLOW_ASSURED), true);
+    if (rows.assured(index))
+      at = writeSeconds(out, at, rows.sinceFirst(index, FLOW_ASSURED, firstSec, firstNsec), true);
     out[at++] = COMMA;
     at = writeNumber(out, at, connection.originalPackets);
     out[at++] = COMMA;
@@ -747,8 +755,7 @@ export const FLOW_NDJSON_ENCODER: FlowEncoder = {
     const connection = end.connection!;
     const original = end.original!;
     const reply = end.reply!;
-    const firstSec = rows.readTime(index, FLOW_FIRST, times, 0);
-    const firstNsec = times[1];
+    const { firstSec, firstNsec, lastSec, lastNsec } = end;
     at = writeAscii(out, at, '{"id":');
     at = writeJsonNumber(out, at, connection.id);
     at = writeAscii(out, at, ',"protocol":');
@@ -764,8 +771,6 @@ export const FLOW_NDJSON_ENCODER: FlowEncoder = {
     at = writeAscii(out, at, nat);
     at = writeAscii(out, at, '","firstPacket":');
     at = writeJsonTime(out, at, firstSec, firstNsec);
-    const lastSec = rows.readTime(index, FLOW_LAST, times, 0);
-    const lastNsec = times[1];
     at = writeAscii(out, at, ',"lastPacket":');
     at = writeJsonTime(out, at, lastSec, lastNsec);
     at = writeAscii(out, at, ',"duration":');
@@ -817,10 +822,12 @@ export const FLOW_NDJSON_ENCODER: FlowEncoder = {
       else out[at++] = code;
     }
     at = writeAscii(out, at, '"],"replyAfter":');
-    if (rows.replied(index)) at = writeJsonNumber(out, at, rows.sinceFirst(index, FLOW_REPLY) / NS);
+    if (rows.replied(index))
+      at = writeJsonNumber(out, at, rows.sinceFirst(index, FLOW_REPLY, firstSec, firstNsec) / NS);
     else at = writeAscii(out, at, "null");
     at = writeAscii(out, at, ',"assuredAfter":');
-    if (rows.assured(index)) at = writeJsonNumber(out, at, rows.sinceFirst(index, FLOW_ASSURED) / NS);
+    if (rows.assured(index))
+      at = writeJsonNumber(out, at, rows.sinceFirst(index, FLOW_ASSURED, firstSec, firstNsec) / NS);
     else at = writeAscii(out, at, "null");
     at = writeAscii(out, at, ',"originalPackets":');
     at = writeJsonNumber(out, at, connection.originalPackets);

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Connection } from "../../lib/conntrack/connection.js";
 import { ConntrackEngine } from "../../lib/conntrack/engine.js";
-import { FLOW_FIRST, FLOW_LAST, FLOW_REPLY, FlowRows, POOLED_ENTRIES } from "../../lib/report/flow-rows.js";
+import { FLOW_ASSURED, FLOW_REPLY, FlowRows, POOLED_ENTRIES } from "../../lib/report/flow-rows.js";
 import { FlowTracker } from "../../lib/report/flows.js";
 import { EXPIRY_STEP, replayCaptures } from "../../lib/pipeline/replay.js";
 import { syntheticCaptureFile } from "../support/synth-file.js";
@@ -30,55 +30,50 @@ function timeOf(rows: FlowRows, index: number, field: number): [number, number] 
 test("a flow is found by its connection's table slot, never by another connection in that slot", () => {
   const rows = new FlowRows();
   const first = connectionAt(5, 1);
-  const index = rows.add(first, T0, 7);
+  const index = rows.add(first, T0);
   assert.equal(rows.find(first), index);
   assert.equal(rows.find(connectionAt(6, 2)), -1);
   rows.remove(index);
   assert.equal(rows.find(first), -1);
   // The slot goes to another connection while the old one still names it (a retired connection).
   const second = connectionAt(5, 2);
-  const reused = rows.add(second, T0 + 1, 0);
+  const reused = rows.add(second, T0 + 1);
   assert.equal(reused, index, "the row is reused");
   assert.equal(rows.find(first), -1);
   assert.equal(rows.find(second), reused);
-  assert.deepEqual(timeOf(rows, reused, FLOW_FIRST), [T0 + 1, 0]);
   assert.equal(rows.historyLength(reused), 0, "a reused row starts empty");
   assert.equal(rows.replied(reused), false);
   // A connection outside any table (made by hand).
   const alone = connectionAt(-1, 3);
-  const aloneIndex = rows.add(alone, T0, 0);
+  const aloneIndex = rows.add(alone, T0);
   assert.equal(rows.find(alone), aloneIndex);
   rows.remove(aloneIndex);
   assert.equal(rows.find(alone), -1);
   assert.equal(rows.size, 1);
 });
 
-test("times are exact near the first flow and far from it; the last packet only moves forward", () => {
+test("times are exact near the first flow and far from it", () => {
   const rows = new FlowRows();
-  const near = rows.add(connectionAt(0, 1), T0, 999_999_999);
-  rows.touchLast(near, T0 + 5, 1);
-  rows.touchLast(near, T0 + 4, 999_999_999);
-  rows.touchLast(near, T0 + 5, 0);
-  assert.deepEqual(timeOf(rows, near, FLOW_LAST), [T0 + 5, 1]);
+  const near = rows.add(connectionAt(0, 1), T0);
   assert.equal(rows.markReplied(near, T0 + 1, 500), true);
   assert.equal(rows.markReplied(near, T0 + 2, 0), false, "the first reply is kept");
-  assert.equal(rows.sinceFirst(near, FLOW_REPLY), 500 - 999_999_999 + 1e9);
+  assert.deepEqual(timeOf(rows, near, FLOW_REPLY), [T0 + 1, 500]);
+  assert.equal(rows.sinceFirst(near, FLOW_REPLY, T0, 999_999_999), 500 - 999_999_999 + 1e9);
 
   // 2^31 seconds and more from the first flow's second do not fit the row's 32 bits.
-  const far = rows.add(connectionAt(1, 2), T0 + 10, 3);
+  const far = rows.add(connectionAt(1, 2), T0 + 10);
   for (let i = 0; i < 3; i++) rows.pushHistory(far, 3, T0 + 10 + i, i, 64);
-  rows.touchLast(far, T0 + 2 ** 33, 42);
+  rows.markReplied(far, T0 + 11, 7);
   rows.pushHistory(far, 5, T0 + 2 ** 33, 42, 64);
-  assert.deepEqual(timeOf(rows, far, FLOW_FIRST), [T0 + 10, 3], "times set before widening kept");
-  assert.deepEqual(timeOf(rows, far, FLOW_LAST), [T0 + 2 ** 33, 42]);
+  rows.markAssured(far, T0 - 2 ** 40, 9);
+  assert.deepEqual(timeOf(rows, far, FLOW_REPLY), [T0 + 11, 7], "times set before widening kept");
+  assert.deepEqual(timeOf(rows, far, FLOW_ASSURED), [T0 - 2 ** 40, 9]);
   const entry = new Float64Array(3);
   rows.readHistory(far, 1, entry);
   assert.deepEqual([...entry], [3, T0 + 11, 1]);
   rows.readHistory(far, 3, entry);
   assert.deepEqual([...entry], [5, T0 + 2 ** 33, 42]);
-  rows.touchLast(far, T0 - 2 ** 40, 0);
-  assert.deepEqual(timeOf(rows, far, FLOW_LAST), [T0 + 2 ** 33, 42]);
-  assert.deepEqual(timeOf(rows, near, FLOW_LAST), [T0 + 5, 1], "the other flow is untouched");
+  assert.deepEqual(timeOf(rows, near, FLOW_REPLY), [T0 + 1, 500], "the other flow is untouched");
 });
 
 test("history past the row's entries goes on in order; past the cap it is counted", () => {
@@ -89,8 +84,11 @@ test("history past the row's entries goes on in order; past the cap it is counte
     [POOLED_ENTRIES, 64],
     [POOLED_ENTRIES + 5, 64],
     [30, 12],
+    [5, 3],
+    // After flows with omissions, a reused row counts none.
+    [3, 64],
   ]) {
-    const index = rows.add(connectionAt(9, changes), T0, 0);
+    const index = rows.add(connectionAt(9, changes), T0);
     for (let i = 0; i < changes; i++) rows.pushHistory(index, i % 11, T0 + i, i * 10, cap);
     const kept = Math.min(changes, cap);
     assert.equal(rows.historyLength(index), kept);

@@ -2,10 +2,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { DecodedPacket } from "../../lib/decode/packet.js";
-import { ConntrackEngine, ConntrackEvent } from "../../lib/conntrack/engine.js";
+import { ConntrackEngine, ConntrackEvent, Verdict } from "../../lib/conntrack/engine.js";
 import { FlowTracker, flowCsvRow, historyText, natKind, type FlowRecord } from "../../lib/report/flows.js";
 import { OrphanTracker, orphanCsvRow, tcpFlagsText, type OrphanRecord } from "../../lib/report/orphans.js";
 import { SummaryBuilder } from "../../lib/report/summary.js";
+import { isoTimeNs } from "../../lib/report/event-formats.js";
 import { Connection, TCP_STATE_NAMES, Tuple } from "../../lib/conntrack/connection.js";
 import { makeIcmp, makeTcp, makeUdp, randomPacket } from "./conntrack-fixtures.js";
 
@@ -32,7 +33,7 @@ function harness(settings: Record<string, number> = {}, orphanMemory = 4096) {
   let number = 0;
   const feed = (packet: DecodedPacket): void => {
     const verdict = engine.process(packet);
-    const flow = flowTracker.onPacket(packet, verdict, engine.lastConnection);
+    const flow = flowTracker.liveConnection(verdict, engine.lastConnection);
     orphanTracker.onPacket(0, ++number, packet, verdict, engine.reason, flow);
   };
   return { engine, flows, orphans, flowTracker, orphanTracker, feed };
@@ -90,6 +91,41 @@ test("a closed TCP connection: history, counters, end reason, flags, community i
   const row = flowCsvRow(flow).split(",");
   assert.equal(row[0], "1");
   assert.equal(row[21], "timeout");
+});
+
+test("the last packet: one the connection took, counted or not; never an invalid one", () => {
+  const h = harness();
+  const c = { src: CLIENT, dst: SERVER, sport: 40001, dport: 80, ts: T0 };
+  const s = { src: SERVER, dst: CLIENT, sport: 80, dport: 40001, ts: T0 };
+  h.feed(at(makeTcp({ ...c, flags: "S", seq: 1000, win: 64240 }), 0));
+  // A retransmitted SYN: taken, not counted (and it does not refresh the unanswered entry).
+  h.feed(at(makeTcp({ ...c, flags: "S", seq: 1000, win: 64240 }), 300));
+  // SYN and FIN together: invalid.
+  h.feed(at(makeTcp({ ...s, flags: "SF", seq: 5000, ack: 1001, win: 65160 }), 400));
+  assert.equal(h.engine.stats.verdicts[Verdict.Invalid], 1);
+  h.flowTracker.finish(h.engine);
+  const syn = h.flows[0];
+  assert.equal(syn.lastPacket, "2025-11-24T16:00:00.300000000Z");
+  assert.equal(syn.originalPackets, 1);
+  assert.equal(syn.replyPackets, 0);
+
+  // A RST that kills an unanswered entry is its last packet (and its end).
+  const k = harness();
+  k.feed(at(makeTcp({ ...c, flags: "S", seq: 1000, win: 64240 }), 0));
+  k.feed(at(makeTcp({ ...c, flags: "R", seq: 1001 }), 900));
+  assert.equal(k.flows.length, 1);
+  assert.equal(k.flows[0].endReason, "reset");
+  assert.equal(k.flows[0].lastPacket, "2025-11-24T16:00:00.900000000Z");
+  assert.equal(k.flows[0].endTime, "2025-11-24T16:00:00.900000000Z");
+
+  // A packet stamped before the engine's clock is taken at the clock's time, as its events are.
+  const b = harness();
+  b.feed(at(makeUdp({ src: CLIENT, dst: SERVER, sport: 5000, dport: 53, ts: T0 }), 500));
+  b.feed(at(makeUdp({ src: CLIENT, dst: SERVER, sport: 5001, dport: 53, ts: T0 }), 800));
+  b.feed(at(makeUdp({ src: SERVER, dst: CLIENT, sport: 53, dport: 5000, ts: T0 }), 600));
+  b.flowTracker.finish(b.engine);
+  assert.equal(b.flows[0].lastPacket, "2025-11-24T16:00:00.800000000Z");
+  assert.equal(b.flows[0].replyAfter, 0.3);
 });
 
 test("UDP and ICMP histories; a connection still live at the end says when it expires", () => {
@@ -157,9 +193,8 @@ function compareCsvPaths(seed: number, finish: "drain" | "live", maxHistory: num
     const packet = randomPacket(random);
     packet.tsSec = sec;
     packet.tsNsec = nsec;
-    const verdict = engine.process(packet);
+    engine.process(packet);
     const connection = engine.lastConnection;
-    tracker.onPacket(packet, verdict, connection);
     // Names an input could choose: a helper name with a delimiter, quotes, a formula start, non-ASCII.
     if (connection !== null && random(40) === 0)
       connection.helper = ['=cmd|"x"', "a,b", "naïve ☃", "@x", "plain", "line\nbreak"][random(6)];
@@ -232,8 +267,14 @@ test("long histories: every state change in order, the cap counted, far-apart ti
     event.type = "DESTROY";
     event.state = -1;
     event.destroyCause = "expired";
+    event.firstSec = T0;
+    event.firstNsec = 0;
+    event.lastSec = event.tsSec;
+    event.lastNsec = event.tsNsec;
     tracker.onEvent(event);
     assert.equal(records.length, 1);
+    assert.equal(records[0].firstPacket, isoTimeNs(T0, 0));
+    assert.equal(records[0].lastPacket, isoTimeNs(event.tsSec, event.tsNsec));
     const omitted = changes - expected.length;
     assert.equal(
       historyText(records[0]),
