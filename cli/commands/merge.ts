@@ -5,8 +5,8 @@ import { DASH_TOKEN, withOutputOption } from "../options.js";
 import { noteOutputPath, UsageError } from "../errors.js";
 import { OutputTarget, refuseExistingReport } from "../output.js";
 import { MergeError, mergeEventStreams, type MergeInput } from "../../lib/pipeline/merge-events.js";
-import { mergeReports, ReportMergeError } from "../../lib/pipeline/merge-reports.js";
-import { REPORT_FILES } from "../../lib/pipeline/report.js";
+import { mergeableFiles, mergeReports, ReportMergeError } from "../../lib/pipeline/merge-reports.js";
+import { REPORT_FILES, type ReportFileName } from "../../lib/pipeline/report.js";
 
 interface MergeArguments {
   files: string[];
@@ -83,12 +83,25 @@ async function mergeReportDirectories(
   const target = resolve(output);
   const input = directories.find((directory) => resolve(directory) === target);
   if (input !== undefined) throw new UsageError(`merge: -o ${output} is one of the shards being merged`);
-  if (isDirectory(output)) refuseExistingReport(output, REPORT_FILES);
+  // Shards written with --only merge into the files their files make.
+  let mergeable: ReportFileName[];
+  try {
+    mergeable = await mergeableFiles(directories);
+  } catch (error) {
+    if (error instanceof ReportMergeError) throw new UsageError(`merge: ${error.message}`);
+    throw error;
+  }
+  if (mergeable.length < REPORT_FILES.length)
+    process.stderr.write(
+      `pcap-conntrack: merge: the shards were written with --only: writing ${mergeable.join(", ")} ` +
+        `(not ${REPORT_FILES.filter((name) => !mergeable.includes(name)).join(", ")})\n`,
+    );
+  if (isDirectory(output)) refuseExistingReport(output, mergeable);
   else if (statSync(output, { throwIfNoEntry: false }) !== undefined)
     throw new UsageError(`${output}: not a directory; merged reports go into a directory`);
   noteOutputPath(output);
   try {
-    await mergeReports(directories, { outputDir: output });
+    await mergeReports(directories, { outputDir: output, files: mergeable });
   } catch (error) {
     if (error instanceof ReportMergeError) throw new UsageError(`merge: ${error.message}`);
     throw error;

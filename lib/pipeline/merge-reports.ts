@@ -28,7 +28,14 @@ import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { splitCsvRow } from "./merge-events.js";
-import { REPORT_FILES, ReportFile, SHARD_MERGE_FIELD, type ShardMergeData } from "./report.js";
+import {
+  REPORT_FILES,
+  ReportFile,
+  SHARD_MERGE_FIELD,
+  shardFilesFor,
+  type ReportFileName,
+  type ShardMergeData,
+} from "./report.js";
 import { EVENT_CSV_COLUMNS, EXPECT_EVENT_CSV_COLUMNS, csvRow } from "../report/event-formats.js";
 import { FLOW_CSV_COLUMNS, flowCsvRow, type FlowRecord } from "../report/flows.js";
 import { ORPHAN_CSV_COLUMNS, type OrphanRecord } from "../report/orphans.js";
@@ -86,27 +93,42 @@ export async function mergeReports(
      * something in it is approximate (`report --jobs`, whose output is the single run's otherwise).
      */
     mergeNote?: "always" | "when-approximate";
+    /**
+     * The files to write (default: every one). The shards need only the files these are merged from
+     * (`shardFilesFor`).
+     */
+    files?: readonly ReportFileName[];
   },
 ): Promise<MergeReportsResult & { approximate: string[] }> {
-  const shards = await readShards(dirs);
+  const wanted = new Set<ReportFileName>(options.files ?? REPORT_FILES);
+  const needed = new Set(shardFilesFor([...wanted]));
+  const shards = await readShards(dirs, needed);
   const approximate: string[] = [];
   const ties = await numberConnections(shards);
+  const wantSummary = wanted.has("summary.json") || wanted.has("index.html");
 
   await mkdir(options.outputDir, { recursive: true });
   const outputs = new Map<string, OutputFile>();
-  for (const name of REPORT_FILES) outputs.set(name, new OutputFile(join(options.outputDir, name)));
-  const out = (name: (typeof REPORT_FILES)[number]): OutputFile => outputs.get(name)!;
+  for (const name of REPORT_FILES)
+    if (wanted.has(name)) outputs.set(name, new OutputFile(join(options.outputDir, name)));
+  // A file not wanted is merged into nothing when another wanted one comes from the same shard files.
+  const out = (name: ReportFileName): OutputSink => outputs.get(name) ?? DISCARD;
   try {
-    const events = await mergeEvents(shards, out("events.csv"));
-    const expectations = await mergeExpectations(shards, out("expectations.csv"));
+    const events = needed.has("events.csv")
+      ? await mergeEvents(shards, out("events.csv"))
+      : { ties: 0, mostLiveAtOnce: null };
+    const expectations = needed.has("expectations.csv")
+      ? await mergeExpectations(shards, out("expectations.csv"))
+      : { ties: 0 };
     const flows = await mergeFlows(
       shards,
       out("flows.csv"),
       out("flows.ndjson"),
-      out("nat.csv"),
-      out("nat.ndjson"),
+      needed.has("nat.ndjson") ? { csv: out("nat.csv"), ndjson: out("nat.ndjson") } : null,
     );
-    const orphans = await mergeOrphans(shards, out("orphans.csv"));
+    const orphans = needed.has("orphans.csv")
+      ? await mergeOrphans(shards, out("orphans.csv"))
+      : { total: 0, page: [], outOfOrder: false };
     const crossShardTies = ties + events.ties + expectations.ties + flows.ties;
     if (crossShardTies > 0)
       approximate.push(
@@ -114,20 +136,21 @@ export async function mergeReports(
           "events, expectation events or flows ending in the same nanosecond): the single run's order " +
           "comes from its packet order, which the shards do not write; the lower shard goes first",
       );
-    if (events.mostLiveAtOnce === null)
+    if (events.mostLiveAtOnce === null && wantSummary)
       approximate.push(
         "connections.mostLiveAtOnce: the most any one shard had (a lower bound); events.csv is empty " +
           "(nf_conntrack_events=0) so the table's size over time cannot be followed",
       );
     const ended = flows.total - flows.live;
     const orphanMemory = Number(runOption(shards[0], "orphanMemory") ?? 4096);
-    if (ended > orphanMemory && orphans.total > 0)
+    const orphanTotal = shards.reduce((sum, shard) => sum + shard.summary.orphans.total, 0);
+    if (ended > orphanMemory && orphanTotal > 0 && (wantSummary || wanted.has("orphans.csv")))
       approximate.push(
         `orphans (orphans.csv, summary.json's orphans, the page's): ${ended} connections ended, more ` +
           `than the --orphan-memory ${orphanMemory} the single run remembers, each shard its own last ones, ` +
           "so late replies and packets after a connection's end may be told apart differently",
       );
-    if (orphans.outOfOrder)
+    if (orphans.outOfOrder && wanted.has("orphans.csv"))
       approximate.push(
         "orphans.csv's order: inputs hold records out of time order, and the shards do not write the " +
           "order the single run read them in",
@@ -137,20 +160,21 @@ export async function mergeReports(
       delete (summary as unknown as Record<string, unknown>).mergedShards;
     await out("summary.json").writeAll(`${JSON.stringify(summary, null, 2)}\n`);
     const page = shards[0].data;
-    await out("index.html").writeAll(
-      renderHtmlReport({
-        title: page.title,
-        summary,
-        flows: flows.page,
-        totalFlows: flows.total,
-        orphans: orphans.page,
-        totalOrphans: orphans.total,
-        natMappings: flows.natPage,
-        totalNatMappings: flows.natTotal,
-        timelineRows: page.timelineRows,
-        generator: page.generator,
-      }),
-    );
+    if (wanted.has("index.html"))
+      await out("index.html").writeAll(
+        renderHtmlReport({
+          title: page.title,
+          summary,
+          flows: flows.page,
+          totalFlows: flows.total,
+          orphans: orphans.page,
+          totalOrphans: orphans.total,
+          natMappings: flows.natPage,
+          totalNatMappings: flows.natTotal,
+          timelineRows: page.timelineRows,
+          generator: page.generator,
+        }),
+      );
     // Every file is complete before any is renamed; the page goes last, as `report` does it.
     for (const file of outputs.values()) await file.finish();
     for (const file of outputs.values()) await file.publish();
@@ -163,7 +187,34 @@ export async function mergeReports(
 
 // ------------------------------------------------------------------ the shards
 
-async function readShards(dirs: readonly string[]): Promise<Shard[]> {
+/**
+ * The files a merge of `dirs` can write: those whose shard files (`shardFilesFor`) the directories hold
+ * (shards written with `--only` hold only some). Directories holding different report files are not
+ * the shards of one run: refused, naming a file one lacks. Without what every merge reads (summary.json,
+ * flows.ndjson) the flows, so that the merge names what is missing.
+ */
+export async function mergeableFiles(dirs: readonly string[]): Promise<ReportFileName[]> {
+  const present = new Set<string>();
+  for (const name of REPORT_FILES) {
+    const found = await Promise.all(
+      dirs.map((dir) =>
+        stat(join(dir, name)).then(
+          (entry) => entry.isFile(),
+          () => false,
+        ),
+      ),
+    );
+    if (found.every(Boolean)) present.add(name);
+    else if (found.some(Boolean)) {
+      const lacking = dirs[found.indexOf(false)];
+      throw new ReportMergeError(`${join(lacking, name)}: missing (${dirs[found.indexOf(true)]} has it)`);
+    }
+  }
+  const files = REPORT_FILES.filter((name) => shardFilesFor([name]).every((needed) => present.has(needed)));
+  return files.length === 0 ? ["flows.csv", "flows.ndjson"] : files;
+}
+
+async function readShards(dirs: readonly string[], needed: ReadonlySet<ReportFileName>): Promise<Shard[]> {
   if (dirs.length === 0) throw new ReportMergeError("no report directories to merge");
   const shards: Shard[] = [];
   for (const dir of dirs) {
@@ -220,7 +271,7 @@ async function readShards(dirs: readonly string[]): Promise<Shard[]> {
     );
   shards.sort((a, b) => a.index - b.index);
   for (const shard of shards)
-    for (const name of REPORT_FILES) {
+    for (const name of needed) {
       const path = join(shard.dir, name);
       const found = await stat(path).catch(() => null);
       if (found === null || !found.isFile()) throw new ReportMergeError(`${path}: missing`);
@@ -370,7 +421,7 @@ function timeKey(line: string, reader: LineReader): string {
 
 async function mergeEvents(
   shards: Shard[],
-  out: OutputFile,
+  out: OutputSink,
 ): Promise<{ ties: number; mostLiveAtOnce: number | null }> {
   const idColumn = EVENT_CSV_COLUMNS.indexOf("connection_id");
   const masterColumn = EVENT_CSV_COLUMNS.indexOf("master_connection_id");
@@ -395,7 +446,7 @@ async function mergeEvents(
   return { ties, mostLiveAtOnce: listed ? most : null };
 }
 
-async function mergeExpectations(shards: Shard[], out: OutputFile): Promise<{ ties: number }> {
+async function mergeExpectations(shards: Shard[], out: OutputSink): Promise<{ ties: number }> {
   const masterColumn = EXPECT_EVENT_CSV_COLUMNS.indexOf("master_connection_id");
   const idColumn = EXPECT_EVENT_CSV_COLUMNS.indexOf("expectation_id");
   const typeColumn = EXPECT_EVENT_CSV_COLUMNS.indexOf("type");
@@ -442,10 +493,9 @@ interface NatStream {
 
 async function mergeFlows(
   shards: Shard[],
-  flowsCsv: OutputFile,
-  flowsJson: OutputFile,
-  natCsv: OutputFile,
-  natJson: OutputFile,
+  flowsCsv: OutputSink,
+  flowsJson: OutputSink,
+  natOutputs: { csv: OutputSink; ndjson: OutputSink } | null,
 ): Promise<FlowsResult> {
   const page = shards[0].data;
   const result: FlowsResult = {
@@ -458,7 +508,7 @@ async function mergeFlows(
     talkers: new SummaryBuilder({ topTalkers: page.topTalkers }),
   };
   const nat: NatStream[] = [];
-  for (const shard of shards) {
+  for (const shard of natOutputs === null ? [] : shards) {
     const stream: NatStream = {
       reader: new LineReader(join(shard.dir, "nat.ndjson")),
       head: null,
@@ -469,7 +519,7 @@ async function mergeFlows(
     nat.push(stream);
   }
   await flowsCsv.write(csvRow(FLOW_CSV_COLUMNS));
-  await natCsv.write(csvRow(NAT_CSV_COLUMNS));
+  if (natOutputs !== null) await natOutputs.csv.write(csvRow(NAT_CSV_COLUMNS));
 
   // Ended flows by end time, then the live ones by merged id, as the single run writes them.
   const shardOf = new Map<LineReader, Shard>();
@@ -499,11 +549,11 @@ async function mergeFlows(
     const record = current.get(head.reader)!;
     result.total++;
     if (record.endTime === null) result.live++;
-    await flowsCsv.write(flowCsvRow(record));
-    await flowsJson.write(`${JSON.stringify(record)}\n`);
+    if (flowsCsv !== DISCARD) await flowsCsv.write(flowCsvRow(record));
+    if (flowsJson !== DISCARD) await flowsJson.write(`${JSON.stringify(record)}\n`);
     result.talkers.addFlow(record);
     if (result.page.length < page.htmlMaxFlows) result.page.push(record);
-    if (record.nat === "none") return;
+    if (record.nat === "none" || natOutputs === null) return;
     // The single run writes a mapping's row right after the record of its last connection.
     const stream = nat[head.shard];
     const key = flowNatKey(record);
@@ -515,8 +565,8 @@ async function mergeFlows(
       mapping.connectionIds = mapping.connectionIds.map((id) =>
         mergedId(shards[head.shard], id, () => stream.reader.where()),
       );
-      await natCsv.write(natMappingCsvRow(mapping));
-      await natJson.write(`${JSON.stringify(mapping)}\n`);
+      await natOutputs.csv.write(natMappingCsvRow(mapping));
+      await natOutputs.ndjson.write(`${JSON.stringify(mapping)}\n`);
       result.natTotal++;
       if (result.natPage.length < page.htmlMaxFlows) result.natPage.push(mapping);
       await advanceNat(stream);
@@ -583,7 +633,7 @@ const REASON_IDS = /(after connection |a new connection )(\d+)/g;
 
 async function mergeOrphans(
   shards: Shard[],
-  out: OutputFile,
+  out: OutputSink,
 ): Promise<{ total: number; page: OrphanRecord[]; outOfOrder: boolean }> {
   const summary = shards[0].summary;
   const inputs = summary.capture.inputs.map((input) => input.file);
@@ -793,8 +843,20 @@ class LineReader {
   }
 }
 
+/** Where merged rows go: a file, or nowhere (`DISCARD`). */
+interface OutputSink {
+  write(text: string): Promise<void> | void;
+  writeAll(text: string): Promise<void>;
+}
+
+/** A file the merge computes (it comes from the shard files of one that is wanted) but does not write. */
+const DISCARD: OutputSink = {
+  write: () => undefined,
+  writeAll: () => Promise.resolve(),
+};
+
 /** A report file (written under a temporary name, renamed into place by `publish`) written line by line. */
-class OutputFile extends ReportFile {
+class OutputFile extends ReportFile implements OutputSink {
   write(text: string): Promise<void> | void {
     this.writer.write(text);
     return this.writer.pending() ?? undefined;

@@ -5,12 +5,12 @@
  * record (the shards' clocks follow every packet); what is divided is the tracking and the writing, which
  * are most of a report's work.
  */
-import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { runOneShotWorker } from "./one-shot-worker.js";
 import type { CaptureWarning } from "../capture/source.js";
 import { mergeReports } from "./merge-reports.js";
-import { REPORT_FILES, type ReportOptions } from "./report.js";
+import type { ReportOptions } from "./report.js";
 import type { ReportSummary } from "../report/summary.js";
 
 /** What a report worker is given: the options without functions (they do not cross threads). */
@@ -37,35 +37,28 @@ export async function writeReportInJobs(
   files: readonly string[],
   options: Omit<ReportOptions, "onOpened" | "shard"> & { jobs: number },
 ): Promise<ReportJobsResult> {
-  const { jobs, only, ...reportOptions } = options;
+  const { jobs, ...reportOptions } = options;
   if (!Number.isInteger(jobs) || jobs < 2)
     throw new Error(`jobs: ${jobs} is not a whole number of at least 2`);
   const outputDir = resolve(options.outputDir);
   // Next to the output, so that the merge reads and writes on one file system.
   const scratch = await mkdtemp(join(dirname(outputDir), ".pcap-conntrack-jobs-"));
   try {
+    // With `only`, each shard writes those files and what their merge reads (see `shardFilesFor`).
     const shardDirs = Array.from({ length: jobs }, (_, index) => join(scratch, `shard${index}`));
     const warnings = await Promise.all(
       shardDirs.map((dir, index) =>
         runWorker({ files, options: { ...reportOptions, outputDir: dir, shard: { index, count: jobs } } }),
       ),
     );
-    // The merge needs every shard file; with `only`, it merges aside and the wanted files move in.
-    const mergedDir = only === undefined ? outputDir : join(scratch, "merged");
-    const merged = await mergeReports(shardDirs, { outputDir: mergedDir, mergeNote: "when-approximate" });
-    let written = merged.files;
-    if (only !== undefined) {
-      await mkdir(outputDir, { recursive: true });
-      written = [];
-      for (const name of REPORT_FILES) {
-        if (!only.includes(name)) continue;
-        await rename(join(mergedDir, name), join(outputDir, name));
-        written.push(join(outputDir, name));
-      }
-    }
+    const merged = await mergeReports(shardDirs, {
+      outputDir,
+      mergeNote: "when-approximate",
+      ...(options.only === undefined ? {} : { files: options.only }),
+    });
     return {
       summary: merged.summary,
-      files: written,
+      files: merged.files,
       warnings: warnings[0],
       approximate: merged.approximate,
     };

@@ -46,6 +46,22 @@ export const REPORT_FILES = [
 ] as const;
 export type ReportFileName = (typeof REPORT_FILES)[number];
 
+/**
+ * The shard files a merge that writes `files` reads: always summary.json (the accounting, the run's
+ * settings) and flows.ndjson (connection ids are numbered from it), and what each file is merged from
+ * (summary.json and the page follow the table's size through events.csv).
+ */
+export function shardFilesFor(files: readonly ReportFileName[]): ReportFileName[] {
+  const wanted = new Set(files);
+  const any = (...names: ReportFileName[]): boolean => names.some((name) => wanted.has(name));
+  const needed = new Set<ReportFileName>(["summary.json", "flows.ndjson"]);
+  if (any("events.csv", "summary.json", "index.html")) needed.add("events.csv");
+  if (any("expectations.csv")) needed.add("expectations.csv");
+  if (any("nat.csv", "nat.ndjson", "index.html")) needed.add("nat.ndjson");
+  if (any("orphans.csv", "index.html")) needed.add("orphans.csv");
+  return REPORT_FILES.filter((name) => needed.has(name));
+}
+
 /** summary.json's field, in a shard's report only, holding what `merge` needs beyond the other files. */
 export const SHARD_MERGE_FIELD = "shardMergeData";
 
@@ -91,7 +107,8 @@ export interface ReportOptions extends Omit<
   generator?: string;
   /**
    * The files to write (default all of REPORT_FILES). What no wanted file needs is not done at all:
-   * flows.csv alone skips the events, orphans, NAT mappings, JSON records, summary and page.
+   * flows.csv alone skips the events, orphans, NAT mappings, JSON records, summary and page. With
+   * `shard`, also the files merging the wanted ones reads (`shardFilesFor`).
    */
   only?: readonly ReportFileName[];
 }
@@ -132,7 +149,12 @@ export class ReportFile {
 export async function writeReport(files: readonly string[], options: ReportOptions): Promise<ReportResult> {
   const dir = options.outputDir;
   await mkdir(dir, { recursive: true });
-  const only = new Set<ReportFileName>(options.only ?? REPORT_FILES);
+  // A shard also writes what merging its wanted files reads.
+  const only = new Set<ReportFileName>(
+    (options.shard ?? null) === null || options.only === undefined
+      ? (options.only ?? REPORT_FILES)
+      : shardFilesFor(options.only).concat(options.only),
+  );
   const open = (name: ReportFileName): ReportFile | null =>
     only.has(name) ? new ReportFile(join(dir, name)) : null;
   const flowsCsv = open("flows.csv");

@@ -7,7 +7,16 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  cpSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -124,6 +133,33 @@ for (const count of [3, 2])
       .map((line) => Number(line.slice(0, line.indexOf(","))));
     assert.equal(new Set(ids).size, 1500);
   });
+
+test("merge: shards written with --only merge into the files theirs make, as the single run's", () => {
+  const base = join(scratch, "only");
+  const shards = [0, 1].map((index) => join(base, `shard${index}`));
+  shards.forEach((dir, index) =>
+    report([synth], ["--drain", "--only", "flows.csv,orphans.csv", "--shard", `${index}/2`], dir),
+  );
+  const single = join(base, "single");
+  report([synth], ["--drain", "--only", "flows.csv,flows.ndjson,orphans.csv"], single);
+  const merged = join(base, "merged");
+  const result = runCli(["merge", ...shards, "-o", merged]);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stderr, /written with --only: writing flows\.csv, flows\.ndjson, orphans\.csv \(not /);
+  // No events.csv in the shards: no summary.json or page (they follow the table through it).
+  assert.deepEqual(readdirSync(merged).sort(), ["flows.csv", "flows.ndjson", "orphans.csv"]);
+  for (const file of ["flows.csv", "flows.ndjson", "orphans.csv"])
+    assert.equal(read(merged, file), read(single, file), file);
+  // Without flows.ndjson nothing can be merged: named.
+  rmSync(join(shards[1], "flows.ndjson"));
+  const missing = runCli(["merge", ...shards, "-o", join(base, "merged2")]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /shard1\/flows\.ndjson: missing \(.*shard0 has it\)/);
+  rmSync(join(shards[0], "flows.ndjson"));
+  const none = runCli(["merge", ...shards, "-o", join(base, "merged2")]);
+  assert.equal(none.status, 2);
+  assert.match(none.stderr, /shard0\/flows\.ndjson: missing$/m);
+});
 
 // Timeouts of 0 end connections before their replies: orphans of every kind, connections live at
 // the end (no --drain), small page caps.

@@ -1,6 +1,6 @@
 /**
  * `report --only`: the files asked for, equal to the full report's, and nothing else written; with
- * --jobs too; unknown names refused.
+ * --jobs too; with --shard, also what merging them reads; unknown names refused.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -30,6 +30,9 @@ test("report --only writes just the files asked for, each as the full report has
     ["page", ["index.html", "--only", "nat.csv"], "1"],
     ["orphans", ["orphans.csv", "--only", "events.csv", "--only", "expectations.csv"], "1"],
     ["jobs", ["flows.csv,nat.ndjson"], "2"],
+    ["jobs-flows", ["flows.csv"], "2"],
+    ["jobs-orphans", ["orphans.csv,expectations.csv"], "3"],
+    ["jobs-summary", ["summary.json", "--only", "events.csv"], "2"],
   ] as const) {
     const dir = report(name, ["--only", ...only, "--jobs", jobs]);
     const wanted = only.flatMap((item) => (item === "--only" ? [] : item.split(","))).sort();
@@ -40,6 +43,17 @@ test("report --only writes just the files asked for, each as the full report has
         readFileSync(join(full, file), "utf8"),
         `${name}: ${file}`,
       );
+  }
+});
+
+test("report --shard --only also writes what merging the files asked for reads", () => {
+  for (const [only, written] of [
+    ["flows.csv", "flows.csv flows.ndjson summary.json"],
+    ["nat.csv", "flows.ndjson nat.csv nat.ndjson summary.json"],
+    ["index.html", "events.csv flows.ndjson index.html nat.ndjson orphans.csv summary.json"],
+  ]) {
+    const dir = report(`shard-${only}`, ["--only", only, "--shard", "1/2"]);
+    assert.equal(readdirSync(dir).sort().join(" "), written, only);
   }
 });
 
