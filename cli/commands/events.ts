@@ -394,8 +394,20 @@ export function liveSummary(result: AnyReplayResult): string {
   return `${live} connection${live === 1 ? "" : "s"}${alsoExpected} still live${at}; --drain expires them`;
 }
 
+/** What `formatReplaySummary` reads: a replay's result, or one merged from `--jobs` workers' results. */
+export type ReplaySummaryInput = Pick<
+  AnyReplayResult,
+  "records" | "order" | "observedNat" | "shard" | "expectEvents" | "engine"
+> & {
+  accounting: Pick<
+    AnyReplayResult["accounting"],
+    "classes" | "reasons" | "duplicateSightings" | "otherShards"
+  >;
+  jobs?: number;
+};
+
 /** Every record in exactly one class, every decoded packet in exactly one verdict. */
-export function formatReplaySummary(result: AnyReplayResult): string {
+export function formatReplaySummary(result: ReplaySummaryInput): string {
   const lines: string[] = ["summary:"];
   const row = (label: string, value: string | number) => lines.push(`  ${label.padEnd(34)} ${value}`);
   const classes = result.accounting.classes;
@@ -439,7 +451,7 @@ export function formatReplaySummary(result: AnyReplayResult): string {
     row("  first packets dropped: table full", stats.tableFullDrops);
   }
   row("  still live", result.engine.liveConnections);
-  const jobs = "jobs" in result ? (result.jobs as number) : 1;
+  const jobs = result.jobs ?? 1;
   row(jobs > 1 ? `  most live at once (sum over ${jobs} jobs)` : "  most live at once", stats.maxLive);
   row("events", `NEW ${stats.events.NEW}, UPDATE ${stats.events.UPDATE}, DESTROY ${stats.events.DESTROY}`);
   const expected = stats.expectations;

@@ -51,6 +51,7 @@ import {
   settingsFromArguments,
   warnOnStderr,
   withConntrackSettings,
+  type ReplaySummaryInput,
   type SettingsArguments,
 } from "./events.js";
 
@@ -170,7 +171,6 @@ export const tableCommand: CommandModule<object, TableArguments> = {
     const until = args.at === undefined ? undefined : parseTimePoint(args.at);
     const jobs = jobsFromArguments(args);
     if (jobs > 1 && args.expect) throw new UsageError("--jobs: not with --expect (use --jobs 1)");
-    if (jobs > 1 && args.summary) throw new UsageError("--jobs: not with --summary (use --jobs 1)");
     const files = await expandInputs(args.files);
     const settings = await settingsFromArguments(args, warnOnStderr);
     const helperOptions = helperOptionsFromArguments(args);
@@ -196,6 +196,7 @@ export const tableCommand: CommandModule<object, TableArguments> = {
       }
       if (args.format === "conntrack") process.stderr.write(`${conntrackListTrailer(count)}\n`);
       if (merged.until === null && merged.last === null) warnOnStderr("no packets: the table is empty");
+      if (args.summary) writeSummary(merged.until ?? merged.last, merged.summary);
       return;
     }
     // The table is written once reading is over, so nothing streams to the terminal meanwhile.
@@ -233,13 +234,15 @@ export const tableCommand: CommandModule<object, TableArguments> = {
         `${args.expect ? conntrackExpectListTrailer(count) : conntrackListTrailer(count)}\n`,
       );
     if (result.until === null && result.last === null) warnOnStderr("no packets: the table is empty");
-    if (args.summary) {
-      const at = result.until ?? result.last;
-      if (at) process.stderr.write(`table at ${isoTimeNs(at.tsSec, at.tsNsec)}\n`);
-      process.stderr.write(formatReplaySummary(result));
-    }
+    if (args.summary) writeSummary(result.until ?? result.last, result);
   },
 };
+
+/** `--summary`: the table's time, then the replay's accounting. */
+function writeSummary(at: { tsSec: number; tsNsec: number } | null, result: ReplaySummaryInput): void {
+  if (at) process.stderr.write(`table at ${isoTimeNs(at.tsSec, at.tsNsec)}\n`);
+  process.stderr.write(formatReplaySummary(result));
+}
 
 /** Lines written between two waits for the output to drain (a table may hold millions of entries). */
 const LINES_BETWEEN_WAITS = 1024;

@@ -51,6 +51,22 @@ async function run(): Promise<TableJobResult> {
     first: result.first,
     last: result.last,
     until: result.until,
+    summary: {
+      records: result.records,
+      order: result.order,
+      accounting: {
+        classes: result.accounting.classes,
+        reasons: result.accounting.reasons,
+        duplicateSightings: result.accounting.duplicateSightings,
+        otherShards: result.accounting.otherShards,
+      },
+      expectEvents: result.expectEvents,
+      engine: {
+        stats: engine.stats,
+        liveConnections: engine.liveConnections,
+        liveExpectations: engine.liveExpectations,
+      },
+    },
   };
 }
 

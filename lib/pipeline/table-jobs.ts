@@ -9,7 +9,9 @@
 import { runOneShotWorker } from "./one-shot-worker.js";
 import type { CaptureWarning } from "../capture/source.js";
 import type { ConnectionRecord } from "../report/event-formats.js";
-import type { ReplayOptions } from "./replay.js";
+import type { ReplayOptions, ReplayResult } from "./replay.js";
+import type { EngineStats } from "../conntrack/engine.js";
+import { sumStats } from "./jobs.js";
 
 /** What a table worker is given: the replay's options without functions, its shard and the format. */
 export interface TableJobData {
@@ -36,10 +38,42 @@ export interface TableJobResult {
   first: { tsSec: number; tsNsec: number } | null;
   last: { tsSec: number; tsNsec: number } | null;
   until: { tsSec: number; tsNsec: number } | null;
+  /** The replay's accounting (alike in every shard) and its engine's counts (this shard's). */
+  summary: ShardReplaySummary;
+}
+
+export interface ShardReplaySummary {
+  records: number;
+  order: ReplayResult["order"];
+  accounting: {
+    classes: ReplayResult["accounting"]["classes"];
+    reasons: Record<string, number>;
+    duplicateSightings: number;
+    otherShards: number;
+  };
+  expectEvents: ReplayResult["expectEvents"];
+  engine: { stats: EngineStats; liveConnections: number; liveExpectations: number };
+}
+
+/**
+ * The merged replay summary (`--summary`): the records and their classes counted once, the engines'
+ * counts added up (so that the verdicts reconcile with the packets decoded; "most live at once" is the
+ * workers' sum).
+ */
+export interface MergedTableSummary extends Omit<ShardReplaySummary, "engine"> {
+  engine: ShardReplaySummary["engine"];
+  observedNat: null;
+  shard: null;
+  jobs: number;
 }
 
 /** The merged table: entries in one engine's order, with its ids for records; the rest the first shard's. */
-export type MergedTable = Pick<TableJobResult, "lines" | "records" | "warnings" | "first" | "last" | "until">;
+export type MergedTable = Pick<
+  TableJobResult,
+  "lines" | "records" | "warnings" | "first" | "last" | "until"
+> & {
+  summary: MergedTableSummary;
+};
 
 export async function tableInJobs(
   files: readonly string[],
@@ -74,6 +108,7 @@ export async function tableInJobs(
     first: results[0].first,
     last: results[0].last,
     until: results[0].until,
+    summary: mergeSummaries(results.map((result) => result.summary)),
   };
   for (const { shard, entry, record } of order) {
     const result = results[shard];
@@ -89,6 +124,30 @@ export async function tableInJobs(
     });
   }
   return merged;
+}
+
+function mergeSummaries(shards: ShardReplaySummary[]): MergedTableSummary {
+  const first = shards[0];
+  const sum = (read: (engine: ShardReplaySummary["engine"]) => number): number =>
+    shards.reduce((total, shard) => total + read(shard.engine), 0);
+  return {
+    records: first.records,
+    order: first.order,
+    // Packets of other shards were tracked by those: counted in their verdicts, not here.
+    accounting: { ...first.accounting, otherShards: 0 },
+    expectEvents: {
+      NEW: shards.reduce((total, shard) => total + shard.expectEvents.NEW, 0),
+      DESTROY: shards.reduce((total, shard) => total + shard.expectEvents.DESTROY, 0),
+    },
+    engine: {
+      stats: sumStats(shards.map((shard) => shard.engine.stats)),
+      liveConnections: sum((engine) => engine.liveConnections),
+      liveExpectations: sum((engine) => engine.liveExpectations),
+    },
+    observedNat: null,
+    shard: null,
+    jobs: shards.length,
+  };
 }
 
 /** How many of the ascending `list` are at most `value`. */

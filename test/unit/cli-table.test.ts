@@ -208,6 +208,20 @@ test("table --jobs: every format, at several times, is the single thread's table
         }
       }
     }
+    // --summary: one run's accounting (records once, the engines' counts added), but for the most
+    // live at once, the workers' sum.
+    for (const file of [join(ROOT, "samples/ftp-active/inside.pcap"), synthetic]) {
+      const single = runCli(["table", file, "--summary", "--at", "+2"]);
+      const sharded = runCli(["table", file, "--summary", "--at", "+2", "--jobs", "3"]);
+      assert.equal(sharded.status, 0, sharded.stderr);
+      assert.equal(sharded.stdout, single.stdout);
+      const mostLive = /most live at once/;
+      const lines = (text: string): string[] => text.split("\n").filter((line) => !mostLive.test(line));
+      assert.deepEqual(lines(sharded.stderr), lines(single.stderr), file);
+      assert.match(sharded.stderr, /most live at once \(sum over 3 jobs\)/);
+      assert.match(sharded.stderr, /^table at /);
+      assert.match(sharded.stderr, /packets tracked \(decoded\)\s+[1-9]/);
+    }
     const refused = runCli(["table", synthetic, "--jobs", "2", "--expect"]);
     assert.equal(refused.status, 2);
     assert.match(refused.stderr, /--jobs: not with --expect/);
