@@ -30,6 +30,7 @@ import {
   procLineOptionsOf,
   tableViewOf,
   type ConnectionRecord,
+  type ExpectationRecord,
 } from "../../lib/report/event-formats.js";
 import { UsageError } from "../errors.js";
 import { OutputTarget, refuseExistingOutputs } from "../output.js";
@@ -170,7 +171,6 @@ export const tableCommand: CommandModule<object, TableArguments> = {
     refuseExistingOutputs([args.output]);
     const until = args.at === undefined ? undefined : parseTimePoint(args.at);
     const jobs = jobsFromArguments(args);
-    if (jobs > 1 && args.expect) throw new UsageError("--jobs: not with --expect (use --jobs 1)");
     const files = await expandInputs(args.files);
     const settings = await settingsFromArguments(args, warnOnStderr);
     const helperOptions = helperOptionsFromArguments(args);
@@ -181,20 +181,24 @@ export const tableCommand: CommandModule<object, TableArguments> = {
         { settings, ...helperOptions, reorderWindowNs, until },
         args.format === "proc" || args.format === "conntrack" ? args.format : "records",
         jobs,
+        args.expect,
       );
       reportWarnings(merged);
       const output = new OutputTarget(args.output);
       const writer = new ChunkedWriter(output.stream);
       let count: number;
       try {
-        count = await writeMergedTable(merged, args.format, writer);
+        count = await writeMergedTable(merged, args.format, writer, args.expect);
         await writer.finish();
         await output.commit();
       } catch (error) {
         await output.abandon();
         throw error;
       }
-      if (args.format === "conntrack") process.stderr.write(`${conntrackListTrailer(count)}\n`);
+      if (args.format === "conntrack")
+        process.stderr.write(
+          `${args.expect ? conntrackExpectListTrailer(count) : conntrackListTrailer(count)}\n`,
+        );
       if (merged.until === null && merged.last === null) warnOnStderr("no packets: the table is empty");
       if (args.summary) writeSummary(merged.until ?? merged.last, merged.summary);
       return;
@@ -332,11 +336,15 @@ export async function writeTable(
   return connections.length;
 }
 
-/** Writes a table merged from `--jobs` workers (`table-jobs.ts`); returns how many entries. */
+/**
+ * Writes a table merged from `--jobs` workers (`table-jobs.ts`), of connections or (`expect`)
+ * expectations; returns how many entries.
+ */
 export async function writeMergedTable(
   merged: MergedTable,
   format: TableFormat,
   writer: ChunkedWriter,
+  expect = false,
 ): Promise<number> {
   if (merged.lines !== null) {
     await writeAll(writer, merged.lines, (line) => `${line}\n`);
@@ -344,10 +352,12 @@ export async function writeMergedTable(
   }
   const records = merged.records!;
   if (format === "csv") {
-    writer.write(csvRow(TABLE_CSV_COLUMNS));
-    await writeAll(writer, records, connectionCsvRow);
+    writer.write(csvRow(expect ? EXPECT_TABLE_CSV_COLUMNS : TABLE_CSV_COLUMNS));
+    await writeAll(writer, records, (record) =>
+      expect ? expectationCsvRow(record as ExpectationRecord) : connectionCsvRow(record as ConnectionRecord),
+    );
   } else {
-    const json = new JsonArrayFormatter((record: ConnectionRecord) => record);
+    const json = new JsonArrayFormatter((record: ConnectionRecord | ExpectationRecord) => record);
     writer.write(json.header());
     await writeAll(writer, records, (record) => json.format(record));
     writer.write(json.footer());

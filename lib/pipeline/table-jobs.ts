@@ -1,14 +1,15 @@
 /**
  * `table --jobs N`: N worker threads each replay one shard of the connections (`--shard I/N`,
- * lib/pipeline/shard.ts) and return their live entries; the main thread puts them in one engine's order
- * with one engine's ids. A connection's id in one run is its rank among all confirmations, and one
- * record confirms at most one connection (the shard of its address pair's): so each worker also returns
- * the (global) record index of every confirmation it made, and an entry's id is the number of
- * confirmations, over all shards, up to the record that created it.
+ * lib/pipeline/shard.ts) and return their live entries (or expectations); the main thread puts them in
+ * one engine's order with one engine's ids. A connection's id in one run is its rank among all
+ * confirmations, and one record is tracked by one shard only (its address pair's): so each worker also
+ * returns the (global) record index of every confirmation it made, and an entry's id is its own shard's
+ * id plus the other shards' confirmations up to the record that created it. Expectations likewise, by
+ * the records that created them (a record may create several, all in its shard).
  */
 import { runOneShotWorker } from "./one-shot-worker.js";
 import type { CaptureWarning } from "../capture/source.js";
-import type { ConnectionRecord } from "../report/event-formats.js";
+import type { ConnectionRecord, ExpectationRecord } from "../report/event-formats.js";
 import type { ReplayOptions, ReplayResult } from "./replay.js";
 import type { EngineStats } from "../conntrack/engine.js";
 import { sumStats } from "./jobs.js";
@@ -23,17 +24,25 @@ export interface TableJobData {
   shard: { index: number; count: number };
   /** Lines (`proc`, `conntrack`) or records (`records`: csv and json). */
   output: "proc" | "conntrack" | "records";
+  /** The expectation table instead of the connection table. */
+  expect: boolean;
 }
 
 export interface TableJobResult {
   type: "done";
   /** Global record index of each confirmation, in confirmation order (so ascending). */
   confirmations: Float64Array;
-  /** Per live entry, in id order: the record index that created it and its master's (-1: none). */
+  /** With `expect`: the global record index of each expectation's creation, in creation order. */
+  expectationsCreated: Float64Array;
+  /**
+   * Per live entry (or expectation), in creation order: the record index that created it, its id in
+   * this shard, and the record that confirmed its master connection (-1: none).
+   */
   created: Float64Array;
+  localIds: Float64Array;
   masters: Float64Array;
   lines: string[] | null;
-  records: ConnectionRecord[] | null;
+  records: (ConnectionRecord | ExpectationRecord)[] | null;
   warnings: CaptureWarning[];
   first: { tsSec: number; tsNsec: number } | null;
   last: { tsSec: number; tsNsec: number } | null;
@@ -80,12 +89,13 @@ export async function tableInJobs(
   options: TableJobData["options"],
   output: TableJobData["output"],
   jobs: number,
+  expect = false,
 ): Promise<MergedTable> {
   if (!Number.isInteger(jobs) || jobs < 2)
     throw new Error(`jobs: ${jobs} is not a whole number of at least 2`);
   const results = await Promise.all(
     Array.from({ length: jobs }, (_, index) =>
-      runWorker({ files, options, shard: { index, count: jobs }, output }),
+      runWorker({ files, options, shard: { index, count: jobs }, output, expect }),
     ),
   );
   const confirmations = results.map((result) => result.confirmations);
@@ -95,12 +105,20 @@ export async function tableInJobs(
     for (const list of confirmations) id += countUpTo(list, record);
     return id;
   };
-  const order: { shard: number; entry: number; record: number }[] = [];
+  const created = results.map((result) => (expect ? result.expectationsCreated : result.confirmations));
+  /** One engine's id of a shard's entry: its id there and what the other shards created up to its record. */
+  const mergedId = (shard: number, localId: number, record: number): number => {
+    let id = localId;
+    for (let other = 0; other < created.length; other++)
+      if (other !== shard) id += countUpTo(created[other], record);
+    return id;
+  };
+  const order: { shard: number; entry: number; record: number; localId: number }[] = [];
   results.forEach((result, shard) => {
     for (let entry = 0; entry < result.created.length; entry++)
-      order.push({ shard, entry, record: result.created[entry] });
+      order.push({ shard, entry, record: result.created[entry], localId: result.localIds[entry] });
   });
-  order.sort((a, b) => a.record - b.record);
+  order.sort((a, b) => a.record - b.record || a.localId - b.localId);
   const merged: MergedTable = {
     lines: output === "records" ? null : [],
     records: output === "records" ? [] : null,
@@ -110,7 +128,7 @@ export async function tableInJobs(
     until: results[0].until,
     summary: mergeSummaries(results.map((result) => result.summary)),
   };
-  for (const { shard, entry, record } of order) {
+  for (const { shard, entry, record, localId } of order) {
     const result = results[shard];
     if (merged.lines !== null) {
       merged.lines.push(result.lines![entry]);
@@ -119,7 +137,7 @@ export async function tableInJobs(
     const master = result.masters[entry];
     merged.records!.push({
       ...result.records![entry],
-      id: idOf(record),
+      id: mergedId(shard, localId, record),
       masterId: master >= 0 ? idOf(master) : null,
     });
   }

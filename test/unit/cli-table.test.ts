@@ -1,7 +1,7 @@
 /** `pcap-conntrack table`: the time argument, and the real CLI on a committed kernel sample. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -12,6 +12,8 @@ import { syntheticCaptureFile } from "../support/synth-file.js";
 import { UsageError } from "../../cli/errors.js";
 import { TABLE_CSV_COLUMNS } from "../../lib/report/event-formats.js";
 import { kernelEventLines, runCli } from "../support/cli.js";
+import { ethernet, ipv4, tcp } from "./packet-builders.js";
+import { PcapWriter } from "../../lib/capture/writer.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const SAMPLE = join(ROOT, "samples/tcp-client-close");
@@ -222,9 +224,105 @@ test("table --jobs: every format, at several times, is the single thread's table
       assert.match(sharded.stderr, /^table at /);
       assert.match(sharded.stderr, /packets tracked \(decoded\)\s+[1-9]/);
     }
-    const refused = runCli(["table", synthetic, "--jobs", "2", "--expect"]);
-    assert.equal(refused.status, 2);
-    assert.match(refused.stderr, /--jobs: not with --expect/);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+/**
+ * FTP control connections between `sessions` host pairs, interleaved, each announcing data connections
+ * with PORT (some twice: the ftp helper keeps one expectation per master, so the first is evicted and
+ * the ids of one shard skip); no data connection follows, so the expectations stay live.
+ */
+async function ftpSessionsCapture(path: string, sessions: number): Promise<string> {
+  const frames: { bytes: Buffer; ts: number }[] = [];
+  let ts = 1_764_000_000;
+  const peers = Array.from({ length: sessions }, (_, i) => ({
+    client: `10.9.${i}.7`,
+    server: `198.51.100.${10 + i}`,
+    clientSeq: 1000,
+    serverSeq: 50000,
+  }));
+  const send = (i: number, fromClient: boolean, flags: number, text = ""): void => {
+    const peer = peers[i];
+    const payload = Array.from(Buffer.from(text, "latin1"));
+    const seq = fromClient ? peer.clientSeq : peer.serverSeq;
+    const ack = fromClient ? peer.serverSeq : peer.clientSeq;
+    const fields = fromClient
+      ? { srcPort: 40000 + i, dstPort: 21, seq, ack, flags }
+      : { srcPort: 21, dstPort: 40000 + i, seq, ack, flags };
+    const [src, dst] = fromClient ? [peer.client, peer.server] : [peer.server, peer.client];
+    frames.push({
+      bytes: ethernet(0x0800, ipv4({ src, dst, protocol: 6 }, tcp(fields, payload))),
+      ts: (ts += 0.01),
+    });
+    const advance = payload.length + (flags & 0x02 ? 1 : 0);
+    if (fromClient) peer.clientSeq += advance;
+    else peer.serverSeq += advance;
+  };
+  const port = (i: number, dataPort: number): string =>
+    `PORT ${peers[i].client.replaceAll(".", ",")},${dataPort >> 8},${dataPort & 0xff}\r\n`;
+  const steps: ((i: number) => void)[] = [
+    (i) => send(i, true, 0x02),
+    (i) => send(i, false, 0x12),
+    (i) => send(i, true, 0x10),
+    (i) => send(i, false, 0x18, "220 ready\r\n"),
+    (i) => send(i, true, 0x18, "USER anonymous\r\n"),
+    (i) => send(i, true, 0x18, port(i, 30000 + i)),
+    (i) => (i % 3 === 0 ? send(i, true, 0x18, port(i, 31000 + i)) : undefined),
+  ];
+  for (const step of steps) for (let i = 0; i < sessions; i++) step(i);
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(Buffer.from(chunk));
+      callback();
+    },
+  });
+  const writer = new PcapWriter(sink, { linkType: 1, nanosecond: true });
+  for (const { bytes, ts: at } of frames) {
+    const sec = Math.floor(at);
+    const wait = writer.writeRecord(sec, Math.round((at - sec) * 1e9), bytes, 0, bytes.length);
+    if (wait) await wait;
+  }
+  await writer.close();
+  writeFileSync(path, Buffer.concat(chunks));
+  return path;
+}
+
+test("table --jobs --expect: the live expectations, in every format, as one thread lists them", async () => {
+  const directory = mkdtempSync(join(tmpdir(), "table-jobs-expect-"));
+  try {
+    const capture = await ftpSessionsCapture(join(directory, "ftp-sessions.pcap"), 12);
+    for (const format of ["proc", "conntrack", "csv", "json"]) {
+      const args = ["table", capture, "--expect", "--format", format];
+      const single = runCli(args);
+      assert.equal(single.status, 0, single.stderr);
+      if (format === "csv") {
+        const rows = single.stdout.trim().split("\n").slice(1);
+        assert.equal(rows.length, 12, "one live expectation a session");
+      }
+      for (const jobs of ["2", "3"]) {
+        const sharded = runCli([...args, "--jobs", jobs]);
+        assert.equal(sharded.status, 0, sharded.stderr);
+        assert.equal(sharded.stdout, single.stdout, `${format} --jobs ${jobs}`);
+        assert.equal(sharded.stderr, single.stderr);
+      }
+    }
+    // The shards' own ids differ from one run's (so the merge numbered them).
+    const json = JSON.parse(runCli(["table", capture, "--expect", "--format", "json"]).stdout) as {
+      id: number;
+      masterId: number;
+    }[];
+    const shard = JSON.parse(
+      runCli(["table", capture, "--expect", "--format", "json", "--shard", "1/3"]).stdout,
+    ) as { id: number; masterId: number }[];
+    assert.ok(shard.length > 0 && shard.length < json.length);
+    assert.ok(
+      shard.some(
+        (entry) => !json.some((other) => other.id === entry.id && other.masterId === entry.masterId),
+      ),
+    );
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
