@@ -1,9 +1,9 @@
 /**
  * The report's state of every live connection (first reply, ASSURED, the state history; the first and
- * last packet are the engine's, see `N_LAST_SEEN`) in typed arrays: one 84-byte row per live flow, in pages that are added as the live table
- * grows and never copied, so the garbage collector sees a few arrays instead of an object per
- * connection. A packet finds its flow through its connection's table slot (one 32-bit word per slot):
- * two array reads, no hash lookup. Connections outside a table (made by hand) are found through a Map.
+ * last packet are the engine's, see `N_LAST_SEEN`) in typed arrays: an 84-byte row per table slot, in
+ * pages that are added as the table grows and never copied, so the garbage collector sees a few arrays
+ * instead of an object per connection. A connection's flow is the row of its table slot: no lookup, no
+ * index of its own.
  *
  * A time is kept as 32-bit seconds counted from the first flow's second, plus nanoseconds: exact in
  * 8 bytes. A flow with a time outside that range (more than 68 years from the first flow: damaged or
@@ -37,6 +37,8 @@ const REPLIED = 0x100;
 const ASSURED = 0x200;
 /** The flow's times are in `wideTimes`, not in its row. */
 const WIDE = 0x400;
+/** The row holds a live flow. */
+const LIVE = 0x800;
 const LAST_STATE_SHIFT = 16;
 
 const ROW_BYTES = ROW_WORDS * 4;
@@ -45,12 +47,6 @@ if (CODE_BYTE + POOLED_ENTRIES > ROW_BYTES) throw new Error("flow row too small"
 export class FlowRows {
   private readonly wordPages: Int32Array[] = [];
   private readonly bytePages: Uint8Array[] = [];
-  /** Connections by flow index (null: free). */
-  private readonly connections: (Connection | null)[] = [];
-  private readonly freeIndices: number[] = [];
-  /** Flow index + 1 by table slot (0: none). */
-  private readonly bySlot: Int32Array[] = [];
-  private readonly byConnection = new Map<Connection, number>();
   /** History entries past the pooled ones: [code, seconds, nanoseconds] triples. */
   private readonly moreHistory = new Map<number, number[]>();
   /** State changes counted but not kept (beyond `maxHistory`), by flow: rare. */
@@ -61,13 +57,15 @@ export class FlowRows {
   private epochSec = Number.NaN;
   size = 0;
 
-  /** A row for `connection`'s flow, which starts at second `sec`; returns its index. */
+  /**
+   * A row for `connection`'s flow, which starts at second `sec`; returns its index, the connection's
+   * table slot (it must be in an engine's table).
+   */
   add(connection: Connection, sec: number): number {
+    const index = connection.tableSlot;
+    if (index < 0) throw new Error(`connection ${connection.id}: a flow's connection must be in a table`);
     if (Number.isNaN(this.epochSec)) this.epochSec = sec;
-    const index = this.freeIndices.length > 0 ? this.freeIndices.pop()! : this.connections.length;
-    if (index === this.connections.length) this.connections.push(connection);
-    else this.connections[index] = connection;
-    if (index >>> PAGE_SHIFT >= this.wordPages.length) {
+    while (index >>> PAGE_SHIFT >= this.wordPages.length) {
       const buffer = new ArrayBuffer(PAGE_SLOTS * ROW_BYTES);
       this.wordPages.push(new Int32Array(buffer));
       this.bytePages.push(new Uint8Array(buffer));
@@ -75,61 +73,33 @@ export class FlowRows {
     const words = this.wordPages[index >>> PAGE_SHIFT];
     const at = (index & PAGE_MASK) * ROW_WORDS;
     // Element stores, not fill(): this runs per new connection.
-    for (let word = 0; word < ROW_WORDS; word++) words[at + word] = 0;
-    const slot = connection.tableSlot;
-    if (slot >= 0) {
-      while (slot >>> PAGE_SHIFT >= this.bySlot.length) this.bySlot.push(new Int32Array(PAGE_SLOTS));
-      this.bySlot[slot >>> PAGE_SHIFT][slot & PAGE_MASK] = index + 1;
-    } else {
-      this.byConnection.set(connection, index);
-    }
+    for (let word = 1; word < ROW_WORDS; word++) words[at + word] = 0;
+    words[at + W_BITS] = LIVE;
     this.size++;
     return index;
   }
 
-  /** The index of `connection`'s live flow, -1 when it has none. */
+  /**
+   * The index of `connection`'s live flow, -1 when it has none. A slot's flow is its connection's:
+   * the flow ends with the connection's DESTROY, before the table gives the slot to another, and a
+   * retired connection whose slot was taken no longer names it.
+   */
   find(connection: Connection): number {
     const slot = connection.tableSlot;
-    let index: number;
-    if (slot >= 0) {
-      const page = this.bySlot[slot >>> PAGE_SHIFT];
-      if (page === undefined) return -1;
-      index = page[slot & PAGE_MASK] - 1;
-    } else {
-      index = this.byConnection.get(connection) ?? -1;
-    }
-    // The slot may hold another connection's flow by now (a retired connection keeps its slot number).
-    return index >= 0 && this.connections[index] === connection ? index : -1;
-  }
-
-  connection(index: number): Connection {
-    return this.connections[index]!;
+    if (slot < 0 || slot >>> PAGE_SHIFT >= this.wordPages.length) return -1;
+    const bits = this.wordPages[slot >>> PAGE_SHIFT][(slot & PAGE_MASK) * ROW_WORDS + W_BITS];
+    return (bits & LIVE) !== 0 ? slot : -1;
   }
 
   remove(index: number): void {
-    const connection = this.connections[index]!;
-    const slot = connection.tableSlot;
-    if (slot >= 0) {
-      const page = this.bySlot[slot >>> PAGE_SHIFT];
-      if (page !== undefined && page[slot & PAGE_MASK] === index + 1) page[slot & PAGE_MASK] = 0;
-    } else {
-      this.byConnection.delete(connection);
-    }
-    const bits = this.wordPages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * ROW_WORDS + W_BITS];
+    const words = this.wordPages[index >>> PAGE_SHIFT];
+    const at = (index & PAGE_MASK) * ROW_WORDS + W_BITS;
+    const bits = words[at];
     if ((bits & POOLED_MASK) === POOLED_ENTRIES) this.moreHistory.delete(index);
     if ((bits & WIDE) !== 0) this.wideTimes.delete(index);
     if (this.omitted.size !== 0) this.omitted.delete(index);
-    this.connections[index] = null;
-    this.freeIndices.push(index);
+    words[at] = 0;
     this.size--;
-  }
-
-  /** Indices of every live flow, in connection id order. */
-  liveIndices(): number[] {
-    const indices: number[] = [];
-    for (let index = 0; index < this.connections.length; index++)
-      if (this.connections[index] !== null) indices.push(index);
-    return indices.sort((a, b) => this.connections[a]!.id - this.connections[b]!.id);
   }
 
   setTime(index: number, field: number, sec: number, nsec: number): void {

@@ -301,7 +301,8 @@ export class FlowTracker {
   /** Records emitted so far. */
   emitted = 0;
   /** `finish` between calls: the end time, the live flows in id order and the next one to emit. */
-  private finishing: { at: { tsSec: number; tsNsec: number }; indices: number[]; next: number } | null = null;
+  private finishing: { at: { tsSec: number; tsNsec: number }; live: Connection[]; next: number } | null =
+    null;
 
   constructor(options: FlowTrackerOptions) {
     this.onFlow = options.onFlow ?? null;
@@ -340,6 +341,7 @@ export class FlowTracker {
     end.lastNsec = event.lastNsec;
     this.emit(
       index,
+      connection,
       event.destroyCause === "" ? "expired" : event.destroyCause,
       event.tsSec,
       event.tsNsec,
@@ -363,28 +365,30 @@ export class FlowTracker {
    * records this call (so that a caller can let its output drain); returns true when all are out.
    */
   finish(engine: ConntrackEngine, limit = Infinity): boolean {
-    if (this.finishing === null)
-      this.finishing = { at: { tsSec: 0, tsNsec: 0 }, indices: this.rows.liveIndices(), next: 0 };
-    const { at, indices } = this.finishing;
+    if (this.finishing === null) {
+      const live: Connection[] = [];
+      for (const connection of engine.entries()) if (this.rows.find(connection) >= 0) live.push(connection);
+      this.finishing = { at: { tsSec: 0, tsNsec: 0 }, live: live.sort((a, b) => a.id - b.id), next: 0 };
+    }
+    const { at, live } = this.finishing;
     engine.toCaptureTime(engine.now, at);
-    const end = Math.min(indices.length, this.finishing.next + limit);
+    const end = Math.min(live.length, this.finishing.next + limit);
     for (let i = this.finishing.next; i < end; i++) {
-      const index = indices[i];
-      const connection = this.rows.connection(index);
-      const end = this.end;
+      const connection = live[i];
+      const flow = this.end;
       engine.toCaptureTime(connection.startedAt, first);
-      end.firstSec = first.tsSec;
-      end.firstNsec = first.tsNsec;
+      flow.firstSec = first.tsSec;
+      flow.firstNsec = first.tsNsec;
       engine.toCaptureTime(connection.lastSeenAt, first);
-      end.lastSec = first.tsSec;
-      end.lastNsec = first.tsNsec;
+      flow.lastSec = first.tsSec;
+      flow.lastNsec = first.tsNsec;
       const expiry = { tsSec: 0, tsNsec: 0, remaining: 0 };
       engine.toCaptureTime(connection.expiresAt, expiry);
       expiry.remaining = Math.max(0, engine.remainingSeconds(connection));
-      this.emit(index, "live", at.tsSec, at.tsNsec, expiry);
+      this.emit(connection.tableSlot, connection, "live", at.tsSec, at.tsNsec, expiry);
     }
     this.finishing.next = end;
-    if (end < indices.length) return false;
+    if (end < live.length) return false;
     this.finishing = null;
     return true;
   }
@@ -429,13 +433,13 @@ export class FlowTracker {
   /** The flow's record or row goes out, then its row is freed. */
   private emit(
     index: number,
+    connection: Connection,
     cause: DestroyCause | "live",
     endSec: number,
     endNsec: number,
     live: LiveEnd | null,
   ): void {
     const rows = this.rows;
-    const connection = rows.connection(index);
     const lastState = rows.lastState(index);
     const finalState =
       connection.protocol === IPPROTO_TCP && connection.tcpState >= 0

@@ -27,15 +27,19 @@ function timeOf(rows: FlowRows, index: number, field: number): [number, number] 
   return [out[0], out[1]];
 }
 
-test("a flow is found by its connection's table slot, never by another connection in that slot", () => {
+test("a flow is its connection's table slot's row, found while the connection names the slot", () => {
   const rows = new FlowRows();
   const first = connectionAt(5, 1);
   const index = rows.add(first, T0);
+  assert.equal(index, 5);
   assert.equal(rows.find(first), index);
   assert.equal(rows.find(connectionAt(6, 2)), -1);
+  assert.equal(rows.find(connectionAt(1 << 20, 3)), -1, "beyond the pages");
+  rows.markReplied(index, T0, 1);
   rows.remove(index);
-  assert.equal(rows.find(first), -1);
-  // The slot goes to another connection while the old one still names it (a retired connection).
+  assert.equal(rows.find(first), -1, "removed with its DESTROY");
+  // The table gives the slot to another connection: the retired one stops naming it (`moveOut`).
+  first.tableSlot = -1;
   const second = connectionAt(5, 2);
   const reused = rows.add(second, T0 + 1);
   assert.equal(reused, index, "the row is reused");
@@ -43,13 +47,9 @@ test("a flow is found by its connection's table slot, never by another connectio
   assert.equal(rows.find(second), reused);
   assert.equal(rows.historyLength(reused), 0, "a reused row starts empty");
   assert.equal(rows.replied(reused), false);
-  // A connection outside any table (made by hand).
-  const alone = connectionAt(-1, 3);
-  const aloneIndex = rows.add(alone, T0);
-  assert.equal(rows.find(alone), aloneIndex);
-  rows.remove(aloneIndex);
-  assert.equal(rows.find(alone), -1);
   assert.equal(rows.size, 1);
+  // A connection outside any table has no row.
+  assert.throws(() => rows.add(connectionAt(-1, 3), T0), /must be in a table/);
 });
 
 test("times are exact near the first flow and far from it", () => {

@@ -249,6 +249,8 @@ test("long histories: every state change in order, the cap counted, far-apart ti
     });
     const connection = new Connection();
     connection.id = 5;
+    // A flow's row is its connection's table slot (one made by hand names one).
+    connection.tableSlot = 3;
     connection.original.protocol = connection.reply.protocol = 6;
     const event = new ConntrackEvent();
     event.connection = connection;
