@@ -272,7 +272,7 @@ export const TCP_BYTES = 10;
  */
 export const TCP_ROW_WORDS = 16;
 export const TCP_BYTE_BASE = TCP_WORDS * 4;
-/** `TB_STATE` of a row with no TCP data (not TCP). */
+/** `TB_STATE` of a TCP row whose tracker has not started it yet. */
 export const TCP_NONE = 0xff;
 /** Words of direction d start at d * 4: end, maxend, maxwin, maxack. */
 export const T_END = 0;
@@ -533,12 +533,11 @@ export class ConnectionExtras {
 
 /**
  * Doubles per slot in an engine's rows (lib/conntrack/store.ts): the expiry heap's two
- * (lib/conntrack/table.ts), the last packet's time, the counters and the start time, then from 32-bit
- * word `ROW_TCP_WORD` the TCP data (`TCP_ROW_WORDS`, unused by other protocols): 128 bytes, two cache
- * lines a packet touches.
+ * (lib/conntrack/table.ts), the last packet's time, the counters and the start time: 64 bytes, the one
+ * cache line every packet writes. A TCP connection's tracker data is a row of its own in the store's
+ * TCP pages (`TCP_ROW_WORDS`), so other protocols carry none.
  */
-export const ROW_DOUBLES = 16;
-export const ROW_TCP_WORD = 16;
+export const ROW_DOUBLES = 8;
 /**
  * Engine-relative ns of the last packet the connection took (one its tracker did not call invalid,
  * counted or not): kept beside the counters, on the cache line every packet writes, so that flow

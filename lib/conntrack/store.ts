@@ -1,17 +1,17 @@
 /**
- * An engine's live connections' data in typed arrays: a row of `ROW_DOUBLES` doubles (128 bytes, two
- * cache lines) per table slot, the slot the table gives a connection (which also indexes its keys):
- * the expiry heap's fields, the counters and start time, then the TCP tracker data (`TCP_ROW_WORDS`
- * words from `ROW_TCP_WORD`), so what a packet updates sits together. A live connection's object is
- * then a handle of a few fields whose accessors read the row. The rows are the heap's pages (see
- * `PAGE_SLOTS`), with 32-bit and byte views of the same buffers; pages are added, never copied.
+ * An engine's live connections' data in typed arrays: a row of `ROW_DOUBLES` doubles (64 bytes, one
+ * cache line) per table slot, the slot the table gives a connection (which also indexes its keys): the
+ * expiry heap's fields, the last packet's time, the counters and start time, so what a packet updates
+ * sits together. A TCP connection also has a row of tracker data (`TCP_ROW_WORDS` words, one cache line)
+ * in TCP pages of its own, found through its slot; other protocols carry none. A live connection's object
+ * is then a handle of a few fields whose accessors read the rows. The rows are the heap's pages (see
+ * `PAGE_SLOTS`); TCP pages are added likewise, never copied, and freed TCP rows are reused.
  */
 import {
   Connection,
   N_LAST_SEEN,
   N_STARTED,
   ROW_DOUBLES,
-  ROW_TCP_WORD,
   TB_STATE,
   TCP_BYTE_BASE,
   TCP_NONE,
@@ -20,16 +20,21 @@ import {
   Tuple,
   type ConnectionRows,
 } from "./connection.js";
-import { PAGE_MASK, PAGE_SHIFT, type ConnectionTable, type ExpiryHeap } from "./table.js";
+import { PAGE_MASK, PAGE_SHIFT, PAGE_SLOTS, type ConnectionTable, type ExpiryHeap } from "./table.js";
 
-/** 32-bit words and bytes per row. */
-const ROW_WORDS = ROW_DOUBLES * 2;
-const ROW_BYTES = ROW_DOUBLES * 8;
+/** Bytes per TCP row. */
+const TCP_ROW_BYTES = TCP_ROW_WORDS * 4;
 
 export class ConnectionStore implements ConnectionRows {
-  /** 32-bit and byte views of the heap's pages (the rows). */
-  private readonly wordPages: Int32Array[] = [];
-  private readonly bytePages: Uint8Array[] = [];
+  /** TCP row index + 1 by slot (0: the slot's connection has no TCP data), a page per `PAGE_SLOTS` slots. */
+  private readonly tcpIndexPages: Int32Array[] = [];
+  /** TCP rows, `PAGE_SLOTS` a page, as 32-bit words and as bytes (views of the same buffers). */
+  private readonly tcpWordPages: Int32Array[] = [];
+  private readonly tcpBytePages: Uint8Array[] = [];
+  /** Freed TCP rows (a stack), and the first never used. */
+  private freeTcp = new Int32Array(64);
+  private freeTcpCount = 0;
+  private nextFreshTcp = 0;
   /** The engine's view of one connection's TCP data (see `tcpOf`). */
   private readonly tcpView = new TcpConnectionState();
 
@@ -39,13 +44,14 @@ export class ConnectionStore implements ConnectionRows {
   ) {
     this.grow(table.slotCapacity);
     table.onSlotsGrown = (slots) => this.grow(slots);
-    // A destroyed connection reads its row until its slot goes to another.
+    // A destroyed connection reads its rows until its slot goes to another.
     table.onSlotRetaken = (connection) => connection.moveOut();
   }
 
   /** A new connection with a row (and table slot) of its own, not yet in the table's chains. */
   newConnection(): Connection {
     const connection = new Connection(this);
+    // A connection retired from the slot copies its data out first (`onSlotRetaken`).
     this.table.reserve(connection);
     const slot = connection.tableSlot;
     this.heap.setExpiry(slot, 0);
@@ -53,16 +59,20 @@ export class ConnectionStore implements ConnectionRows {
     const at = (slot & PAGE_MASK) * ROW_DOUBLES;
     // Element stores, not fill(): this runs per new connection.
     for (let field = N_LAST_SEEN; field <= N_STARTED; field++) numbers[at + field] = 0;
-    this.bytePages[slot >>> PAGE_SHIFT][this.tcpByte(slot) + TB_STATE] = TCP_NONE;
+    this.freeTcpRow(slot);
     return connection;
   }
 
   /**
    * The TCP data of `connection` (which must be in this store) through the one view the engine uses
-   * per packet: valid until the next call.
+   * per packet: valid until the next call. A connection without TCP data gets a row (its tracker is
+   * about to start it; `TB_STATE` says it has not yet).
    */
   tcpOf(connection: Connection): TcpConnectionState {
-    return this.bindTcp(this.tcpView, connection.tableSlot);
+    const slot = connection.tableSlot;
+    let index = this.tcpIndexPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
+    if (index < 0) index = this.takeTcpRow(slot);
+    return this.bindTcp(this.tcpView, index);
   }
 
   number(slot: number, field: number): number {
@@ -74,21 +84,32 @@ export class ConnectionStore implements ConnectionRows {
   }
 
   tcpStateOf(slot: number): number {
-    const state = this.bytePages[slot >>> PAGE_SHIFT][this.tcpByte(slot) + TB_STATE];
+    const index = this.tcpIndexPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
+    if (index < 0) return -1;
+    const state =
+      this.tcpBytePages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * TCP_ROW_BYTES + TCP_BYTE_BASE + TB_STATE];
     return state === TCP_NONE ? -1 : state;
   }
 
   tcpViewOf(slot: number): TcpConnectionState | null {
-    return this.tcpStateOf(slot) < 0 ? null : this.bindTcp(new TcpConnectionState(), slot);
+    if (this.tcpStateOf(slot) < 0) return null;
+    return this.bindTcp(
+      new TcpConnectionState(),
+      this.tcpIndexPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1,
+    );
   }
 
   setTcp(slot: number, value: TcpConnectionState | null): void {
-    const page = slot >>> PAGE_SHIFT;
     if (value === null) {
-      this.bytePages[page][this.tcpByte(slot) + TB_STATE] = TCP_NONE;
+      this.freeTcpRow(slot);
       return;
     }
-    this.wordPages[page].set(value.words.subarray(value.w, value.w + TCP_ROW_WORDS), this.tcpWord(slot));
+    let index = this.tcpIndexPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
+    if (index < 0) index = this.takeTcpRow(slot);
+    this.tcpWordPages[index >>> PAGE_SHIFT].set(
+      value.words.subarray(value.w, value.w + TCP_ROW_WORDS),
+      (index & PAGE_MASK) * TCP_ROW_WORDS,
+    );
   }
 
   tupleOf(node: number, out: Tuple): Tuple {
@@ -115,29 +136,55 @@ export class ConnectionStore implements ConnectionRows {
     this.heap.setExpiry(slot, at);
   }
 
-  /** Points `view` at slot `slot`'s TCP data. */
-  private bindTcp(view: TcpConnectionState, slot: number): TcpConnectionState {
-    const page = slot >>> PAGE_SHIFT;
-    return view.bind(this.wordPages[page], this.bytePages[page], this.tcpWord(slot), this.tcpByte(slot));
+  /** TCP rows in use (live TCP connections, and retired ones whose slots nobody took yet). */
+  get tcpRows(): number {
+    return this.nextFreshTcp - this.freeTcpCount;
   }
 
-  /** First 32-bit word of slot `slot`'s TCP data within its page. */
-  private tcpWord(slot: number): number {
-    return (slot & PAGE_MASK) * ROW_WORDS + ROW_TCP_WORD;
+  /** A TCP row for slot `slot` (marked not started); returns its index. */
+  private takeTcpRow(slot: number): number {
+    let index: number;
+    if (this.freeTcpCount > 0) {
+      index = this.freeTcp[--this.freeTcpCount];
+    } else {
+      index = this.nextFreshTcp++;
+      if (index >>> PAGE_SHIFT >= this.tcpWordPages.length) {
+        const buffer = new ArrayBuffer(PAGE_SLOTS * TCP_ROW_BYTES);
+        this.tcpWordPages.push(new Int32Array(buffer));
+        this.tcpBytePages.push(new Uint8Array(buffer));
+      }
+    }
+    this.tcpBytePages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * TCP_ROW_BYTES + TCP_BYTE_BASE + TB_STATE] =
+      TCP_NONE;
+    this.tcpIndexPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] = index + 1;
+    return index;
   }
 
-  /** First byte of slot `slot`'s TCP bytes within its page. */
-  private tcpByte(slot: number): number {
-    return (slot & PAGE_MASK) * ROW_BYTES + ROW_TCP_WORD * 4 + TCP_BYTE_BASE;
+  /** Gives slot `slot`'s TCP row (if any) back to the pool. */
+  private freeTcpRow(slot: number): void {
+    const page = this.tcpIndexPages[slot >>> PAGE_SHIFT];
+    const index = page[slot & PAGE_MASK] - 1;
+    if (index < 0) return;
+    page[slot & PAGE_MASK] = 0;
+    if (this.freeTcpCount === this.freeTcp.length) {
+      const grown = new Int32Array(this.freeTcp.length * 2);
+      grown.set(this.freeTcp);
+      this.freeTcp = grown;
+    }
+    this.freeTcp[this.freeTcpCount++] = index;
   }
 
-  /** Makes rows for `slots` slots (the heap adds pages; this makes their views). */
+  /** Points `view` at TCP row `index`. */
+  private bindTcp(view: TcpConnectionState, index: number): TcpConnectionState {
+    const page = index >>> PAGE_SHIFT;
+    const w = (index & PAGE_MASK) * TCP_ROW_WORDS;
+    return view.bind(this.tcpWordPages[page], this.tcpBytePages[page], w, w * 4 + TCP_BYTE_BASE);
+  }
+
+  /** Makes rows for `slots` slots (the heap adds pages; this adds the TCP index's). */
   private grow(slots: number): void {
     this.heap.ensureSlots(slots);
-    for (let page = this.wordPages.length; page < this.heap.pages.length; page++) {
-      const buffer = this.heap.pages[page].buffer;
-      this.wordPages.push(new Int32Array(buffer));
-      this.bytePages.push(new Uint8Array(buffer));
-    }
+    while (this.tcpIndexPages.length * PAGE_SLOTS < slots)
+      this.tcpIndexPages.push(new Int32Array(PAGE_SLOTS));
   }
 }

@@ -469,7 +469,7 @@ export class ExpiryHeap {
   order = new Int32Array(PAGE_SLOTS);
   keys = new Float64Array(PAGE_SLOTS);
   count = 0;
-  /** `ROW_DOUBLES` doubles per slot, two cache lines (the store uses the ones after the heap's). */
+  /** `ROW_DOUBLES` doubles per slot, one cache line (the store uses the ones after the heap's). */
   readonly pages: Float64Array[] = [];
   /** Heap index + 1 by slot (0: not in the heap). */
   private readonly positionPages: Int32Array[] = [];

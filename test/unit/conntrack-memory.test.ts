@@ -6,6 +6,7 @@ import { Connection, OwnRow, TcpState, Tuple } from "../../lib/conntrack/connect
 import { ConntrackEngine } from "../../lib/conntrack/engine.js";
 import { makeTcp, makeUdp } from "./conntrack-fixtures.js";
 import { ConnectionTable, ExpiryHeap } from "../../lib/conntrack/table.js";
+import type { ConnectionStore } from "../../lib/conntrack/store.js";
 
 function v6Tuple(src: number[], dst: number[], srcPort: number, dstPort: number): Tuple {
   const tuple = new Tuple();
@@ -130,3 +131,42 @@ function measureHeap(): () => number {
     return process.memoryUsage().heapUsed;
   };
 }
+
+test("TCP tracker rows: only TCP connections hold one, kept until the slot is taken again, then reused", () => {
+  const states: number[] = [];
+  const engine = new ConntrackEngine({
+    onEvent: (event) => {
+      if (event.type === "DESTROY" && event.connection.protocol === 6) states.push(event.state);
+    },
+  });
+  const store = (engine as unknown as { store: ConnectionStore }).store;
+  const udp = (i: number, ts: number) =>
+    makeUdp({ src: `10.0.${i >> 8}.${i & 255}`, dst: "192.0.2.1", sport: 5000, dport: 53, ts });
+  const syn = (i: number, ts: number) =>
+    makeTcp({ src: `10.1.${i >> 8}.${i & 255}`, dst: "192.0.2.1", sport: 40000, dport: 80, flags: "S", ts });
+  for (let i = 0; i < 300; i++) engine.process(udp(i, 1));
+  assert.equal(store.tcpRows, 0, "UDP carries no TCP row");
+  const synSent: Connection[] = [];
+  for (let i = 0; i < 200; i++) {
+    engine.process(syn(i, 2));
+    synSent.push(engine.lastConnection!);
+  }
+  assert.equal(store.tcpRows, 200);
+  assert.ok(synSent.every((connection) => connection.tcpState === TcpState.SynSent));
+  // Everything expires (SYN_SENT after 120 s, UDP after 30 s): the retired TCP connections keep their
+  // rows (nobody took their slots yet) and say their state at DESTROY and after.
+  engine.advanceTo(1000, 0);
+  assert.equal(engine.liveConnections, 0);
+  assert.equal(states.length, 200);
+  assert.ok(states.every((state) => state === TcpState.SynSent));
+  assert.equal(store.tcpRows, 200);
+  // New UDP connections take the slots: the TCP rows go back to the pool, the old connections copy
+  // their state out first.
+  for (let i = 0; i < 600; i++) engine.process(udp(i, 1001));
+  assert.equal(store.tcpRows, 0);
+  assert.ok(synSent.every((connection) => connection.tcpState === TcpState.SynSent));
+  // New TCP connections reuse the freed rows, started afresh.
+  for (let i = 0; i < 150; i++) engine.process(syn(i + 1000, 1002));
+  assert.equal(store.tcpRows, 150);
+  assert.equal(engine.lastConnection!.tcpState, TcpState.SynSent);
+});
