@@ -215,7 +215,8 @@ function stateName(code: number): string {
 }
 
 const historyEntry = new Float64Array(3);
-const first = { tsSec: 0, tsNsec: 0 };
+/** A capture time worked out from an engine time (scratch). */
+const captureTime = { tsSec: 0, tsNsec: 0 };
 
 export interface FlowTrackerOptions {
   /** Receives each finished record. */
@@ -376,12 +377,12 @@ export class FlowTracker {
     for (let i = this.finishing.next; i < end; i++) {
       const connection = live[i];
       const flow = this.end;
-      engine.toCaptureTime(connection.startedAt, first);
-      flow.firstSec = first.tsSec;
-      flow.firstNsec = first.tsNsec;
-      engine.toCaptureTime(connection.lastSeenAt, first);
-      flow.lastSec = first.tsSec;
-      flow.lastNsec = first.tsNsec;
+      engine.toCaptureTime(connection.startedAt, captureTime);
+      flow.firstSec = captureTime.tsSec;
+      flow.firstNsec = captureTime.tsNsec;
+      engine.toCaptureTime(connection.lastSeenAt, captureTime);
+      flow.lastSec = captureTime.tsSec;
+      flow.lastNsec = captureTime.tsNsec;
       const expiry = { tsSec: 0, tsNsec: 0, remaining: 0 };
       engine.toCaptureTime(connection.expiresAt, expiry);
       expiry.remaining = Math.max(0, engine.remainingSeconds(connection));
