@@ -95,7 +95,8 @@ export async function mergeReports(
     mergeNote?: "always" | "when-approximate";
     /**
      * The files to write (default: every one). The shards need only the files these are merged from
-     * (`shardFilesFor`).
+     * (`shardFilesFor`). Without summary.json and index.html the returned summary's top talkers are
+     * not counted (empty).
      */
     files?: readonly ReportFileName[];
   },
@@ -125,6 +126,7 @@ export async function mergeReports(
       out("flows.csv"),
       out("flows.ndjson"),
       needed.has("nat.ndjson") ? { csv: out("nat.csv"), ndjson: out("nat.ndjson") } : null,
+      { talkers: wantSummary, page: wanted.has("index.html") },
     );
     const orphans = needed.has("orphans.csv")
       ? await mergeOrphans(shards, out("orphans.csv"))
@@ -196,14 +198,7 @@ export async function mergeReports(
 export async function mergeableFiles(dirs: readonly string[]): Promise<ReportFileName[]> {
   const present = new Set<string>();
   for (const name of REPORT_FILES) {
-    const found = await Promise.all(
-      dirs.map((dir) =>
-        stat(join(dir, name)).then(
-          (entry) => entry.isFile(),
-          () => false,
-        ),
-      ),
-    );
+    const found = await Promise.all(dirs.map((dir) => isFile(join(dir, name))));
     if (found.every(Boolean)) present.add(name);
     else if (found.some(Boolean)) {
       const lacking = dirs[found.indexOf(false)];
@@ -273,8 +268,7 @@ async function readShards(dirs: readonly string[], needed: ReadonlySet<ReportFil
   for (const shard of shards)
     for (const name of needed) {
       const path = join(shard.dir, name);
-      const found = await stat(path).catch(() => null);
-      if (found === null || !found.isFile()) throw new ReportMergeError(`${path}: missing`);
+      if (!(await isFile(path))) throw new ReportMergeError(`${path}: missing`);
     }
   return shards;
 }
@@ -496,6 +490,7 @@ async function mergeFlows(
   flowsCsv: OutputSink,
   flowsJson: OutputSink,
   natOutputs: { csv: OutputSink; ndjson: OutputSink } | null,
+  wanted: { talkers: boolean; page: boolean },
 ): Promise<FlowsResult> {
   const page = shards[0].data;
   const result: FlowsResult = {
@@ -518,45 +513,70 @@ async function mergeFlows(
     await advanceNat(stream);
     nat.push(stream);
   }
-  await flowsCsv.write(csvRow(FLOW_CSV_COLUMNS));
+  const writeCsv = flowsCsv !== DISCARD;
+  const writeJson = flowsJson !== DISCARD;
+  if (writeCsv) await flowsCsv.write(csvRow(FLOW_CSV_COLUMNS));
   if (natOutputs !== null) await natOutputs.csv.write(csvRow(NAT_CSV_COLUMNS));
 
+  // A shard's flows.csv rows are its flows.ndjson lines' (written from the same state, in the same
+  // order): copied with their ids renumbered instead of made again from the record.
+  const csvRows = new Map<LineReader, CsvRowReader | null>();
+  const header = csvRow(FLOW_CSV_COLUMNS).slice(0, -1);
   // Ended flows by end time, then the live ones by merged id, as the single run writes them.
   const shardOf = new Map<LineReader, Shard>();
-  const current = new Map<LineReader, FlowRecord>();
+  const current = new Map<LineReader, FlowLine>();
   const keyOf = (line: string, reader: LineReader): string => {
-    let record: FlowRecord;
-    try {
-      record = JSON.parse(line) as FlowRecord;
-    } catch {
-      throw reader.error("not JSON");
-    }
-    const shard = shardOf.get(reader)!;
-    const where = () => reader.where();
-    record.id = mergedId(shard, record.id, where);
-    if (record.masterId !== null) record.masterId = mergedId(shard, record.masterId, where);
-    current.set(reader, record);
-    return record.endTime !== null ? `0${record.endTime}` : `1${String(record.id).padStart(12, "0")}`;
+    const flow = flowLine(line, reader, shardOf.get(reader)!);
+    current.set(reader, flow);
+    return flow.endTime !== null ? `0${flow.endTime}` : `1${String(flow.id).padStart(12, "0")}`;
   };
   const heads: Head[] = [];
   for (let s = 0; s < shards.length; s++) {
     const reader = new LineReader(join(shards[s].dir, "flows.ndjson"));
     shardOf.set(reader, shards[s]);
+    let rows: CsvRowReader | null = null;
+    if (writeCsv && (await isFile(join(shards[s].dir, "flows.csv")))) {
+      rows = new CsvRowReader(join(shards[s].dir, "flows.csv"));
+      const first = await rows.next();
+      if (first !== null && first !== header)
+        throw rows.error(`not the header flows.csv has (${header.slice(0, 40)}…)`);
+    }
+    csvRows.set(reader, rows);
     const line = await reader.next();
     if (line !== null) heads.push({ shard: s, reader, line, key: keyOf(line, reader) });
   }
-  result.ties = await mergeHeads(heads, keyOf, async (_line, head) => {
-    const record = current.get(head.reader)!;
+  result.ties = await mergeHeads(heads, keyOf, async (line, head) => {
+    const flow = current.get(head.reader)!;
+    const masterText = flow.masterId === null ? "null" : String(flow.masterId);
     result.total++;
-    if (record.endTime === null) result.live++;
-    if (flowsCsv !== DISCARD) await flowsCsv.write(flowCsvRow(record));
-    if (flowsJson !== DISCARD) await flowsJson.write(`${JSON.stringify(record)}\n`);
-    result.talkers.addFlow(record);
-    if (result.page.length < page.htmlMaxFlows) result.page.push(record);
-    if (record.nat === "none" || natOutputs === null) return;
+    if (flow.endTime === null) result.live++;
+    let record: FlowRecord | null = null;
+    const recordOf = (): FlowRecord => {
+      if (record !== null) return record;
+      try {
+        record = JSON.parse(line) as FlowRecord;
+      } catch {
+        throw head.reader.error("not JSON");
+      }
+      record.id = flow.id;
+      record.masterId = flow.masterId;
+      return record;
+    };
+    if (writeCsv) {
+      const rows = csvRows.get(head.reader)!;
+      if (rows === null) await flowsCsv.write(flowCsvRow(recordOf()));
+      else await flowsCsv.write(renumberedCsvRow(await rows.next(), flow, rows));
+    }
+    if (writeJson)
+      await flowsJson.write(
+        `{"id":${flow.id}${line.slice(flow.idEnd, flow.masterAt)},"masterId":${masterText}${line.slice(flow.masterEnd)}\n`,
+      );
+    if (wanted.talkers) result.talkers.addFlow(recordOf());
+    if (wanted.page && result.page.length < page.htmlMaxFlows) result.page.push(recordOf());
+    if (flow.nat === "none" || natOutputs === null) return;
     // The single run writes a mapping's row right after the record of its last connection.
     const stream = nat[head.shard];
-    const key = flowNatKey(record);
+    const key = flowNatKey(recordOf());
     const seen = (stream.seen.get(key) ?? 0) + 1;
     stream.seen.set(key, seen);
     if (stream.head !== null && stream.headKey === key && stream.head.connections === seen) {
@@ -572,9 +592,82 @@ async function mergeFlows(
       await advanceNat(stream);
     }
   });
+  for (const [reader, rows] of csvRows)
+    if (rows !== null && (await rows.next()) !== null)
+      throw rows.error(`more rows than ${reader.path} has lines`);
   for (const stream of nat)
     if (stream.head !== null) throw stream.reader.error("a NAT mapping none of the flows closes");
   return result;
+}
+
+/** What the merge reads of a flows.ndjson line without parsing it: ids (merged) and where they are. */
+interface FlowLine {
+  /** The id in the shard, and the merged connection id and master id. */
+  localId: number;
+  id: number;
+  masterId: number | null;
+  endTime: string | null;
+  nat: string;
+  /** Where the line goes on after the id's digits; where `,"masterId":` starts and its value ends. */
+  idEnd: number;
+  masterAt: number;
+  masterEnd: number;
+}
+
+/**
+ * Reads a flow record line as `FLOW_NDJSON_ENCODER` writes it (keys in `FlowRecord`'s order). A key is
+ * found as `,"key":`: inside a JSON string a quote is escaped, so that text is a key; the keys after
+ * the free text (endTime, masterId) are found from the end.
+ */
+function flowLine(line: string, reader: LineReader, shard: Shard): FlowLine {
+  const fail = (what: string): never => {
+    throw reader.error(`not a flow record (${what})`);
+  };
+  if (!line.startsWith('{"id":')) fail('no "id" first');
+  const idEnd = line.indexOf(",", 6);
+  const localId = Number(line.slice(6, idEnd));
+  const masterAt = line.lastIndexOf(',"masterId":');
+  const endAt = line.lastIndexOf(',"endTime":');
+  const natAt = line.indexOf(',"nat":"');
+  if (idEnd < 0 || !Number.isInteger(localId) || masterAt < 0 || endAt < 0 || natAt < 0)
+    fail("no id, nat, endTime or masterId");
+  const masterEnd = line.indexOf(",", masterAt + 12);
+  const masterText = line.slice(masterAt + 12, masterEnd < 0 ? undefined : masterEnd);
+  let endTime: string | null = null;
+  if (!line.startsWith("null", endAt + 11)) {
+    const close = line.indexOf('"', endAt + 12);
+    if (line[endAt + 11] !== '"' || close < 0) fail("endTime is neither null nor a time");
+    endTime = line.slice(endAt + 12, close);
+  }
+  const where = () => reader.where();
+  return {
+    localId,
+    id: mergedId(shard, localId, where),
+    masterId: masterText === "null" ? null : mergedId(shard, Number(masterText), where),
+    endTime,
+    nat: line.slice(natAt + 8, line.indexOf('"', natAt + 8)),
+    idEnd,
+    masterAt,
+    masterEnd: masterEnd < 0 ? line.length : masterEnd,
+  };
+}
+
+/**
+ * A shard's flows.csv row with the merged ids: the id is the first cell, the master id the one before
+ * the community id (the last cell: base64, no comma or quote).
+ */
+function renumberedCsvRow(row: string | null, flow: FlowLine, rows: CsvRowReader): string {
+  if (row === null) throw rows.error("fewer rows than flows.ndjson has lines");
+  const idEnd = row.indexOf(",");
+  const last = row.lastIndexOf(",");
+  const masterStart = row.lastIndexOf(",", last - 1);
+  if (idEnd <= 0 || masterStart <= idEnd) throw rows.error("not a flows.csv row");
+  if (row.slice(0, idEnd) !== String(flow.localId))
+    throw rows.error(
+      `connection ${row.slice(0, idEnd)}, but flows.ndjson's line is connection ${flow.localId}`,
+    );
+  const master = flow.masterId === null ? "" : String(flow.masterId);
+  return `${flow.id}${row.slice(idEnd, masterStart + 1)}${master}${row.slice(last)}\n`;
 }
 
 async function advanceNat(stream: NatStream): Promise<void> {
@@ -854,6 +947,71 @@ const DISCARD: OutputSink = {
   write: () => undefined,
   writeAll: () => Promise.resolve(),
 };
+
+/**
+ * A CSV file's rows one at a time, read as the project writes them: rows end with a newline, and a
+ * cell holding a newline, quote, comma or carriage return is quoted (so a row goes on while its quotes
+ * are odd).
+ */
+export class CsvRowReader {
+  private readonly chunks: AsyncIterator<string | Buffer>;
+  private buffer = "";
+  private at = 0;
+  private done = false;
+  private rowNumber = 0;
+
+  constructor(readonly path: string) {
+    this.chunks = createReadStream(path, { encoding: "utf8" })[Symbol.asyncIterator]();
+  }
+
+  async next(): Promise<string | null> {
+    let quotes = 0;
+    let scan = this.at;
+    for (;;) {
+      const newline = this.buffer.indexOf("\n", scan);
+      if (newline >= 0) {
+        quotes += countQuotes(this.buffer, scan, newline);
+        scan = newline + 1;
+        if (quotes % 2 === 0) {
+          const row = this.buffer.slice(this.at, newline);
+          this.at = scan;
+          this.rowNumber++;
+          return row;
+        }
+        continue;
+      }
+      quotes += countQuotes(this.buffer, scan, this.buffer.length);
+      if (this.done) {
+        if (this.at === this.buffer.length) return null;
+        throw this.error("the last row has no line end");
+      }
+      // Keep the row begun and read on.
+      this.buffer = this.buffer.slice(this.at);
+      this.at = 0;
+      scan = this.buffer.length;
+      const chunk = await this.chunks.next();
+      if (chunk.done === true) this.done = true;
+      else this.buffer += chunk.value as string;
+    }
+  }
+
+  error(what: string): ReportMergeError {
+    return new ReportMergeError(`${this.path}: row ${this.rowNumber}: ${what}`);
+  }
+}
+
+function countQuotes(text: string, from: number, to: number): number {
+  let count = 0;
+  for (let at = text.indexOf('"', from); at >= 0 && at < to; at = text.indexOf('"', at + 1)) count++;
+  return count;
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return stat(path).then(
+    (entry) => entry.isFile(),
+    () => false,
+  );
+}
 
 /** A report file (written under a temporary name, renamed into place by `publish`) written line by line. */
 class OutputFile extends ReportFile implements OutputSink {

@@ -150,6 +150,14 @@ test("merge: shards written with --only merge into the files theirs make, as the
   assert.deepEqual(readdirSync(merged).sort(), ["flows.csv", "flows.ndjson", "orphans.csv"]);
   for (const file of ["flows.csv", "flows.ndjson", "orphans.csv"])
     assert.equal(read(merged, file), read(single, file), file);
+  // Shards without flows.csv: its rows are made from the flow records.
+  const ndjsonShards = [0, 1].map((index) => join(base, `ndjson${index}`));
+  ndjsonShards.forEach((dir, index) =>
+    report([synth], ["--drain", "--only", "flows.ndjson", "--shard", `${index}/2`], dir),
+  );
+  const fromRecords = join(base, "from-records");
+  assert.equal(runCli(["merge", ...ndjsonShards, "-o", fromRecords]).status, 0);
+  assert.equal(read(fromRecords, "flows.csv"), read(single, "flows.csv"));
   // Without flows.ndjson nothing can be merged: named.
   rmSync(join(shards[1], "flows.ndjson"));
   const missing = runCli(["merge", ...shards, "-o", join(base, "merged2")]);
