@@ -21,7 +21,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { PcapWriter, PcapngWriter } from "../../lib/capture/writer.js";
+import { PcapngWriter } from "../../lib/capture/writer.js";
 import { openCapture } from "../../lib/capture/open.js";
 import { reorderSource, type ReorderedSource } from "../../lib/capture/reorder.js";
 import { forEachRecord } from "../../lib/capture/source.js";
@@ -35,16 +35,11 @@ import { ethernet, extensionHeader, icmp, ipv4, ipv6, tcp } from "../unit/packet
 import { makeTcp } from "../unit/conntrack-fixtures.js";
 import { formatExpectEvent } from "../../lib/report/expect-text.js";
 import { runCli } from "../support/cli.js";
+import { framesPcapFile, type Frame } from "../support/frames-file.js";
 import { repoRoot } from "../support/corpus.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "pcc-hostile-"));
 process.on("exit", () => rmSync(scratch, { recursive: true, force: true }));
-
-interface Frame {
-  bytes: Buffer;
-  /** Seconds since the epoch (fractions allowed). */
-  ts: number;
-}
 
 function collect(): { sink: Writable; bytes: () => Buffer } {
   const chunks: Buffer[] = [];
@@ -57,19 +52,9 @@ function collect(): { sink: Writable; bytes: () => Buffer } {
   return { sink, bytes: () => Buffer.concat(chunks) };
 }
 
-/** A classic pcap of `frames` (link type `linkType`), written with the project's own writer. */
-async function pcapFile(name: string, frames: readonly Frame[], linkType = 1): Promise<string> {
-  const { sink, bytes } = collect();
-  const writer = new PcapWriter(sink, { linkType, nanosecond: true });
-  for (const { bytes: frame, ts } of frames) {
-    const sec = Math.floor(ts);
-    const wait = writer.writeRecord(sec, Math.round((ts - sec) * 1e9), frame, 0, frame.length);
-    if (wait) await wait;
-  }
-  await writer.close();
-  const path = join(scratch, name);
-  writeFileSync(path, bytes());
-  return path;
+/** A classic pcap of `frames` (link type `linkType`) in the scratch directory. */
+function pcapFile(name: string, frames: readonly Frame[], linkType = 1): Promise<string> {
+  return framesPcapFile(join(scratch, name), frames, linkType);
 }
 
 async function pcapngBytes(frames: readonly Frame[]): Promise<Buffer> {

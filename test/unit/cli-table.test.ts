@@ -1,7 +1,7 @@
 /** `pcap-conntrack table`: the time argument, and the real CLI on a committed kernel sample. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -13,7 +13,7 @@ import { UsageError } from "../../cli/errors.js";
 import { TABLE_CSV_COLUMNS } from "../../lib/report/event-formats.js";
 import { kernelEventLines, runCli } from "../support/cli.js";
 import { ethernet, ipv4, tcp } from "./packet-builders.js";
-import { PcapWriter } from "../../lib/capture/writer.js";
+import { framesPcapFile, type Frame } from "../support/frames-file.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const SAMPLE = join(ROOT, "samples/tcp-client-close");
@@ -235,7 +235,7 @@ test("table --jobs: every format, at several times, is the single thread's table
  * the ids of one shard skip); no data connection follows, so the expectations stay live.
  */
 async function ftpSessionsCapture(path: string, sessions: number): Promise<string> {
-  const frames: { bytes: Buffer; ts: number }[] = [];
+  const frames: Frame[] = [];
   let ts = 1_764_000_000;
   const peers = Array.from({ length: sessions }, (_, i) => ({
     client: `10.9.${i}.7`,
@@ -272,22 +272,7 @@ async function ftpSessionsCapture(path: string, sessions: number): Promise<strin
     (i) => (i % 3 === 0 ? send(i, true, 0x18, port(i, 31000 + i)) : undefined),
   ];
   for (const step of steps) for (let i = 0; i < sessions; i++) step(i);
-  const chunks: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      chunks.push(Buffer.from(chunk));
-      callback();
-    },
-  });
-  const writer = new PcapWriter(sink, { linkType: 1, nanosecond: true });
-  for (const { bytes, ts: at } of frames) {
-    const sec = Math.floor(at);
-    const wait = writer.writeRecord(sec, Math.round((at - sec) * 1e9), bytes, 0, bytes.length);
-    if (wait) await wait;
-  }
-  await writer.close();
-  writeFileSync(path, Buffer.concat(chunks));
-  return path;
+  return framesPcapFile(path, frames);
 }
 
 test("table --jobs --expect: the live expectations, in every format, as one thread lists them", async () => {
