@@ -570,6 +570,9 @@ export interface ConnectionRows {
   protocolOf(slot: number): number;
   expiresAt(slot: number): number;
   setExpiresAt(slot: number, at: number): void;
+  /** The id of the connection in slot `slot`. */
+  idOf(slot: number): number;
+  setId(slot: number, id: number): void;
 }
 
 /**
@@ -580,6 +583,7 @@ export interface ConnectionRows {
 export class OwnRow implements ConnectionRows {
   readonly numbers = new Float64Array(ROW_DOUBLES);
   expiry = 0;
+  id = 0;
   readonly original = new Tuple();
   readonly reply = new Tuple();
   /** Alone: the TCP data, if any. */
@@ -621,6 +625,12 @@ export class OwnRow implements ConnectionRows {
   setExpiresAt(_slot: number, at: number): void {
     this.expiry = at;
   }
+  idOf(): number {
+    return this.id;
+  }
+  setId(_slot: number, id: number): void {
+    this.id = id;
+  }
 }
 
 export class Connection {
@@ -633,8 +643,6 @@ export class Connection {
    * its first packet is tracked until it is destroyed, else -1.
    */
   tableSlot = -1;
-  /** Sequential id, 1 for the first connection an engine creates. */
-  id = 0;
   /** The rarely used fields (see `ConnectionExtras`), null while all of them are null. */
   extras: ConnectionExtras | null = null;
   /** Where this connection's data is: its engine's store (at `tableSlot`), or a row of its own. */
@@ -657,11 +665,23 @@ export class Connection {
     const slot = this.tableSlot;
     for (let field = N_LAST_SEEN; field <= N_STARTED; field++) own.numbers[field] = rows.number(slot, field);
     own.expiry = rows.expiresAt(slot);
+    own.id = rows.idOf(slot);
     rows.tupleOf(slot * 2, own.original);
     rows.tupleOf(slot * 2 + 1, own.reply);
     own.tcpState = rows.tcpStateOf(slot);
     this.rows = own;
     this.tableSlot = -1;
+  }
+
+  /**
+   * Sequential id, 1 for the first connection an engine creates (0 before confirmation). In a store it
+   * is kept in the table's keys, not in this object (8 bytes less per live connection).
+   */
+  get id(): number {
+    return this.rows.idOf(this.tableSlot);
+  }
+  set id(value: number) {
+    this.rows.setId(this.tableSlot, value);
   }
 
   get originalPackets(): number {

@@ -59,6 +59,7 @@ export class ConnectionStore implements ConnectionRows {
     const at = (slot & PAGE_MASK) * ROW_DOUBLES;
     // Element stores, not fill(): this runs per new connection.
     for (let field = N_LAST_SEEN; field <= N_STARTED; field++) numbers[at + field] = 0;
+    this.table.setIdOf(slot, 0);
     this.freeTcpRow(slot);
     return connection;
   }
@@ -134,6 +135,14 @@ export class ConnectionStore implements ConnectionRows {
 
   setExpiresAt(slot: number, at: number): void {
     this.heap.setExpiry(slot, at);
+  }
+
+  idOf(slot: number): number {
+    return this.table.idOf(slot);
+  }
+
+  setId(slot: number, id: number): void {
+    this.table.setIdOf(slot, id);
   }
 
   /** TCP rows in use (live TCP connections, and retired ones whose slots nobody took yet). */

@@ -47,6 +47,11 @@ const W_SRC0 = 4;
 const W_DST0 = 5;
 /** Index + 1 of the node's wide key (0: words 1 to 3 of both addresses are 0). */
 const W_WIDE = 6;
+/**
+ * The slot's entry's id, where the entry keeps it there (an engine's connections, see
+ * `ConnectionStore`): the low 32 bits in the original node's word, the bits above in the reply node's.
+ */
+const W_ID = 7;
 
 /** Words per wide key: source words 1 to 3, destination words 1 to 3. */
 const WIDE_WORDS = 6;
@@ -280,6 +285,20 @@ export class ConnectionTable<T extends TableEntry = Connection> {
       this.freeWide = grown;
     }
     this.freeWide[this.freeWideCount++] = wide;
+  }
+
+  /** The id kept in slot `slot`'s keys (see `W_ID`). */
+  idOf(slot: number): number {
+    const keys = this.keyPages[slot >>> PAGE_SHIFT];
+    const at = (slot & PAGE_MASK) * 2 * NODE_WORDS;
+    return keys[at + NODE_WORDS + W_ID] * TWO_POW_32 + (keys[at + W_ID] >>> 0);
+  }
+
+  setIdOf(slot: number, id: number): void {
+    const keys = this.keyPages[slot >>> PAGE_SHIFT];
+    const at = (slot & PAGE_MASK) * 2 * NODE_WORDS;
+    keys[at + W_ID] = id % TWO_POW_32;
+    keys[at + NODE_WORDS + W_ID] = Math.floor(id / TWO_POW_32);
   }
 
   /** The protocol of the connection in slot `slot`. */

@@ -132,7 +132,7 @@ function measureHeap(): () => number {
   };
 }
 
-test("TCP tracker rows: only TCP connections hold one, kept until the slot is taken again, then reused", () => {
+test("TCP tracker rows and ids: kept until the slot is taken again, then moved out; rows reused", () => {
   const states: number[] = [];
   const engine = new ConntrackEngine({
     onEvent: (event) => {
@@ -162,9 +162,25 @@ test("TCP tracker rows: only TCP connections hold one, kept until the slot is ta
   assert.equal(store.tcpRows, 200);
   // New UDP connections take the slots: the TCP rows go back to the pool, the old connections copy
   // their state out first.
+  const ids = synSent.map((connection) => connection.id);
+  assert.deepEqual(
+    ids,
+    Array.from({ length: 200 }, (_, i) => 301 + i),
+  );
   for (let i = 0; i < 600; i++) engine.process(udp(i, 1001));
   assert.equal(store.tcpRows, 0);
   assert.ok(synSent.every((connection) => connection.tcpState === TcpState.SynSent));
+  // Their ids (kept in the table's keys while they held a slot) moved out with them.
+  assert.deepEqual(
+    synSent.map((connection) => connection.id),
+    ids,
+  );
+  // Ids up to 2^53 (the --jobs workers' provisional ones are 2^40 and more) fit the keys.
+  const live = engine.lastConnection!;
+  for (const id of [2 ** 32 - 1, 2 ** 32, 2 ** 40 + 12345, Number.MAX_SAFE_INTEGER]) {
+    live.id = id;
+    assert.equal(live.id, id);
+  }
   // New TCP connections reuse the freed rows, started afresh.
   for (let i = 0; i < 150; i++) engine.process(syn(i + 1000, 1002));
   assert.equal(store.tcpRows, 150);
