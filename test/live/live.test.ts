@@ -211,6 +211,17 @@ async function waitFor(what: string, condition: () => boolean, limitMs: number):
   }
 }
 
+/**
+ * Waits until the wall clock is a quarter into a second. Traffic started there, with its whole-second
+ * pauses and timeouts, starts and expires far from a second's boundary: near one, the kernel's
+ * jiffy-grained stop stamp and ours can fall in different seconds and make delta-time differ by one
+ * (the tick's phase is in no capture).
+ */
+async function quarterPastASecond(): Promise<void> {
+  const wait = (1250 - (Date.now() % 1000)) % 1000;
+  await new Promise((resolve) => setTimeout(resolve, wait));
+}
+
 function stopChild(child: ChildProcess): void {
   if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
 }
@@ -325,10 +336,12 @@ test(
     const reaper = start(
       inNs(ROUTER, "sh", "-c", "while :; do conntrack -L >/dev/null 2>&1; sleep 0.25; done"),
     );
+    await quarterPastASecond();
     const ping = start(
       inNs(CLIENT, "python3", TRAFFIC, "client", "ping", "--server", SERVER_V4, "--timeout", "5"),
     );
     assert.equal((await ping.exited).code, 0, `ping failed: ${ping.stderr}`);
+    await quarterPastASecond();
     const client = start(
       inNs(
         CLIENT,
