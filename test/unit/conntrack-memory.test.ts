@@ -116,9 +116,9 @@ test("a live connection is a handle of a few fields: its data lives in the engin
     engine.process(makeUdp({ src, dst: "10.255.0.1", sport: 1024 + (i % 60000), dport: 53, ts: 2 }));
   }
   const perConnection = (heapUsed() - before) / count;
-  // About 100 bytes today (the object and two by-slot pointer arrays); the tuples and TCP objects
-  // this replaced were 500.
-  assert.ok(perConnection < 180, `${perConnection.toFixed(0)} bytes of heap per live connection`);
+  // About 65 bytes today (the 56-byte object and the table's pointer to it by slot); the tuples and
+  // TCP objects this replaced were 500.
+  assert.ok(perConnection < 110, `${perConnection.toFixed(0)} bytes of heap per live connection`);
 });
 
 /** Heap in use after a full collection (gc exposed for this process). */
