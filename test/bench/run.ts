@@ -179,6 +179,15 @@ const CHILD_LOOPS = {
   },
 };
 
+/** Runs of each memory capture: its peak RSS is their median. */
+const MEMORY_RUNS = 3;
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
 function parseSettings(argv: string[]): BenchSettings {
   const settings: BenchSettings = {
     packets: 2_000_000,
@@ -349,6 +358,8 @@ interface ModeReport {
   /** Packets/s over argus's, a flow tracker (argus itself: 1). */
   ratioToArgus: number | null;
   runs: number[];
+  /** Each run's peak RSS (MiB), in run order. */
+  peakRssRunsMiB: number[];
   loopSeconds?: number;
   details?: unknown;
   error?: string;
@@ -370,6 +381,7 @@ async function measureMode(
     ratioToTcpdump: null,
     ratioToArgus: null,
     runs: [],
+    peakRssRunsMiB: [],
   };
   if (mode.command && !commandExists(mode.command(capture.path)[0])) {
     report.error = "not installed";
@@ -385,8 +397,10 @@ async function measureMode(
       return report;
     }
     report.runs.push(result.seconds);
-    if (result.peakRssKiB !== null)
+    if (result.peakRssKiB !== null) {
       report.peakRssMiB = Math.max(report.peakRssMiB ?? 0, result.peakRssKiB / 1024);
+      report.peakRssRunsMiB.push(result.peakRssKiB / 1024);
+    }
     if (!best || result.seconds < best.seconds) best = result;
   }
   report.packets = best!.records;
@@ -515,8 +529,9 @@ async function main(): Promise<number> {
       for (const conversations of [80_000, 240_000]) {
         const memoryCapture = await ensureCapture({ packets: 400_000, conversations, seed: settings.seed });
         process.stderr.write(`bench: flows and report over ${conversations} conversations (memory) …\n`);
-        const flows = await measureMode(flowsMode, memoryCapture, 1, scratch);
-        const report = await measureMode(reportMode, memoryCapture, 1, scratch);
+        // Peak RSS depends on when the collector ran: the median of three runs steadies it.
+        const flows = await measureMode(flowsMode, memoryCapture, MEMORY_RUNS, scratch);
+        const report = await measureMode(reportMode, memoryCapture, MEMORY_RUNS, scratch);
         const maxLive = (flows.details as { maxLive?: number } | undefined)?.maxLive;
         if (
           flows.error ||
@@ -528,7 +543,11 @@ async function main(): Promise<number> {
           crashed ||= flows.error !== undefined || report.error !== undefined;
           break;
         }
-        peaks.push({ live: maxLive, flowsRss: flows.peakRssMiB, reportRss: report.peakRssMiB });
+        peaks.push({
+          live: maxLive,
+          flowsRss: median(flows.peakRssRunsMiB),
+          reportRss: median(report.peakRssRunsMiB),
+        });
       }
       if (peaks.length === 2 && peaks[1].live > peaks[0].live) {
         const growth = (small: number, large: number): PerConnection => ({
@@ -616,7 +635,8 @@ async function main(): Promise<number> {
         (perConnection === null
           ? "not measured"
           : `${perConnection.bytesPerConnection <= PER_CONNECTION_BUDGET ? "met" : "not met"} ` +
-            `(${describeGrowth(perConnection)}; the engine alone, flows loop: ${describeGrowth(perConnectionEngine!)})`),
+            `(${describeGrowth(perConnection)}; the engine alone, flows loop: ${describeGrowth(perConnectionEngine!)}; ` +
+            `peak RSS the median of ${MEMORY_RUNS} runs)`),
     );
     console.log(`bench took ${totalSeconds.toFixed(1)} s`);
 
