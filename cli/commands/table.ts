@@ -184,23 +184,12 @@ export const tableCommand: CommandModule<object, TableArguments> = {
         args.expect,
       );
       reportWarnings(merged);
-      const output = new OutputTarget(args.output);
-      const writer = new ChunkedWriter(output.stream);
-      let count: number;
-      try {
-        count = await writeMergedTable(merged, args.format, writer, args.expect);
-        await writer.finish();
-        await output.commit();
-      } catch (error) {
-        await output.abandon();
-        throw error;
-      }
-      if (args.format === "conntrack")
-        process.stderr.write(
-          `${args.expect ? conntrackExpectListTrailer(count) : conntrackListTrailer(count)}\n`,
-        );
-      if (merged.until === null && merged.last === null) warnOnStderr("no packets: the table is empty");
-      if (args.summary) writeSummary(merged.until ?? merged.last, merged.summary);
+      await outputTable(
+        args,
+        (writer) => writeMergedTable(merged, args.format, writer, args.expect),
+        merged,
+        merged.summary,
+      );
       return;
     }
     // The table is written once reading is over, so nothing streams to the terminal meanwhile.
@@ -220,32 +209,50 @@ export const tableCommand: CommandModule<object, TableArguments> = {
       progress.finish();
     }
     reportWarnings(result);
-    const output = new OutputTarget(args.output);
-    const writer = new ChunkedWriter(output.stream);
-    let count: number;
-    try {
-      count = args.expect
-        ? await writeExpectTable(result, args.format, writer)
-        : await writeTable(result, args.format, writer);
-      await writer.finish();
-      await output.commit();
-    } catch (error) {
-      await output.abandon();
-      throw error;
-    }
-    if (args.format === "conntrack")
-      process.stderr.write(
-        `${args.expect ? conntrackExpectListTrailer(count) : conntrackListTrailer(count)}\n`,
-      );
-    if (result.until === null && result.last === null) warnOnStderr("no packets: the table is empty");
-    if (args.summary) writeSummary(result.until ?? result.last, result);
+    await outputTable(
+      args,
+      (writer) =>
+        args.expect ? writeExpectTable(result, args.format, writer) : writeTable(result, args.format, writer),
+      result,
+      result,
+    );
   },
 };
 
-/** `--summary`: the table's time, then the replay's accounting. */
-function writeSummary(at: { tsSec: number; tsNsec: number } | null, result: ReplaySummaryInput): void {
-  if (at) process.stderr.write(`table at ${isoTimeNs(at.tsSec, at.tsNsec)}\n`);
-  process.stderr.write(formatReplaySummary(result));
+type CaptureTime = { tsSec: number; tsNsec: number };
+
+/**
+ * Writes the table through `write` (all of it or, on a failure, none), then what goes to stderr: the
+ * `conntrack -L` trailer, an empty table's warning, and with `--summary` the table's time and the
+ * replay's accounting.
+ */
+async function outputTable(
+  args: TableArguments,
+  write: (writer: ChunkedWriter) => Promise<number>,
+  span: { until: CaptureTime | null; last: CaptureTime | null },
+  summary: ReplaySummaryInput,
+): Promise<void> {
+  const output = new OutputTarget(args.output);
+  const writer = new ChunkedWriter(output.stream);
+  let count: number;
+  try {
+    count = await write(writer);
+    await writer.finish();
+    await output.commit();
+  } catch (error) {
+    await output.abandon();
+    throw error;
+  }
+  if (args.format === "conntrack")
+    process.stderr.write(
+      `${args.expect ? conntrackExpectListTrailer(count) : conntrackListTrailer(count)}\n`,
+    );
+  if (span.until === null && span.last === null) warnOnStderr("no packets: the table is empty");
+  if (args.summary) {
+    const at = span.until ?? span.last;
+    if (at) process.stderr.write(`table at ${isoTimeNs(at.tsSec, at.tsNsec)}\n`);
+    process.stderr.write(formatReplaySummary(summary));
+  }
 }
 
 /** Lines written between two waits for the output to drain (a table may hold millions of entries). */
