@@ -26,7 +26,6 @@
 import { createReadStream } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { splitCsvRow } from "./merge-events.js";
 import {
   REPORT_FILES,
@@ -396,8 +395,11 @@ async function mergeHeads(
     }
     if (tied) ties++;
     const head = heads[best];
-    await emit(head.line, head);
-    const line = await head.reader.next();
+    // A wait only when there is one: most writes go into the writer's buffer and most lines are read.
+    const written = emit(head.line, head);
+    if (written !== undefined) await written;
+    const next = head.reader.next();
+    const line = next === null || typeof next === "string" ? next : await next;
     if (line === null) heads.splice(best, 1);
     else {
       head.line = line;
@@ -423,18 +425,18 @@ async function mergeEvents(
   await out.write(csvRow(EVENT_CSV_COLUMNS));
   let live = 0;
   let most = 0;
+  const idColumns = [idColumn, masterColumn].sort((a, b) => a - b);
   const ties = await mergeCsv(shards, "events.csv", EVENT_CSV_COLUMNS, timeKey, (line, head) => {
-    const cells = splitCsvRow(line);
     const shard = shards[head.shard];
-    const where = () => head.reader.where();
-    if (cells[idColumn] !== "") cells[idColumn] = `${mergedId(shard, Number(cells[idColumn]), where)}`;
-    if (cells[masterColumn] !== "")
-      cells[masterColumn] = `${mergedId(shard, Number(cells[masterColumn]), where)}`;
+    const renumbered = replaceCsvCells(line, idColumns, (cell) =>
+      String(mergedId(shard, Number(cell), () => head.reader.where())),
+    );
     // The engine counts its table's size as a connection is confirmed (its NEW) and after the
     // expiries before it: following NEW and DESTROY in the merged order gives the single run's most.
-    if (cells[typeColumn] === "NEW" && ++live > most) most = live;
-    else if (cells[typeColumn] === "DESTROY") live--;
-    return out.write(`${cells.join(",")}\n`);
+    const type = csvCell(line, typeColumn);
+    if (type === "NEW" && ++live > most) most = live;
+    else if (type === "DESTROY") live--;
+    return out.write(`${renumbered}\n`);
   });
   const listed = runOption(shards[0], "eventsListedInEventsCsv") !== false;
   return { ties, mostLiveAtOnce: listed ? most : null };
@@ -571,7 +573,7 @@ async function mergeFlows(
       await flowsJson.write(
         `{"id":${flow.id}${line.slice(flow.idEnd, flow.masterAt)},"masterId":${masterText}${line.slice(flow.masterEnd)}\n`,
       );
-    if (wanted.talkers) result.talkers.addFlow(recordOf());
+    if (wanted.talkers) addFlowTalkers(result.talkers, line, head.reader);
     if (wanted.page && result.page.length < page.htmlMaxFlows) result.page.push(recordOf());
     if (flow.nat === "none" || natOutputs === null) return;
     // The single run writes a mapping's row right after the record of its last connection.
@@ -650,6 +652,40 @@ function flowLine(line: string, reader: LineReader, shard: Shard): FlowLine {
     masterAt,
     masterEnd: masterEnd < 0 ? line.length : masterEnd,
   };
+}
+
+/**
+ * What the top talkers count of a flows.ndjson line (`SummaryBuilder.addFlow`'s talkers), read without
+ * parsing it: keys are found as `flowLine` finds them, and addresses hold no escapes.
+ */
+function addFlowTalkers(talkers: SummaryBuilder, line: string, reader: LineReader): void {
+  const fail = (what: string): never => {
+    throw reader.error(`not a flow record (${what})`);
+  };
+  const tuple = line.indexOf(',"original":{"src":"');
+  const srcEnd = line.indexOf('"', tuple + 20);
+  if (tuple < 0 || srcEnd < 0 || !line.startsWith(',"dst":"', srcEnd + 1)) fail("no original src and dst");
+  const dstEnd = line.indexOf('"', srcEnd + 9);
+  if (dstEnd < 0) fail("no original dst");
+  // The four counts follow one another near the line's end.
+  let at = line.lastIndexOf(',"originalPackets":');
+  const number = (key: string): number => {
+    const end = line.indexOf(",", at + key.length);
+    const value =
+      at < 0 || end < 0 || !line.startsWith(key, at) ? NaN : Number(line.slice(at + key.length, end));
+    at = end;
+    return Number.isFinite(value) ? value : fail(`no number ${key}`);
+  };
+  const originalPackets = number(',"originalPackets":');
+  const originalBytes = number(',"originalBytes":');
+  const replyPackets = number(',"replyPackets":');
+  const replyBytes = number(',"replyBytes":');
+  talkers.addTalkers(
+    line.slice(tuple + 20, srcEnd),
+    line.slice(srcEnd + 9, dstEnd),
+    originalBytes + replyBytes,
+    originalPackets + replyPackets,
+  );
 }
 
 /**
@@ -907,23 +943,75 @@ function mergeSummaries(
 
 // ------------------------------------------------------------------ files
 
-/** Reads a file line by line (empty lines skipped), naming it and the line in errors. */
-class LineReader {
-  private readonly lines: AsyncIterator<string>;
-  lineNumber = 0;
+/**
+ * Bytes read at a time: the stream's default. Larger chunks were slower (each chunk's text is a fresh
+ * large string, its pages faulted in), smaller ones mean more waits.
+ */
+const READ_CHUNK_BYTES = 64 << 10;
 
-  constructor(readonly path: string) {
-    this.lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity })[
+/**
+ * A text file read a chunk at a time. The readers' `next` returns a line at once while the text read
+ * holds it whole, and a promise only when it must read on: one wait per chunk, not per line (a shard's
+ * files have millions of lines).
+ */
+abstract class ChunkedTextReader {
+  private readonly chunks: AsyncIterator<string | Buffer>;
+  protected text = "";
+  /** Where the unread text starts. */
+  protected at = 0;
+  protected ended = false;
+
+  constructor(
+    readonly path: string,
+    chunkBytes = READ_CHUNK_BYTES,
+  ) {
+    this.chunks = createReadStream(path, { encoding: "utf8", highWaterMark: chunkBytes })[
       Symbol.asyncIterator
     ]();
   }
 
-  async next(): Promise<string | null> {
+  /** Keeps the unread text and appends the next chunk, or marks the end. */
+  protected async readMore(): Promise<void> {
+    const chunk = await this.chunks.next();
+    this.text = this.text.slice(this.at);
+    this.at = 0;
+    if (chunk.done === true) this.ended = true;
+    else this.text += chunk.value as string;
+  }
+}
+
+/** Reads a file line by line (empty lines skipped), naming it and the line in errors. */
+export class LineReader extends ChunkedTextReader {
+  lineNumber = 0;
+
+  next(): string | null | Promise<string | null> {
+    const line = this.lineRead();
+    return line !== undefined ? line : this.nextAfterReading();
+  }
+
+  /** The next line if the text read holds it whole (null at the end), undefined when it does not. */
+  private lineRead(): string | null | undefined {
+    const text = this.text;
     for (;;) {
-      const next = await this.lines.next();
-      if (next.done === true) return null;
+      const newline = text.indexOf("\n", this.at);
+      let end: number;
+      if (newline >= 0) end = newline;
+      else if (this.ended && this.at < text.length)
+        end = text.length; // a last line with no line end
+      else return this.ended ? null : undefined;
+      const lineEnd = end > this.at && text.charCodeAt(end - 1) === CARRIAGE_RETURN ? end - 1 : end;
+      const line = text.slice(this.at, lineEnd);
+      this.at = newline >= 0 ? newline + 1 : end;
       this.lineNumber++;
-      if (next.value !== "") return next.value;
+      if (line !== "") return line;
+    }
+  }
+
+  private async nextAfterReading(): Promise<string | null> {
+    for (;;) {
+      await this.readMore();
+      const line = this.lineRead();
+      if (line !== undefined) return line;
     }
   }
 
@@ -935,6 +1023,8 @@ class LineReader {
     return new ReportMergeError(`${this.where()}: ${what}`);
   }
 }
+
+const CARRIAGE_RETURN = 13;
 
 /** Where merged rows go: a file, or nowhere (`DISCARD`). */
 interface OutputSink {
@@ -953,57 +1043,57 @@ const DISCARD: OutputSink = {
  * cell holding a newline, quote, comma or carriage return is quoted (so a row goes on while its quotes
  * are odd).
  */
-export class CsvRowReader {
-  private readonly chunks: AsyncIterator<string | Buffer>;
-  private buffer = "";
-  private at = 0;
-  private done = false;
+export class CsvRowReader extends ChunkedTextReader {
   private rowNumber = 0;
+  /** Where the next quote at or after the last scan is (the text's length when there is none). */
+  private quoteAt = -1;
 
-  constructor(readonly path: string) {
-    this.chunks = createReadStream(path, { encoding: "utf8" })[Symbol.asyncIterator]();
+  next(): string | null | Promise<string | null> {
+    const row = this.rowRead();
+    return row !== undefined ? row : this.nextAfterReading();
   }
 
-  async next(): Promise<string | null> {
-    let quotes = 0;
+  /** The next row if the text read holds it whole (null at the end), undefined when it does not. */
+  private rowRead(): string | null | undefined {
+    const text = this.text;
+    let quoted = false;
     let scan = this.at;
     for (;;) {
-      const newline = this.buffer.indexOf("\n", scan);
-      if (newline >= 0) {
-        quotes += countQuotes(this.buffer, scan, newline);
-        scan = newline + 1;
-        if (quotes % 2 === 0) {
-          const row = this.buffer.slice(this.at, newline);
-          this.at = scan;
-          this.rowNumber++;
-          return row;
-        }
-        continue;
+      const newline = text.indexOf("\n", scan);
+      if (newline < 0) break;
+      // Quotes are rare: the next one is looked for again only once the scan has passed it.
+      for (;;) {
+        if (this.quoteAt < scan) this.quoteAt = text.indexOf('"', scan);
+        if (this.quoteAt < 0) this.quoteAt = text.length;
+        if (this.quoteAt >= newline) break;
+        quoted = !quoted;
+        scan = this.quoteAt + 1;
       }
-      quotes += countQuotes(this.buffer, scan, this.buffer.length);
-      if (this.done) {
-        if (this.at === this.buffer.length) return null;
-        throw this.error("the last row has no line end");
+      scan = newline + 1;
+      if (!quoted) {
+        const row = text.slice(this.at, newline);
+        this.at = scan;
+        this.rowNumber++;
+        return row;
       }
-      // Keep the row begun and read on.
-      this.buffer = this.buffer.slice(this.at);
-      this.at = 0;
-      scan = this.buffer.length;
-      const chunk = await this.chunks.next();
-      if (chunk.done === true) this.done = true;
-      else this.buffer += chunk.value as string;
+    }
+    // At the end, a row begun and not ended is damage (`nextAfterReading` says so).
+    return this.ended && this.at === text.length ? null : undefined;
+  }
+
+  private async nextAfterReading(): Promise<string | null> {
+    for (;;) {
+      if (this.ended) throw this.error("the last row has no line end");
+      await this.readMore();
+      this.quoteAt = -1;
+      const row = this.rowRead();
+      if (row !== undefined) return row;
     }
   }
 
   error(what: string): ReportMergeError {
     return new ReportMergeError(`${this.path}: row ${this.rowNumber}: ${what}`);
   }
-}
-
-function countQuotes(text: string, from: number, to: number): number {
-  let count = 0;
-  for (let at = text.indexOf('"', from); at >= 0 && at < to; at = text.indexOf('"', at + 1)) count++;
-  return count;
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -1023,6 +1113,66 @@ class OutputFile extends ReportFile implements OutputSink {
   async writeAll(text: string): Promise<void> {
     await this.write(text);
   }
+}
+
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+
+/**
+ * A CSV row with the non-empty cells at `columns` (ascending) replaced by `replace`'s text, the rest
+ * copied as it is; a quoted cell's commas do not separate cells.
+ */
+export function replaceCsvCells(
+  line: string,
+  columns: readonly number[],
+  replace: (cell: string) => string,
+): string {
+  let replaced = "";
+  let copied = 0;
+  let column = 0;
+  let start = 0;
+  let wanted = 0;
+  // From comma to comma; a quote before the next comma is skipped to its partner (a doubled quote
+  // inside a quoted cell is two partners).
+  let quote = line.indexOf('"');
+  let at = 0;
+  while (wanted < columns.length) {
+    let comma = line.indexOf(",", at);
+    if (comma < 0) comma = line.length;
+    if (quote >= 0 && quote < comma) {
+      const partner = line.indexOf('"', quote + 1);
+      if (partner < 0) break;
+      at = partner + 1;
+      quote = line.indexOf('"', at);
+      continue;
+    }
+    if (column === columns[wanted]) {
+      if (comma > start) {
+        replaced += `${line.slice(copied, start)}${replace(line.slice(start, comma))}`;
+        copied = comma;
+      }
+      wanted++;
+    }
+    if (comma === line.length) break;
+    column++;
+    start = at = comma + 1;
+  }
+  return copied === 0 ? line : replaced + line.slice(copied);
+}
+
+/** A CSV row's cell `column` as written (quotes kept), "" past the last cell. */
+export function csvCell(line: string, column: number): string {
+  let start = 0;
+  let quoted = false;
+  for (let at = 0; at <= line.length; at++) {
+    const code = at < line.length ? line.charCodeAt(at) : COMMA;
+    if (code === QUOTE) quoted = !quoted;
+    else if (code === COMMA && !quoted) {
+      if (column-- === 0) return line.slice(start, at);
+      start = at + 1;
+    }
+  }
+  return "";
 }
 
 function unquote(cell: string): string {

@@ -174,6 +174,11 @@ export class SummaryBuilder {
     if (assured) this.assured++;
     if (unreplied) this.unreplied++;
     if (related) this.related++;
+    this.addTalkers(src, dst, bytes, packets);
+  }
+
+  /** Counts a flow's bytes and packets for its two addresses' top-talker totals (once when they are one). */
+  addTalkers(src: string | number, dst: string | number, bytes: number, packets: number): void {
     this.talkers.add(src, bytes, packets);
     if (dst !== src) this.talkers.add(dst, bytes, packets);
   }

@@ -20,18 +20,18 @@ test("CSV rows are read whole across quoted line ends and read-chunk boundaries"
       "naïve ☃",
     ];
     const rows: string[] = [];
-    // Enough rows that some cross the stream's 64 KiB chunks.
+    // Read 4 KiB at a time, so that many rows cross a chunk boundary.
     for (let i = 0; i < 6000; i++)
       rows.push(csvRow([i, cells[i % cells.length], cells[(i * 3) % cells.length], i]));
     const path = join(directory, "rows.csv");
     writeFileSync(path, rows.join(""));
-    const reader = new CsvRowReader(path);
+    const reader = new CsvRowReader(path, 4096);
     for (let i = 0; i < rows.length; i++) assert.equal(await reader.next(), rows[i].slice(0, -1), `row ${i}`);
     assert.equal(await reader.next(), null);
 
     writeFileSync(path, 'a,"open\nquote');
     const broken = new CsvRowReader(path);
-    await assert.rejects(() => broken.next(), /rows\.csv: row 0: the last row has no line end/);
+    await assert.rejects(async () => broken.next(), /rows\.csv: row 0: the last row has no line end/);
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
