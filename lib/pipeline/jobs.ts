@@ -21,7 +21,7 @@ import { PacketClass } from "../decode/packet.js";
 import { EVENT_CSV_COLUMNS, EXPECT_EVENT_CSV_COLUMNS } from "../report/event-formats.js";
 import { PacketAccounting } from "./accounting.js";
 import { openInputs } from "./inputs.js";
-import { splitCsvRow } from "./merge-events.js";
+import { splitCsvRow } from "./text-lines.js";
 import type { ByteBufferPool } from "../capture/bytes.js";
 import { ReplaySpan, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { shardOf } from "./shard.js";

@@ -11,8 +11,8 @@
  * connections first appear in the merged stream, which is the order a single run creates (and numbers)
  * them; a master connection id follows its connection.
  */
-import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
+import { LineReader, csvCell, replaceCsvCells } from "./text-lines.js";
 
 export type MergeFormat = "text" | "csv" | "ndjson";
 
@@ -25,28 +25,26 @@ export class MergeError extends Error {}
 
 interface Cursor {
   index: number;
-  name: string;
-  lines: AsyncIterator<string>;
-  lineNumber: number;
+  lines: LineReader;
   line: string | null;
   key: string;
 }
 
-/** Writes the merged stream to `out`; returns the format and the number of lines (rows) merged. */
+/**
+ * Writes the merged stream to `out`; returns the format, the number of lines (rows) merged and the
+ * most connection ids held at once (memory follows the live connections, not the stream's length).
+ */
 export async function mergeEventStreams(
   inputs: readonly MergeInput[],
   out: Writable,
-): Promise<{ format: MergeFormat | null; lines: number }> {
+): Promise<{ format: MergeFormat | null; lines: number; mostIdsHeld: number }> {
   let format: MergeFormat | null = null;
   let header: string | null = null;
   const cursors: Cursor[] = [];
   for (const input of inputs) {
-    const lines = createInterface({ input: input.stream, crlfDelay: Infinity })[Symbol.asyncIterator]();
     const cursor: Cursor = {
       index: cursors.length,
-      name: input.name,
-      lines,
-      lineNumber: 0,
+      lines: new LineReader(input.name, { stream: input.stream, errorClass: MergeError }),
       line: null,
       key: "",
     };
@@ -66,32 +64,29 @@ export async function mergeEventStreams(
     cursors.push(cursor);
   }
   if (header !== null) await write(out, `${header}\n`);
-  const ids = new ConnectionIds(format, header);
+  const ids = new ConnectionIds(format, header, inputs.length);
   let merged = 0;
+  let mostIdsHeld = 0;
   while (cursors.length > 0) {
     let earliest = 0;
     for (let i = 1; i < cursors.length; i++) if (cursors[i].key < cursors[earliest].key) earliest = i;
     const cursor = cursors[earliest];
-    await write(out, `${ids.renumber(cursor.line!, cursor)}\n`);
+    // A wait only when there is one: most writes go into the stream's buffer and most lines are read.
+    const written = write(out, `${ids.renumber(cursor.line!, cursor)}\n`);
+    if (written !== undefined) await written;
     merged++;
-    if ((await nextLine(cursor)) === null) cursors.splice(earliest, 1);
+    if (ids.held > mostIdsHeld) mostIdsHeld = ids.held;
+    const next = nextLine(cursor);
+    if ((next === null || typeof next === "string" ? next : await next) === null) cursors.splice(earliest, 1);
     else cursor.key = keyOf(cursor.line!, format!, cursor);
   }
-  return { format, lines: merged };
+  return { format, lines: merged, mostIdsHeld };
 }
 
-async function nextLine(cursor: Cursor): Promise<string | null> {
-  for (;;) {
-    const next = await cursor.lines.next();
-    if (next.done === true) {
-      cursor.line = null;
-      return null;
-    }
-    cursor.lineNumber++;
-    if (next.value === "") continue;
-    cursor.line = next.value;
-    return next.value;
-  }
+function nextLine(cursor: Cursor): string | null | Promise<string | null> {
+  const next = cursor.lines.next();
+  if (next === null || typeof next === "string") return (cursor.line = next);
+  return next.then((line) => (cursor.line = line));
 }
 
 function formatOf(line: string, cursor: Cursor): MergeFormat {
@@ -125,68 +120,117 @@ function keyOf(line: string, format: MergeFormat, cursor: Cursor): string {
   return line.slice(0, comma);
 }
 
-/** Connection ids renumbered across inputs, in order of first appearance. */
+/**
+ * Connection ids renumbered across inputs, in order of first appearance. A connection's id is
+ * forgotten at its DESTROY (its last event), so memory follows the live connections: a master's id is
+ * kept past its DESTROY while connections related to it live (their events name it), and no connection
+ * becomes related to a master after its DESTROY (its expectations go with it).
+ */
 class ConnectionIds {
-  private readonly global = new Map<string, number>();
+  /** Merged ids of the connections not yet destroyed, and of destroyed masters with live related ones. */
+  private readonly ids = new Map<number, number>();
+  /** A related connection's master, and the live related connections per master (by key). */
+  private readonly masterOf = new Map<number, number>();
+  private readonly related = new Map<number, number>();
+  private readonly destroyedMasters = new Set<number>();
   private next = 1;
-  private readonly idColumn: number;
+  private readonly idColumns: number[];
   private readonly masterColumn: number;
+  private readonly typeColumn: number;
 
   constructor(
     private readonly format: MergeFormat | null,
     header: string | null,
+    private readonly inputCount: number,
   ) {
     const columns = header === null ? [] : header.split(",");
-    this.idColumn = columns.indexOf("connection_id");
     this.masterColumn = columns.indexOf("master_connection_id");
+    this.typeColumn = columns.indexOf("type");
+    this.idColumns = [columns.indexOf("connection_id"), this.masterColumn]
+      .filter((column) => column >= 0)
+      .sort((a, b) => a - b);
   }
 
   renumber(line: string, cursor: Cursor): string {
     if (this.format === "ndjson") {
-      return line.replace(
-        /,"id":(\d+),"masterId":(null|\d+),"cause":/,
-        (_all, id: string, master: string) =>
-          `,"id":${this.idOf(cursor, id)},"masterId":${master === "null" ? "null" : this.idOf(cursor, master)},"cause":`,
-      );
+      const match = NDJSON_IDS.exec(line);
+      if (match === null) return line;
+      const [all, id, master] = match;
+      // The master first: the connection's DESTROY may forget a destroyed master with it.
+      const masterId = master === "null" ? "null" : String(this.mergedOf(cursor, master));
+      const type = NDJSON_TYPE.exec(line)?.[1] ?? "";
+      const ids = `,"id":${this.idOf(cursor, id, master === "null" ? "" : master, type)},"masterId":${masterId},"cause":`;
+      return `${line.slice(0, match.index)}${ids}${line.slice(match.index + all.length)}`;
     }
-    if (this.format !== "csv" || this.idColumn < 0) return line;
-    const cells = splitCsvRow(line);
-    if (cells[this.idColumn] !== "") cells[this.idColumn] = `${this.idOf(cursor, cells[this.idColumn])}`;
-    if (this.masterColumn >= 0 && cells[this.masterColumn] !== "")
-      cells[this.masterColumn] = `${this.idOf(cursor, cells[this.masterColumn])}`;
-    return cells.join(",");
+    if (this.format !== "csv" || this.idColumns.length === 0) return line;
+    const master = this.masterColumn >= 0 ? csvCell(line, this.masterColumn) : "";
+    const masterId = master === "" ? "" : String(this.mergedOf(cursor, master));
+    const type = this.typeColumn >= 0 ? csvCell(line, this.typeColumn) : "";
+    return replaceCsvCells(line, this.idColumns, (cell, column) =>
+      column === this.masterColumn ? masterId : String(this.idOf(cursor, cell, master, type)),
+    );
   }
 
-  private idOf(cursor: Cursor, local: string): number {
-    const key = `${cursor.index}:${local}`;
-    let id = this.global.get(key);
-    if (id === undefined) {
-      id = this.next++;
-      this.global.set(key, id);
-    }
+  private keyOf(cursor: Cursor, local: string): number {
+    const number = Number(local);
+    if (!Number.isSafeInteger(number) || number < 0 || number > MAX_LOCAL_ID)
+      throw cursor.lines.error(`connection id "${local}" is not an id`);
+    return number * this.inputCount + cursor.index;
+  }
+
+  /** The merged id of a connection named as a master. */
+  private mergedOf(cursor: Cursor, local: string): number {
+    const key = this.keyOf(cursor, local);
+    let id = this.ids.get(key);
+    if (id === undefined) this.ids.set(key, (id = this.next++));
     return id;
   }
+
+  /** The merged id of the connection the event is about; forgotten after its DESTROY. */
+  private idOf(cursor: Cursor, local: string, master: string, type: string): number {
+    const key = this.keyOf(cursor, local);
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      this.ids.set(key, (id = this.next++));
+      if (master !== "") {
+        const masterKey = this.keyOf(cursor, master);
+        this.masterOf.set(key, masterKey);
+        this.related.set(masterKey, (this.related.get(masterKey) ?? 0) + 1);
+      }
+    }
+    if (type === "DESTROY") this.forget(key);
+    return id;
+  }
+
+  private forget(key: number): void {
+    if (this.related.has(key)) this.destroyedMasters.add(key);
+    else this.ids.delete(key);
+    const master = this.masterOf.get(key);
+    if (master === undefined) return;
+    this.masterOf.delete(key);
+    const left = this.related.get(master)! - 1;
+    if (left > 0) {
+      this.related.set(master, left);
+      return;
+    }
+    this.related.delete(master);
+    if (this.destroyedMasters.delete(master)) this.ids.delete(master);
+  }
+
+  /** Ids held now: connections not yet destroyed and destroyed masters of live ones. */
+  get held(): number {
+    return this.ids.size;
+  }
 }
 
-/** A CSV row's cells as written (quotes kept), split at the commas outside quotes. */
-export function splitCsvRow(line: string): string[] {
-  const cells: string[] = [];
-  let start = 0;
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (c === '"') quoted = !quoted;
-    else if (c === "," && !quoted) {
-      cells.push(line.slice(start, i));
-      start = i + 1;
-    }
-  }
-  cells.push(line.slice(start));
-  return cells;
-}
+/** An event record's ids, as `events --format ndjson` writes them, and its type. */
+const NDJSON_IDS = /,"id":(\d+),"masterId":(null|\d+),"cause":/;
+const NDJSON_TYPE = /^\{"time":"[^"]*","epoch":[^,]*,"type":"([A-Z]+)"/;
+/** Larger ids would make keys past 2^53 with a few inputs; no capture creates so many connections. */
+const MAX_LOCAL_ID = 2 ** 40;
 
 function where(cursor: Cursor): string {
-  return `${cursor.name}: line ${cursor.lineNumber}`;
+  return cursor.lines.where();
 }
 
 function write(out: Writable, text: string): Promise<void> | void {

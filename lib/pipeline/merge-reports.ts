@@ -23,10 +23,9 @@
  *
  * What the shards cannot tell is named in the merged summary.json's `mergedShards.approximate`.
  */
-import { createReadStream } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { splitCsvRow } from "./merge-events.js";
+import { CsvRowReader, LineReader, csvCell, replaceCsvCells, splitCsvRow } from "./text-lines.js";
 import {
   REPORT_FILES,
   ReportFile,
@@ -282,7 +281,7 @@ async function numberConnections(shards: Shard[]): Promise<number> {
     const size = Math.max(shard.summary.connections.total, shard.summary.connections.created);
     const sec = new Float64Array(size + 1).fill(-1);
     const nsec = new Int32Array(size + 1);
-    const lines = new LineReader(join(shard.dir, "flows.ndjson"));
+    const lines = shardLines(join(shard.dir, "flows.ndjson"));
     for (let line = await lines.next(); line !== null; line = await lines.next()) {
       const id = /^\{"id":(\d+),/.exec(line);
       const at = line.indexOf('"firstPacket":"');
@@ -368,7 +367,7 @@ async function mergeCsv(
   const header = csvRow(columns).slice(0, -1);
   const heads: Head[] = [];
   for (let s = 0; s < shards.length; s++) {
-    const reader = new LineReader(join(shards[s].dir, name));
+    const reader = shardLines(join(shards[s].dir, name));
     const first = await reader.next();
     if (first === null) continue;
     if (first !== header) throw reader.error(`not the header ${name} has (${header.slice(0, 40)}…)`);
@@ -507,7 +506,7 @@ async function mergeFlows(
   const nat: NatStream[] = [];
   for (const shard of natOutputs === null ? [] : shards) {
     const stream: NatStream = {
-      reader: new LineReader(join(shard.dir, "nat.ndjson")),
+      reader: shardLines(join(shard.dir, "nat.ndjson")),
       head: null,
       headKey: "",
       seen: new Map(),
@@ -534,11 +533,11 @@ async function mergeFlows(
   };
   const heads: Head[] = [];
   for (let s = 0; s < shards.length; s++) {
-    const reader = new LineReader(join(shards[s].dir, "flows.ndjson"));
+    const reader = shardLines(join(shards[s].dir, "flows.ndjson"));
     shardOf.set(reader, shards[s]);
     let rows: CsvRowReader | null = null;
     if (writeCsv && (await isFile(join(shards[s].dir, "flows.csv")))) {
-      rows = new CsvRowReader(join(shards[s].dir, "flows.csv"));
+      rows = shardRows(join(shards[s].dir, "flows.csv"));
       const first = await rows.next();
       if (first !== null && first !== header)
         throw rows.error(`not the header flows.csv has (${header.slice(0, 40)}…)`);
@@ -943,89 +942,6 @@ function mergeSummaries(
 
 // ------------------------------------------------------------------ files
 
-/**
- * Bytes read at a time: the stream's default. Larger chunks were slower (each chunk's text is a fresh
- * large string, its pages faulted in), smaller ones mean more waits.
- */
-const READ_CHUNK_BYTES = 64 << 10;
-
-/**
- * A text file read a chunk at a time. The readers' `next` returns a line at once while the text read
- * holds it whole, and a promise only when it must read on: one wait per chunk, not per line (a shard's
- * files have millions of lines).
- */
-abstract class ChunkedTextReader {
-  private readonly chunks: AsyncIterator<string | Buffer>;
-  protected text = "";
-  /** Where the unread text starts. */
-  protected at = 0;
-  protected ended = false;
-
-  constructor(
-    readonly path: string,
-    chunkBytes = READ_CHUNK_BYTES,
-  ) {
-    this.chunks = createReadStream(path, { encoding: "utf8", highWaterMark: chunkBytes })[
-      Symbol.asyncIterator
-    ]();
-  }
-
-  /** Keeps the unread text and appends the next chunk, or marks the end. */
-  protected async readMore(): Promise<void> {
-    const chunk = await this.chunks.next();
-    this.text = this.text.slice(this.at);
-    this.at = 0;
-    if (chunk.done === true) this.ended = true;
-    else this.text += chunk.value as string;
-  }
-}
-
-/** Reads a file line by line (empty lines skipped), naming it and the line in errors. */
-export class LineReader extends ChunkedTextReader {
-  lineNumber = 0;
-
-  next(): string | null | Promise<string | null> {
-    const line = this.lineRead();
-    return line !== undefined ? line : this.nextAfterReading();
-  }
-
-  /** The next line if the text read holds it whole (null at the end), undefined when it does not. */
-  private lineRead(): string | null | undefined {
-    const text = this.text;
-    for (;;) {
-      const newline = text.indexOf("\n", this.at);
-      let end: number;
-      if (newline >= 0) end = newline;
-      else if (this.ended && this.at < text.length)
-        end = text.length; // a last line with no line end
-      else return this.ended ? null : undefined;
-      const lineEnd = end > this.at && text.charCodeAt(end - 1) === CARRIAGE_RETURN ? end - 1 : end;
-      const line = text.slice(this.at, lineEnd);
-      this.at = newline >= 0 ? newline + 1 : end;
-      this.lineNumber++;
-      if (line !== "") return line;
-    }
-  }
-
-  private async nextAfterReading(): Promise<string | null> {
-    for (;;) {
-      await this.readMore();
-      const line = this.lineRead();
-      if (line !== undefined) return line;
-    }
-  }
-
-  where(): string {
-    return `${this.path}: line ${this.lineNumber}`;
-  }
-
-  error(what: string): ReportMergeError {
-    return new ReportMergeError(`${this.where()}: ${what}`);
-  }
-}
-
-const CARRIAGE_RETURN = 13;
-
 /** Where merged rows go: a file, or nowhere (`DISCARD`). */
 interface OutputSink {
   write(text: string): Promise<void> | void;
@@ -1038,62 +954,13 @@ const DISCARD: OutputSink = {
   writeAll: () => Promise.resolve(),
 };
 
-/**
- * A CSV file's rows one at a time, read as the project writes them: rows end with a newline, and a
- * cell holding a newline, quote, comma or carriage return is quoted (so a row goes on while its quotes
- * are odd).
- */
-export class CsvRowReader extends ChunkedTextReader {
-  private rowNumber = 0;
-  /** Where the next quote at or after the last scan is (the text's length when there is none). */
-  private quoteAt = -1;
+/** A shard file's lines (rows), its errors `ReportMergeError`s. */
+function shardLines(path: string): LineReader {
+  return new LineReader(path, { errorClass: ReportMergeError });
+}
 
-  next(): string | null | Promise<string | null> {
-    const row = this.rowRead();
-    return row !== undefined ? row : this.nextAfterReading();
-  }
-
-  /** The next row if the text read holds it whole (null at the end), undefined when it does not. */
-  private rowRead(): string | null | undefined {
-    const text = this.text;
-    let quoted = false;
-    let scan = this.at;
-    for (;;) {
-      const newline = text.indexOf("\n", scan);
-      if (newline < 0) break;
-      // Quotes are rare: the next one is looked for again only once the scan has passed it.
-      for (;;) {
-        if (this.quoteAt < scan) this.quoteAt = text.indexOf('"', scan);
-        if (this.quoteAt < 0) this.quoteAt = text.length;
-        if (this.quoteAt >= newline) break;
-        quoted = !quoted;
-        scan = this.quoteAt + 1;
-      }
-      scan = newline + 1;
-      if (!quoted) {
-        const row = text.slice(this.at, newline);
-        this.at = scan;
-        this.rowNumber++;
-        return row;
-      }
-    }
-    // At the end, a row begun and not ended is damage (`nextAfterReading` says so).
-    return this.ended && this.at === text.length ? null : undefined;
-  }
-
-  private async nextAfterReading(): Promise<string | null> {
-    for (;;) {
-      if (this.ended) throw this.error("the last row has no line end");
-      await this.readMore();
-      this.quoteAt = -1;
-      const row = this.rowRead();
-      if (row !== undefined) return row;
-    }
-  }
-
-  error(what: string): ReportMergeError {
-    return new ReportMergeError(`${this.path}: row ${this.rowNumber}: ${what}`);
-  }
+function shardRows(path: string): CsvRowReader {
+  return new CsvRowReader(path, { errorClass: ReportMergeError });
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -1113,66 +980,6 @@ class OutputFile extends ReportFile implements OutputSink {
   async writeAll(text: string): Promise<void> {
     await this.write(text);
   }
-}
-
-const COMMA = 0x2c;
-const QUOTE = 0x22;
-
-/**
- * A CSV row with the non-empty cells at `columns` (ascending) replaced by `replace`'s text, the rest
- * copied as it is; a quoted cell's commas do not separate cells.
- */
-export function replaceCsvCells(
-  line: string,
-  columns: readonly number[],
-  replace: (cell: string) => string,
-): string {
-  let replaced = "";
-  let copied = 0;
-  let column = 0;
-  let start = 0;
-  let wanted = 0;
-  // From comma to comma; a quote before the next comma is skipped to its partner (a doubled quote
-  // inside a quoted cell is two partners).
-  let quote = line.indexOf('"');
-  let at = 0;
-  while (wanted < columns.length) {
-    let comma = line.indexOf(",", at);
-    if (comma < 0) comma = line.length;
-    if (quote >= 0 && quote < comma) {
-      const partner = line.indexOf('"', quote + 1);
-      if (partner < 0) break;
-      at = partner + 1;
-      quote = line.indexOf('"', at);
-      continue;
-    }
-    if (column === columns[wanted]) {
-      if (comma > start) {
-        replaced += `${line.slice(copied, start)}${replace(line.slice(start, comma))}`;
-        copied = comma;
-      }
-      wanted++;
-    }
-    if (comma === line.length) break;
-    column++;
-    start = at = comma + 1;
-  }
-  return copied === 0 ? line : replaced + line.slice(copied);
-}
-
-/** A CSV row's cell `column` as written (quotes kept), "" past the last cell. */
-export function csvCell(line: string, column: number): string {
-  let start = 0;
-  let quoted = false;
-  for (let at = 0; at <= line.length; at++) {
-    const code = at < line.length ? line.charCodeAt(at) : COMMA;
-    if (code === QUOTE) quoted = !quoted;
-    else if (code === COMMA && !quoted) {
-      if (column-- === 0) return line.slice(start, at);
-      start = at + 1;
-    }
-  }
-  return "";
 }
 
 function unquote(cell: string): string {

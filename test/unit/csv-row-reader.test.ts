@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CsvRowReader } from "../../lib/pipeline/merge-reports.js";
+import { CsvRowReader } from "../../lib/pipeline/text-lines.js";
 import { csvRow } from "../../lib/report/event-formats.js";
 
 test("CSV rows are read whole across quoted line ends and read-chunk boundaries", async () => {
@@ -25,7 +25,7 @@ test("CSV rows are read whole across quoted line ends and read-chunk boundaries"
       rows.push(csvRow([i, cells[i % cells.length], cells[(i * 3) % cells.length], i]));
     const path = join(directory, "rows.csv");
     writeFileSync(path, rows.join(""));
-    const reader = new CsvRowReader(path, 4096);
+    const reader = new CsvRowReader(path, { chunkBytes: 4096 });
     for (let i = 0; i < rows.length; i++) assert.equal(await reader.next(), rows[i].slice(0, -1), `row ${i}`);
     assert.equal(await reader.next(), null);
 

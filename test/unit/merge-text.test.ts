@@ -4,8 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LineReader, csvCell, replaceCsvCells } from "../../lib/pipeline/merge-reports.js";
-import { splitCsvRow } from "../../lib/pipeline/merge-events.js";
+import { LineReader, csvCell, replaceCsvCells, splitCsvRow } from "../../lib/pipeline/text-lines.js";
 import { csvRow } from "../../lib/report/event-formats.js";
 
 test("lines are read whole across read chunks: CRLF, empty lines, multibyte text, no final line end", async () => {
@@ -22,7 +21,7 @@ test("lines are read whole across read chunks: CRLF, empty lines, multibyte text
         "tail",
     );
     for (const chunkBytes of [7, 4096, 1 << 16]) {
-      const reader = new LineReader(path, chunkBytes);
+      const reader = new LineReader(path, { chunkBytes });
       for (let i = 0; i < lines.length; i++) assert.equal(await reader.next(), lines[i], `line ${i}`);
       assert.equal(await reader.next(), "tail");
       assert.equal(await reader.next(), null);

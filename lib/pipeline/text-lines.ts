@@ -1,0 +1,234 @@
+/**
+ * Line-by-line reading and CSV cell work for the merges (lib/pipeline/merge-reports.ts, merge-events.ts):
+ * files of millions of lines, read a chunk at a time, each line taken without a wait of its own.
+ */
+import { createReadStream } from "node:fs";
+import type { Readable } from "node:stream";
+
+/**
+ * Bytes read at a time: the stream's default. Larger chunks were slower (each chunk's text is a fresh
+ * large string, its pages faulted in), smaller ones mean more waits.
+ */
+const READ_CHUNK_BYTES = 64 << 10;
+const CARRIAGE_RETURN = 0x0d;
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+
+export interface TextReaderOptions {
+  /** Read this stream instead of the file named (standard input, say); the name is then for errors. */
+  stream?: Readable;
+  /** Bytes read at a time from a file (tests make it small). */
+  chunkBytes?: number;
+  /** What errors are made as (default Error). */
+  errorClass?: new (message: string) => Error;
+}
+
+/**
+ * A text read a chunk at a time. The readers' `next` returns a line at once while the text read holds
+ * it whole, and a promise only when it must read on: one wait per chunk, not per line.
+ */
+abstract class ChunkedTextReader {
+  private readonly chunks: AsyncIterator<string | Buffer>;
+  protected readonly errorClass: new (message: string) => Error;
+  protected text = "";
+  /** Where the unread text starts. */
+  protected at = 0;
+  protected ended = false;
+
+  constructor(
+    /** The file's path, or the stream's name. */
+    readonly path: string,
+    options: TextReaderOptions = {},
+  ) {
+    const stream =
+      options.stream?.setEncoding("utf8") ??
+      createReadStream(path, { encoding: "utf8", highWaterMark: options.chunkBytes ?? READ_CHUNK_BYTES });
+    this.chunks = stream[Symbol.asyncIterator]();
+    this.errorClass = options.errorClass ?? Error;
+  }
+
+  /** Keeps the unread text and appends the next chunk, or marks the end. */
+  protected async readMore(): Promise<void> {
+    const chunk = await this.chunks.next();
+    this.text = this.text.slice(this.at);
+    this.at = 0;
+    if (chunk.done === true) this.ended = true;
+    else this.text += chunk.value as string;
+  }
+}
+
+/** Reads a text line by line (empty lines skipped, a CR before the LF dropped), naming it and the line in errors. */
+export class LineReader extends ChunkedTextReader {
+  lineNumber = 0;
+
+  next(): string | null | Promise<string | null> {
+    const line = this.lineRead();
+    return line !== undefined ? line : this.nextAfterReading();
+  }
+
+  /** The next line if the text read holds it whole (null at the end), undefined when it does not. */
+  private lineRead(): string | null | undefined {
+    const text = this.text;
+    for (;;) {
+      const newline = text.indexOf("\n", this.at);
+      let end: number;
+      if (newline >= 0) end = newline;
+      else if (this.ended && this.at < text.length)
+        end = text.length; // a last line with no line end
+      else return this.ended ? null : undefined;
+      const lineEnd = end > this.at && text.charCodeAt(end - 1) === CARRIAGE_RETURN ? end - 1 : end;
+      const line = text.slice(this.at, lineEnd);
+      this.at = newline >= 0 ? newline + 1 : end;
+      this.lineNumber++;
+      if (line !== "") return line;
+    }
+  }
+
+  private async nextAfterReading(): Promise<string | null> {
+    for (;;) {
+      await this.readMore();
+      const line = this.lineRead();
+      if (line !== undefined) return line;
+    }
+  }
+
+  where(): string {
+    return `${this.path}: line ${this.lineNumber}`;
+  }
+
+  error(what: string): Error {
+    return new this.errorClass(`${this.where()}: ${what}`);
+  }
+}
+
+/**
+ * A CSV file's rows one at a time, read as the project writes them: rows end with a newline, and a
+ * cell holding a newline, quote, comma or carriage return is quoted (so a row goes on while its quotes
+ * are odd).
+ */
+export class CsvRowReader extends ChunkedTextReader {
+  private rowNumber = 0;
+  /** Where the next quote at or after the last scan is (the text's length when there is none). */
+  private quoteAt = -1;
+
+  next(): string | null | Promise<string | null> {
+    const row = this.rowRead();
+    return row !== undefined ? row : this.nextAfterReading();
+  }
+
+  /** The next row if the text read holds it whole (null at the end), undefined when it does not. */
+  private rowRead(): string | null | undefined {
+    const text = this.text;
+    let quoted = false;
+    let scan = this.at;
+    for (;;) {
+      const newline = text.indexOf("\n", scan);
+      if (newline < 0) break;
+      // Quotes are rare: the next one is looked for again only once the scan has passed it.
+      for (;;) {
+        if (this.quoteAt < scan) this.quoteAt = text.indexOf('"', scan);
+        if (this.quoteAt < 0) this.quoteAt = text.length;
+        if (this.quoteAt >= newline) break;
+        quoted = !quoted;
+        scan = this.quoteAt + 1;
+      }
+      scan = newline + 1;
+      if (!quoted) {
+        const row = text.slice(this.at, newline);
+        this.at = scan;
+        this.rowNumber++;
+        return row;
+      }
+    }
+    // At the end, a row begun and not ended is damage (`nextAfterReading` says so).
+    return this.ended && this.at === text.length ? null : undefined;
+  }
+
+  private async nextAfterReading(): Promise<string | null> {
+    for (;;) {
+      if (this.ended) throw this.error("the last row has no line end");
+      await this.readMore();
+      this.quoteAt = -1;
+      const row = this.rowRead();
+      if (row !== undefined) return row;
+    }
+  }
+
+  error(what: string): Error {
+    return new this.errorClass(`${this.path}: row ${this.rowNumber}: ${what}`);
+  }
+}
+
+/** A CSV row's cells as written (quotes kept), split at the commas outside quotes. */
+export function splitCsvRow(line: string): string[] {
+  const cells: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '"') quoted = !quoted;
+    else if (c === "," && !quoted) {
+      cells.push(line.slice(start, i));
+      start = i + 1;
+    }
+  }
+  cells.push(line.slice(start));
+  return cells;
+}
+
+/**
+ * A CSV row with the non-empty cells at `columns` (ascending) replaced by `replace`'s text, the rest
+ * copied as it is; a quoted cell's commas do not separate cells.
+ */
+export function replaceCsvCells(
+  line: string,
+  columns: readonly number[],
+  replace: (cell: string, column: number) => string,
+): string {
+  let replaced = "";
+  let copied = 0;
+  let column = 0;
+  let start = 0;
+  let wanted = 0;
+  // From comma to comma; a quote before the next comma is skipped to its partner (a doubled quote
+  // inside a quoted cell is two partners).
+  let quote = line.indexOf('"');
+  let at = 0;
+  while (wanted < columns.length) {
+    let comma = line.indexOf(",", at);
+    if (comma < 0) comma = line.length;
+    if (quote >= 0 && quote < comma) {
+      const partner = line.indexOf('"', quote + 1);
+      if (partner < 0) break;
+      at = partner + 1;
+      quote = line.indexOf('"', at);
+      continue;
+    }
+    if (column === columns[wanted]) {
+      if (comma > start) {
+        replaced += `${line.slice(copied, start)}${replace(line.slice(start, comma), column)}`;
+        copied = comma;
+      }
+      wanted++;
+    }
+    if (comma === line.length) break;
+    column++;
+    start = at = comma + 1;
+  }
+  return copied === 0 ? line : replaced + line.slice(copied);
+}
+
+/** A CSV row's cell `column` as written (quotes kept), "" past the last cell. */
+export function csvCell(line: string, column: number): string {
+  let start = 0;
+  let quoted = false;
+  for (let at = 0; at <= line.length; at++) {
+    const code = at < line.length ? line.charCodeAt(at) : COMMA;
+    if (code === QUOTE) quoted = !quoted;
+    else if (code === COMMA && !quoted) {
+      if (column-- === 0) return line.slice(start, at);
+      start = at + 1;
+    }
+  }
+  return "";
+}
