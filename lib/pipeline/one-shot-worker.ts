@@ -3,21 +3,33 @@
  * a "done" message, or an "error" message carrying the failure across the thread boundary.
  */
 import { Worker, parentPort } from "node:worker_threads";
+import type { StdinFanOut } from "./stdin-fan-out.js";
 
 export type OneShotMessage<T extends { type: "done" }> =
   T | { type: "error"; message: string; stack?: string };
 
-/** Runs the worker script at `url` on `data`; resolves with its "done" message. `what` names it in errors. */
+/**
+ * Runs the worker script at `url` on `data`; resolves with its "done" message. `what` names it in errors.
+ * With `stdin` (an input named "-"), the worker's `process.stdin` is fed from it (`StdinFanOut.run`).
+ */
 export function runOneShotWorker<T extends { type: "done" }>(
   url: URL,
   data: unknown,
   what: string,
+  stdin: StdinFanOut | null = null,
 ): Promise<T> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(url, { workerData: data });
+    const worker = new Worker(url, { workerData: data, stdin: stdin !== null });
+    const workerStdin = worker.stdin;
+    if (stdin !== null && workerStdin !== null) stdin.add(workerStdin);
     let settled = false;
-    worker.on("message", (message: OneShotMessage<T>) => {
+    const settle = (): void => {
       settled = true;
+      // A worker that stopped reading early (`--until`) must not hold the others back.
+      if (stdin !== null && workerStdin !== null) stdin.remove(workerStdin);
+    };
+    worker.on("message", (message: OneShotMessage<T>) => {
+      settle();
       if (message.type === "done") resolve(message);
       else {
         const error = new Error(message.message);
@@ -27,7 +39,7 @@ export function runOneShotWorker<T extends { type: "done" }>(
       void worker.terminate();
     });
     worker.on("error", (error) => {
-      settled = true;
+      settle();
       reject(error);
     });
     worker.on("exit", (code) => {

@@ -8,6 +8,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { runOneShotWorker } from "./one-shot-worker.js";
+import { allFedStdin, type StdinFanOut } from "./stdin-fan-out.js";
 import type { CaptureWarning } from "../capture/source.js";
 import { mergeReports } from "./merge-reports.js";
 import type { ReportOptions } from "./report.js";
@@ -46,9 +47,12 @@ export async function writeReportInJobs(
   try {
     // With `only`, each shard writes those files and what their merge reads (see `shardFilesFor`).
     const shardDirs = Array.from({ length: jobs }, (_, index) => join(scratch, `shard${index}`));
-    const warnings = await Promise.all(
+    const warnings = await allFedStdin(files, (stdin) =>
       shardDirs.map((dir, index) =>
-        runWorker({ files, options: { ...reportOptions, outputDir: dir, shard: { index, count: jobs } } }),
+        runWorker(
+          { files, options: { ...reportOptions, outputDir: dir, shard: { index, count: jobs } } },
+          stdin,
+        ),
       ),
     );
     const merged = await mergeReports(shardDirs, {
@@ -67,11 +71,12 @@ export async function writeReportInJobs(
   }
 }
 
-async function runWorker(data: ReportJobData): Promise<CaptureWarning[]> {
+async function runWorker(data: ReportJobData, stdin: StdinFanOut | null): Promise<CaptureWarning[]> {
   const done = await runOneShotWorker<ReportJobDone>(
     new URL("./report-jobs-worker.js", import.meta.url),
     data,
     "report",
+    stdin,
   );
   return done.warnings;
 }

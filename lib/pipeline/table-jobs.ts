@@ -13,6 +13,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runOneShotWorker } from "./one-shot-worker.js";
+import { allFedStdin, type StdinFanOut } from "./stdin-fan-out.js";
 import { countsUpTo } from "./record-log.js";
 import type { CaptureWarning } from "../capture/source.js";
 import type { ConnectionRecord, ExpectationRecord } from "../report/event-formats.js";
@@ -109,9 +110,9 @@ export async function tableInJobs(
     throw new Error(`jobs: ${jobs} is not a whole number of at least 2`);
   const scratch = await mkdtemp(join(tmpdir(), "pcap-conntrack-table-"));
   try {
-    const results = await Promise.all(
+    const results = await allFedStdin(files, (stdin) =>
       Array.from({ length: jobs }, (_, index) =>
-        runWorker({ files, options, shard: { index, count: jobs }, output, expect, scratch }),
+        runWorker({ files, options, shard: { index, count: jobs }, output, expect, scratch }, stdin),
       ),
     );
     return await mergeTables(results, output, expect);
@@ -232,6 +233,11 @@ function indexOf(list: Float64Array, value: number): number {
   return low;
 }
 
-function runWorker(data: TableJobData): Promise<TableJobResult> {
-  return runOneShotWorker<TableJobResult>(new URL("./table-jobs-worker.js", import.meta.url), data, "table");
+function runWorker(data: TableJobData, stdin: StdinFanOut | null): Promise<TableJobResult> {
+  return runOneShotWorker<TableJobResult>(
+    new URL("./table-jobs-worker.js", import.meta.url),
+    data,
+    "table",
+    stdin,
+  );
 }

@@ -313,6 +313,45 @@ test("report --jobs: every file is the single run's (samples, a synthetic captur
   );
 });
 
+test("report, table and events --jobs read standard input (every worker gets all of it) as one run does", async () => {
+  const synthetic = await syntheticCapture("synth-stdin.pcap", 20_000, 1_500);
+  const ftp = join(samplesDir, "ftp-active", "inside.pcap");
+  for (const [name, capture] of [
+    ["ftp-active", ftp],
+    ["synthetic", synthetic],
+  ]) {
+    const input = readFileSync(capture);
+    const run = (args: string[]) => {
+      const result = runCli(args, input);
+      assert.equal(result.status, 0, `${name} ${args.join(" ")}: ${result.stderr}`);
+      return result;
+    };
+    const reportDir = (jobs: string) => {
+      const dir = join(scratch, `stdin-report-${name}-${jobs}`);
+      run(["report", "-", "--drain", "--jobs", jobs, "-o", dir]);
+      return dir;
+    };
+    const single = reportDir("1");
+    const sharded = reportDir("2");
+    for (const file of REPORT_FILES)
+      assert.equal(
+        readFileSync(join(sharded, file), "utf8"),
+        readFileSync(join(single, file), "utf8"),
+        `${name} report - --jobs 2: ${file}`,
+      );
+    for (const command of [
+      ["table", "-", "--expect"],
+      ["table", "-", "--at", "+1"],
+      ["events", "-", "--drain"],
+    ])
+      assert.equal(
+        run([...command, "--jobs", "2"]).stdout,
+        run([...command, "--jobs", "1"]).stdout,
+        `${name} ${command.join(" ")} --jobs 2`,
+      );
+  }
+});
+
 test("--jobs auto: one worker per CPU but one, none below 4 CPUs", () => {
   assert.deepEqual([1, 2, 3, 4, 8, 16].map(autoJobs), [1, 1, 1, 3, 7, 15]);
 });
