@@ -14,7 +14,7 @@
  * What differs from one engine: `nf_conntrack_max` and early drop act per worker (each has its own
  * table), and "most live at once" is the sum of the workers' maxima (an upper bound).
  */
-import { Worker } from "node:worker_threads";
+import { startWorker } from "./one-shot-worker.js";
 import type { ConntrackEngine, EngineStats } from "../conntrack/engine.js";
 import { PacketDecoder } from "../decode/decoder.js";
 import { PacketClass } from "../decode/packet.js";
@@ -276,7 +276,7 @@ export async function replayCapturesInJobs(
     for (const wake of failed.splice(0)) wake();
   };
   const workers = Array.from({ length: jobs }, () => {
-    const worker = new Worker(new URL("./jobs-worker.js", import.meta.url), { workerData });
+    const worker = startWorker(new URL("./jobs-worker.js", import.meta.url), workerData);
     worker.on("error", (error) => fail(error));
     worker.on("exit", (code) => {
       if (code !== 0) fail(new Error(`a --jobs worker stopped (exit code ${code})`));

@@ -19,7 +19,7 @@ export function runOneShotWorker<T extends { type: "done" }>(
   stdin: StdinFanOut | null = null,
 ): Promise<T> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(url, { workerData: data, stdin: stdin !== null });
+    const worker = startWorker(url, data, stdin !== null);
     const workerStdin = worker.stdin;
     if (stdin !== null && workerStdin !== null) stdin.add(workerStdin);
     let settled = false;
@@ -46,6 +46,19 @@ export function runOneShotWorker<T extends { type: "done" }>(
       if (!settled) reject(new Error(`a --jobs ${what} worker stopped (exit code ${code})`));
     });
   });
+}
+
+/**
+ * A worker thread whose output (a warning it prints, say) is copied to this process's, chunk by chunk.
+ * Node pipes a worker's stdout and stderr into the parent's otherwise, a pipe and its listeners on the
+ * parent's streams per worker: with more than ten workers (`--jobs auto` on a big machine) Node warned of
+ * a listener leak.
+ */
+export function startWorker(url: URL, workerData: unknown, stdin = false): Worker {
+  const worker = new Worker(url, { workerData, stdin, stdout: true, stderr: true });
+  worker.stdout.on("data", (chunk: Buffer) => process.stdout.write(chunk));
+  worker.stderr.on("data", (chunk: Buffer) => process.stderr.write(chunk));
+  return worker;
 }
 
 /** In the worker: sends the job's "done" message, or its failure. */
