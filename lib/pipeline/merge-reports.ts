@@ -24,8 +24,15 @@
  * What the shards cannot tell is named in the merged summary.json's `mergedShards.approximate`.
  */
 import { mkdir, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
-import { CsvRowReader, LineReader, csvCell, replaceCsvCells, splitCsvRow } from "./text-lines.js";
+import { basename, join } from "node:path";
+import {
+  CsvRowReader,
+  LineReader,
+  csvCell,
+  replaceCsvCells,
+  splitCsvRow,
+  type TextRows,
+} from "./text-lines.js";
 import {
   REPORT_FILES,
   ReportFile,
@@ -100,11 +107,22 @@ export async function mergeReports(
   },
 ): Promise<MergeReportsResult & { approximate: string[] }> {
   const wanted = new Set<ReportFileName>(options.files ?? REPORT_FILES);
-  const needed = new Set(shardFilesFor([...wanted]));
+  const present = new Set(
+    dirs.length === 0 ? [] : await filterAsync(REPORT_FILES, (name) => isFile(join(dirs[0], name))),
+  );
+  const needed = new Set(shardSourcesFor([...wanted], present));
   const shards = await readShards(dirs, needed);
   const approximate: string[] = [];
-  const ties = await numberConnections(shards);
   const wantSummary = wanted.has("summary.json") || wanted.has("index.html");
+  const uncounted = shards.find((shard) => shard.summary.orphans === null);
+  if (wantSummary && uncounted !== undefined)
+    throw new ReportMergeError(
+      `${join(uncounted.dir, "summary.json")}: written with --only files that count no orphans, so ` +
+        "summary.json and index.html cannot be merged from it",
+    );
+  // Flow records where anything reads them; flows.csv alone otherwise (shards written for it).
+  const flowRecords = needed.has("flows.ndjson");
+  const ties = await numberConnections(shards, flowRecords ? "flows.ndjson" : "flows.csv");
 
   await mkdir(options.outputDir, { recursive: true });
   const outputs = new Map<string, OutputFile>();
@@ -119,13 +137,15 @@ export async function mergeReports(
     const expectations = needed.has("expectations.csv")
       ? await mergeExpectations(shards, out("expectations.csv"))
       : { ties: 0 };
-    const flows = await mergeFlows(
-      shards,
-      out("flows.csv"),
-      out("flows.ndjson"),
-      needed.has("nat.ndjson") ? { csv: out("nat.csv"), ndjson: out("nat.ndjson") } : null,
-      { talkers: wantSummary, page: wanted.has("index.html") },
-    );
+    const flows = flowRecords
+      ? await mergeFlows(
+          shards,
+          out("flows.csv"),
+          out("flows.ndjson"),
+          needed.has("nat.ndjson") ? { csv: out("nat.csv"), ndjson: out("nat.ndjson") } : null,
+          { talkers: wantSummary, page: wanted.has("index.html") },
+        )
+      : await mergeFlowsCsv(shards, out("flows.csv"));
     const orphans = needed.has("orphans.csv")
       ? await mergeOrphans(shards, out("orphans.csv"))
       : { total: 0, page: [], outOfOrder: false };
@@ -143,7 +163,7 @@ export async function mergeReports(
       );
     const ended = flows.total - flows.live;
     const orphanMemory = Number(runOption(shards[0], "orphanMemory") ?? 4096);
-    const orphanTotal = shards.reduce((sum, shard) => sum + shard.summary.orphans.total, 0);
+    const orphanTotal = shards.reduce((sum, shard) => sum + (shard.summary.orphans?.total ?? 0), 0);
     if (ended > orphanMemory && orphanTotal > 0 && (wantSummary || wanted.has("orphans.csv")))
       approximate.push(
         `orphans (orphans.csv, summary.json's orphans, the page's): ${ended} connections ended, more ` +
@@ -203,8 +223,42 @@ export async function mergeableFiles(dirs: readonly string[]): Promise<ReportFil
       throw new ReportMergeError(`${join(lacking, name)}: missing (${dirs[found.indexOf(true)]} has it)`);
     }
   }
-  const files = REPORT_FILES.filter((name) => shardFilesFor([name]).every((needed) => present.has(needed)));
+  // A shard's summary.json written for files that need no orphans did not count them (`orphans: null`).
+  const orphansCounted = present.has("summary.json") && (await orphansCountedIn(dirs[0]));
+  const files = REPORT_FILES.filter(
+    (name) =>
+      shardSourcesFor([name], present).every((needed) => present.has(needed)) &&
+      (orphansCounted || (name !== "summary.json" && name !== "index.html")),
+  );
   return files.length === 0 ? ["flows.csv", "flows.ndjson"] : files;
+}
+
+/**
+ * `shardFilesFor(files)` from shards holding `present`: where flows.csv would be read but the shards
+ * hold flow records instead (written for flows.ndjson), the records serve (flows.csv's rows are made
+ * from them).
+ */
+function shardSourcesFor(files: readonly ReportFileName[], present: ReadonlySet<string>): ReportFileName[] {
+  const needed = shardFilesFor(files);
+  if (!needed.includes("flows.csv") || present.has("flows.csv") || !present.has("flows.ndjson"))
+    return needed;
+  return REPORT_FILES.filter(
+    (name) => name === "flows.ndjson" || (name !== "flows.csv" && needed.includes(name)),
+  );
+}
+
+async function filterAsync<T>(items: readonly T[], keep: (item: T) => Promise<boolean>): Promise<T[]> {
+  const kept = await Promise.all(items.map(keep));
+  return items.filter((_item, index) => kept[index]);
+}
+
+async function orphansCountedIn(dir: string): Promise<boolean> {
+  try {
+    const summary = JSON.parse(await readFile(join(dir, "summary.json"), "utf8")) as ReportSummary;
+    return summary.orphans !== null;
+  } catch {
+    return true; // readShards names what is wrong with it
+  }
 }
 
 async function readShards(dirs: readonly string[], needed: ReadonlySet<ReportFileName>): Promise<Shard[]> {
@@ -272,25 +326,38 @@ async function readShards(dirs: readonly string[], needed: ReadonlySet<ReportFil
 }
 
 /**
- * Builds each shard's id map from its flows.ndjson (every confirmed connection has a record): the
- * merged id is the rank by (firstPacket, shard, shard's id). Returns the ties across shards.
+ * Builds each shard's id map from its flows.ndjson or flows.csv (every confirmed connection has a
+ * record, a row): the merged id is the rank by (firstPacket, shard, shard's id). Returns the ties
+ * across shards.
  */
-async function numberConnections(shards: Shard[]): Promise<number> {
+async function numberConnections(shards: Shard[], from: "flows.ndjson" | "flows.csv"): Promise<number> {
   const starts: { sec: Float64Array; nsec: Int32Array; count: number }[] = [];
+  const firstPacketColumn = FLOW_CSV_COLUMNS.indexOf("first_packet");
   for (const shard of shards) {
     const size = Math.max(shard.summary.connections.total, shard.summary.connections.created);
     const sec = new Float64Array(size + 1).fill(-1);
     const nsec = new Int32Array(size + 1);
-    const lines = shardLines(join(shard.dir, "flows.ndjson"));
+    const csv = from === "flows.csv";
+    const lines = csv ? shardRows(join(shard.dir, from)) : shardLines(join(shard.dir, from));
+    if (csv) await expectHeader(lines as CsvRowReader, FLOW_CSV_COLUMNS);
     for (let line = await lines.next(); line !== null; line = await lines.next()) {
-      const id = /^\{"id":(\d+),/.exec(line);
-      const at = line.indexOf('"firstPacket":"');
-      if (id === null || at < 0) throw lines.error('not a flow record (no "id" first, or no "firstPacket")');
-      const local = Number(id[1]);
+      let local: number;
+      let time: string;
+      if (csv) {
+        local = Number(csvCell(line, 0));
+        time = csvCell(line, firstPacketColumn);
+        if (!Number.isInteger(local) || time === "") throw lines.error("not a flows.csv row");
+      } else {
+        const id = /^\{"id":(\d+),/.exec(line);
+        const at = line.indexOf('"firstPacket":"');
+        if (id === null || at < 0)
+          throw lines.error('not a flow record (no "id" first, or no "firstPacket")');
+        local = Number(id[1]);
+        time = line.slice(at + 15, at + 45);
+      }
       if (local < 1 || local > size)
         throw lines.error(`connection id ${local} beyond the ${size} connections summary.json counts`);
       if (sec[local] >= 0) throw lines.error(`connection id ${local} twice`);
-      const time = line.slice(at + 15, at + 45);
       const seconds = Date.parse(`${time.slice(0, 19)}Z`) / 1000;
       const nanoseconds = Number(time.slice(20, 29));
       if (!Number.isFinite(seconds) || !Number.isInteger(nanoseconds))
@@ -348,7 +415,7 @@ function mergedId(shard: Shard, local: number, where: () => string): number {
 
 interface Head {
   shard: number;
-  reader: LineReader;
+  reader: TextRows;
   line: string;
   key: string;
 }
@@ -361,7 +428,7 @@ async function mergeCsv(
   shards: Shard[],
   name: string,
   columns: readonly string[],
-  keyOf: (line: string, reader: LineReader) => string,
+  keyOf: (line: string, reader: TextRows) => string,
   emit: (line: string, head: Head) => Promise<void> | void,
 ): Promise<number> {
   const header = csvRow(columns).slice(0, -1);
@@ -379,7 +446,7 @@ async function mergeCsv(
 
 async function mergeHeads(
   heads: Head[],
-  keyOf: (line: string, reader: LineReader) => string,
+  keyOf: (line: string, reader: TextRows) => string,
   emit: (line: string, head: Head) => Promise<void> | void,
 ): Promise<number> {
   let ties = 0;
@@ -408,7 +475,7 @@ async function mergeHeads(
   return ties;
 }
 
-function timeKey(line: string, reader: LineReader): string {
+function timeKey(line: string, reader: TextRows): string {
   const comma = line.indexOf(",");
   if (comma <= 0) throw reader.error("no time column");
   return line.slice(0, comma);
@@ -521,12 +588,11 @@ async function mergeFlows(
 
   // A shard's flows.csv rows are its flows.ndjson lines' (written from the same state, in the same
   // order): copied with their ids renumbered instead of made again from the record.
-  const csvRows = new Map<LineReader, CsvRowReader | null>();
-  const header = csvRow(FLOW_CSV_COLUMNS).slice(0, -1);
+  const csvRows = new Map<TextRows, CsvRowReader | null>();
   // Ended flows by end time, then the live ones by merged id, as the single run writes them.
-  const shardOf = new Map<LineReader, Shard>();
-  const current = new Map<LineReader, FlowLine>();
-  const keyOf = (line: string, reader: LineReader): string => {
+  const shardOf = new Map<TextRows, Shard>();
+  const current = new Map<TextRows, FlowLine>();
+  const keyOf = (line: string, reader: TextRows): string => {
     const flow = flowLine(line, reader, shardOf.get(reader)!);
     current.set(reader, flow);
     return flow.endTime !== null ? `0${flow.endTime}` : `1${String(flow.id).padStart(12, "0")}`;
@@ -538,9 +604,7 @@ async function mergeFlows(
     let rows: CsvRowReader | null = null;
     if (writeCsv && (await isFile(join(shards[s].dir, "flows.csv")))) {
       rows = shardRows(join(shards[s].dir, "flows.csv"));
-      const first = await rows.next();
-      if (first !== null && first !== header)
-        throw rows.error(`not the header flows.csv has (${header.slice(0, 40)}…)`);
+      await expectHeader(rows, FLOW_CSV_COLUMNS);
     }
     csvRows.set(reader, rows);
     const line = await reader.next();
@@ -601,6 +665,59 @@ async function mergeFlows(
   return result;
 }
 
+/**
+ * flows.csv from the shards' flows.csv alone (shards written for it, without flows.ndjson): ended flows
+ * by end time, then the live ones by merged id, as the single run writes them; ids renumbered in place.
+ */
+async function mergeFlowsCsv(shards: Shard[], out: OutputSink): Promise<FlowsResult> {
+  const endColumn = FLOW_CSV_COLUMNS.indexOf("end_time");
+  const idColumns = [0, FLOW_CSV_COLUMNS.indexOf("master_connection_id")];
+  const result: FlowsResult = {
+    ties: 0,
+    total: 0,
+    live: 0,
+    page: [],
+    natPage: [],
+    natTotal: 0,
+    talkers: new SummaryBuilder(),
+  };
+  await out.write(csvRow(FLOW_CSV_COLUMNS));
+  const shardOf = new Map<TextRows, Shard>();
+  const keyOf = (row: string, rows: TextRows): string => {
+    const shard = shardOf.get(rows)!;
+    const end = csvCell(row, endColumn);
+    if (end !== "") return `0${end}`;
+    const id = mergedId(shard, Number(csvCell(row, 0)), () => rows.where());
+    return `1${String(id).padStart(12, "0")}`;
+  };
+  const heads: Head[] = [];
+  for (let s = 0; s < shards.length; s++) {
+    const rows = shardRows(join(shards[s].dir, "flows.csv"));
+    shardOf.set(rows, shards[s]);
+    await expectHeader(rows, FLOW_CSV_COLUMNS);
+    const row = await rows.next();
+    if (row !== null) heads.push({ shard: s, reader: rows, line: row, key: keyOf(row, rows) });
+  }
+  result.ties = await mergeHeads(heads, keyOf, (row, head) => {
+    const shard = shards[head.shard];
+    result.total++;
+    if (head.key.startsWith("1")) result.live++;
+    const renumbered = replaceCsvCells(row, idColumns, (cell) =>
+      String(mergedId(shard, Number(cell), () => head.reader.where())),
+    );
+    return out.write(`${renumbered}\n`);
+  });
+  return result;
+}
+
+/** Reads a shard's CSV header: the one the project writes for `columns` (an empty file has none). */
+async function expectHeader(rows: CsvRowReader, columns: readonly string[]): Promise<void> {
+  const header = csvRow(columns).slice(0, -1);
+  const first = await rows.next();
+  if (first !== null && first !== header)
+    throw rows.error(`not the header ${basename(rows.path)} has (${header.slice(0, 40)}…)`);
+}
+
 /** What the merge reads of a flows.ndjson line without parsing it: ids (merged) and where they are. */
 interface FlowLine {
   /** The id in the shard, and the merged connection id and master id. */
@@ -620,7 +737,7 @@ interface FlowLine {
  * found as `,"key":`: inside a JSON string a quote is escaped, so that text is a key; the keys after
  * the free text (endTime, masterId) are found from the end.
  */
-function flowLine(line: string, reader: LineReader, shard: Shard): FlowLine {
+function flowLine(line: string, reader: TextRows, shard: Shard): FlowLine {
   const fail = (what: string): never => {
     throw reader.error(`not a flow record (${what})`);
   };
@@ -657,7 +774,7 @@ function flowLine(line: string, reader: LineReader, shard: Shard): FlowLine {
  * What the top talkers count of a flows.ndjson line (`SummaryBuilder.addFlow`'s talkers), read without
  * parsing it: keys are found as `flowLine` finds them, and addresses hold no escapes.
  */
-function addFlowTalkers(talkers: SummaryBuilder, line: string, reader: LineReader): void {
+function addFlowTalkers(talkers: SummaryBuilder, line: string, reader: TextRows): void {
   const fail = (what: string): never => {
     throw reader.error(`not a flow record (${what})`);
   };
@@ -771,7 +888,7 @@ async function mergeOrphans(
   const byRecord = inputs.length === 1 && (order === null || order.reorderWindowNs === 0);
   const outOfOrder = !byRecord && order !== null && order.outOfOrder > order.reordered;
   const inputIndex = new Map(inputs.map((name, index) => [name, index]));
-  const keyOf = (line: string, reader: LineReader): string => {
+  const keyOf = (line: string, reader: TextRows): string => {
     const cells = splitCsvRow(line);
     const packet = cells[ORPHAN_COLUMN.packet].padStart(15, "0");
     if (byRecord) return packet;
@@ -899,13 +1016,17 @@ function mergeSummaries(
           byNat: sumCounts(all.map((summary) => summary.connections.byNat)),
         };
         break;
-      case "orphans":
-        merged.orphans = {
-          total: sum((summary) => summary.orphans.total),
-          byKind: sumCounts(all.map((summary) => summary.orphans.byKind)),
-          byReason: sumCounts(all.map((summary) => summary.orphans.byReason)),
-        };
+      case "orphans": {
+        const counted = all.map((summary) => summary.orphans);
+        merged.orphans = counted.every((orphans) => orphans !== null)
+          ? {
+              total: counted.reduce((total, orphans) => total + orphans.total, 0),
+              byKind: sumCounts(counted.map((orphans) => orphans.byKind)),
+              byReason: sumCounts(counted.map((orphans) => orphans.byReason)),
+            }
+          : null;
         break;
+      }
       case "events":
         merged.events = sumRecords(all.map((summary) => summary.events));
         break;

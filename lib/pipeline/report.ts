@@ -48,13 +48,17 @@ export type ReportFileName = (typeof REPORT_FILES)[number];
 
 /**
  * The shard files a merge that writes `files` reads: always summary.json (the accounting, the run's
- * settings) and flows.ndjson (connection ids are numbered from it), and what each file is merged from
- * (summary.json and the page follow the table's size through events.csv).
+ * settings) and a flows file (connection ids are numbered from it): flows.ndjson where flow records are
+ * read (flows.ndjson itself, the summary's top talkers, the page, NAT mappings), else flows.csv; and
+ * what each file is merged from (summary.json and the page follow the table's size through events.csv).
  */
 export function shardFilesFor(files: readonly ReportFileName[]): ReportFileName[] {
   const wanted = new Set(files);
   const any = (...names: ReportFileName[]): boolean => names.some((name) => wanted.has(name));
-  const needed = new Set<ReportFileName>(["summary.json", "flows.ndjson"]);
+  const needed = new Set<ReportFileName>(["summary.json"]);
+  needed.add(
+    any("flows.ndjson", "summary.json", "index.html", "nat.csv", "nat.ndjson") ? "flows.ndjson" : "flows.csv",
+  );
   if (any("events.csv", "summary.json", "index.html")) needed.add("events.csv");
   if (any("expectations.csv")) needed.add("expectations.csv");
   if (any("nat.csv", "nat.ndjson", "index.html")) needed.add("nat.ndjson");
@@ -170,7 +174,10 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const wantSummary = only.has("summary.json") || only.has("index.html");
   const wantPage = only.has("index.html");
   const wantNat = natCsv !== null || natJson !== null || wantPage;
-  const wantOrphans = orphansCsv !== null || wantSummary;
+  // A shard's summary.json written only for the merge (of files that do not count orphans) does without.
+  const asked = options.only ?? REPORT_FILES;
+  const countOrphans = orphansCsv !== null || asked.includes("summary.json") || asked.includes("index.html");
+  const wantOrphans = countOrphans;
   const wantFlows = flowsCsv !== null || flowsJson !== null || wantNat || wantSummary;
 
   const htmlMaxFlows = options.htmlMaxFlows ?? 2000;
@@ -296,7 +303,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
         pageOrphans,
       }
     : null;
-  const reportSummary = summary.build(replay, orphans, {
+  const reportSummary = summary.build(replay, countOrphans ? orphans : null, {
     ...(shardMergeData === null ? {} : { [SHARD_MERGE_FIELD]: shardMergeData }),
     options: {
       ...(options.describeOptions ?? {}),

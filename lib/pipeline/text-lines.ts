@@ -154,10 +154,17 @@ export class CsvRowReader extends ChunkedTextReader {
     }
   }
 
+  where(): string {
+    return `${this.path}: row ${this.rowNumber}`;
+  }
+
   error(what: string): Error {
-    return new this.errorClass(`${this.path}: row ${this.rowNumber}: ${what}`);
+    return new this.errorClass(`${this.where()}: ${what}`);
   }
 }
+
+/** Lines or CSV rows, one at a time. */
+export type TextRows = LineReader | CsvRowReader;
 
 /** A CSV row's cells as written (quotes kept), split at the commas outside quotes. */
 export function splitCsvRow(line: string): string[] {

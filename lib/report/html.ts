@@ -74,7 +74,7 @@ function summarySection(summary: ReportSummary): string {
 <div class="card"><div class="n" id="count-decoded">${packets.decoded}</div><div>packets tracked</div></div>
 <div class="card"><div class="n" id="count-connections">${connections.total}</div><div>connections</div></div>
 <div class="card"><div class="n" id="count-live">${connections.liveAtEnd}</div><div>live at the end</div></div>
-<div class="card"><div class="n" id="count-orphans">${orphans.total}</div><div>orphaned packets</div></div>
+<div class="card"><div class="n" id="count-orphans">${orphans?.total ?? "not counted"}</div><div>orphaned packets</div></div>
 </div>
 <p class="${reconciled ? "ok" : "bad"}" id="reconcile">${
     reconciled
@@ -94,7 +94,7 @@ function summarySection(summary: ReportSummary): string {
 <div>${countsTable("Connections by protocol", connections.byProtocol, "by-protocol")}</div>
 <div>${countsTable("Connections by end reason", connections.byEndReason, "by-end-reason")}</div>
 <div>${countsTable("Final states", connections.byFinalState, "by-final-state")}</div>
-<div>${countsTable("Orphans by kind", orphans.byKind, "orphans-by-kind")}</div>
+<div>${countsTable("Orphans by kind", orphans?.byKind ?? {}, "orphans-by-kind")}</div>
 <div><h3>Top talkers (bytes)</h3>${
     summary.topTalkers.length === 0
       ? `<p class="none">none</p>`

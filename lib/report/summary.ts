@@ -199,7 +199,8 @@ export class SummaryBuilder {
     };
   }
 
-  build(result: ReplayResult, orphans: OrphanTracker, extra: Record<string, unknown>): ReportSummary {
+  /** `orphans` null: they were not tracked (a shard's report written for files that do not need them). */
+  build(result: ReplayResult, orphans: OrphanTracker | null, extra: Record<string, unknown>): ReportSummary {
     const classes = result.accounting.classes;
     const classSum = PACKET_CLASS_NAMES.reduce((sum, name) => sum + classes[name], 0);
     const stats = result.engine.stats;
@@ -241,11 +242,14 @@ export class SummaryBuilder {
         byEndReason: sortedCounts(this.byEndReason),
         byNat: sortedCounts(this.byNat),
       },
-      orphans: {
-        total: orphans.count,
-        byKind: sortedCounts(Object.fromEntries(orphans.byKind)),
-        byReason: sortedCounts(Object.fromEntries(orphans.byReason)),
-      },
+      orphans:
+        orphans === null
+          ? null
+          : {
+              total: orphans.count,
+              byKind: sortedCounts(Object.fromEntries(orphans.byKind)),
+              byReason: sortedCounts(Object.fromEntries(orphans.byReason)),
+            },
       events: { ...stats.events },
       expectations: {
         created: stats.expectations.created,
@@ -308,7 +312,11 @@ export interface ReportSummary {
     byEndReason: Record<string, number>;
     byNat: Record<string, number>;
   };
-  orphans: { total: number; byKind: Record<string, number>; byReason: Record<string, number> };
+  /**
+   * Null in a shard's report written with `--only` files that need no orphans (its summary.json is
+   * there for the merge): they were not tracked.
+   */
+  orphans: { total: number; byKind: Record<string, number>; byReason: Record<string, number> } | null;
   events: { NEW: number; UPDATE: number; DESTROY: number };
   expectations: {
     created: number;

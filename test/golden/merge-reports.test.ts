@@ -24,6 +24,7 @@ import { parseAllDocuments } from "yaml";
 import { writeSyntheticCapture } from "../bench/synth.js";
 import { runCli } from "../support/cli.js";
 import { REPORT_FILES } from "../../lib/pipeline/report.js";
+import { mergeReports } from "../../lib/pipeline/merge-reports.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const SAMPLES = join(ROOT, "samples");
@@ -134,22 +135,22 @@ for (const count of [3, 2])
     assert.equal(new Set(ids).size, 1500);
   });
 
-test("merge: shards written with --only merge into the files theirs make, as the single run's", () => {
+test("merge: shards written with --only merge into the files theirs make, as the single run's", async () => {
   const base = join(scratch, "only");
   const shards = [0, 1].map((index) => join(base, `shard${index}`));
   shards.forEach((dir, index) =>
     report([synth], ["--drain", "--only", "flows.csv,orphans.csv", "--shard", `${index}/2`], dir),
   );
   const single = join(base, "single");
-  report([synth], ["--drain", "--only", "flows.csv,flows.ndjson,orphans.csv"], single);
+  report([synth], ["--drain", "--only", "flows.csv,flows.ndjson,orphans.csv,events.csv"], single);
   const merged = join(base, "merged");
   const result = runCli(["merge", ...shards, "-o", merged]);
   assert.equal(result.status, 0, result.stderr);
-  assert.match(result.stderr, /written with --only: writing flows\.csv, flows\.ndjson, orphans\.csv \(not /);
-  // No events.csv in the shards: no summary.json or page (they follow the table through it).
-  assert.deepEqual(readdirSync(merged).sort(), ["flows.csv", "flows.ndjson", "orphans.csv"]);
-  for (const file of ["flows.csv", "flows.ndjson", "orphans.csv"])
-    assert.equal(read(merged, file), read(single, file), file);
+  assert.match(result.stderr, /written with --only: writing flows\.csv, orphans\.csv \(not /);
+  // flows.csv alone in the shards (no flow records): no flows.ndjson; no events.csv: no summary.json
+  // or page (they follow the table through it).
+  assert.deepEqual(readdirSync(merged).sort(), ["flows.csv", "orphans.csv"]);
+  for (const file of ["flows.csv", "orphans.csv"]) assert.equal(read(merged, file), read(single, file), file);
   // Shards without flows.csv: its rows are made from the flow records.
   const ndjsonShards = [0, 1].map((index) => join(base, `ndjson${index}`));
   ndjsonShards.forEach((dir, index) =>
@@ -158,12 +159,27 @@ test("merge: shards written with --only merge into the files theirs make, as the
   const fromRecords = join(base, "from-records");
   assert.equal(runCli(["merge", ...ndjsonShards, "-o", fromRecords]).status, 0);
   assert.equal(read(fromRecords, "flows.csv"), read(single, "flows.csv"));
-  // Without flows.ndjson nothing can be merged: named.
-  rmSync(join(shards[1], "flows.ndjson"));
+  // Shards written for flow records and events: events.csv numbered from the records, flows.csv made
+  // from them, but no summary.json (these shards counted no orphans: `orphans: null`), even if asked.
+  const eventShards = [0, 1].map((index) => join(base, `events${index}`));
+  eventShards.forEach((dir, index) =>
+    report([synth], ["--drain", "--only", "flows.ndjson,events.csv", "--shard", `${index}/2`], dir),
+  );
+  const fromEvents = join(base, "from-events");
+  assert.equal(runCli(["merge", ...eventShards, "-o", fromEvents]).status, 0);
+  assert.deepEqual(readdirSync(fromEvents).sort(), ["events.csv", "flows.csv", "flows.ndjson"]);
+  for (const file of ["events.csv", "flows.csv", "flows.ndjson"])
+    assert.equal(read(fromEvents, file), read(single, file), file);
+  await assert.rejects(
+    mergeReports(eventShards, { outputDir: join(base, "summary"), files: ["summary.json"] }),
+    /events0\/summary\.json: written with --only files that count no orphans/,
+  );
+  // Without a flows file nothing can be merged: named.
+  rmSync(join(shards[1], "flows.csv"));
   const missing = runCli(["merge", ...shards, "-o", join(base, "merged2")]);
   assert.equal(missing.status, 2);
-  assert.match(missing.stderr, /shard1\/flows\.ndjson: missing \(.*shard0 has it\)/);
-  rmSync(join(shards[0], "flows.ndjson"));
+  assert.match(missing.stderr, /shard1\/flows\.csv: missing \(.*shard0 has it\)/);
+  rmSync(join(shards[0], "flows.csv"));
   const none = runCli(["merge", ...shards, "-o", join(base, "merged2")]);
   assert.equal(none.status, 2);
   assert.match(none.stderr, /shard0\/flows\.ndjson: missing$/m);

@@ -92,7 +92,7 @@ test("index.html renders in headless Chromium with summary.json's counts", { ski
     await writeReport(inputs, { outputDir: out, drain: true, title: "report test" });
     const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as ReportSummary;
     assert.ok(summary.connections.total >= 5);
-    assert.equal(summary.orphans.total, 1);
+    assert.equal(summary.orphans?.total, 1);
 
     const page = await browser.newPage();
     const problems: string[] = [];
@@ -109,7 +109,7 @@ test("index.html renders in headless Chromium with summary.json's counts", { ski
     assert.equal(await page.textContent("#count-records"), String(summary.packets.records));
     assert.equal(await page.textContent("#count-decoded"), String(summary.packets.decoded));
     assert.equal(await page.textContent("#count-connections"), String(summary.connections.total));
-    assert.equal(await page.textContent("#count-orphans"), String(summary.orphans.total));
+    assert.equal(await page.textContent("#count-orphans"), String(summary.orphans?.total));
     assert.equal(await page.$$eval("#flows tbody tr", (rows) => rows.length), summary.connections.total);
     assert.equal(await page.$$eval("#orphans tbody tr", (rows) => rows.length), 1);
     assert.equal(await page.$$eval("#timeline .row", (rows) => rows.length), summary.connections.total);

@@ -46,14 +46,19 @@ test("report --only writes just the files asked for, each as the full report has
   }
 });
 
-test("report --shard --only also writes what merging the files asked for reads", () => {
-  for (const [only, written] of [
-    ["flows.csv", "flows.csv flows.ndjson summary.json"],
-    ["nat.csv", "flows.ndjson nat.csv nat.ndjson summary.json"],
-    ["index.html", "events.csv flows.ndjson index.html nat.ndjson orphans.csv summary.json"],
-  ]) {
+test("report --shard --only also writes what merging the files asked for reads, and counts orphans only for them", () => {
+  for (const [only, written, orphansCounted] of [
+    ["flows.csv", "flows.csv summary.json", false],
+    ["events.csv", "events.csv flows.csv summary.json", false],
+    ["orphans.csv", "flows.csv orphans.csv summary.json", true],
+    ["nat.csv", "flows.ndjson nat.csv nat.ndjson summary.json", false],
+    ["index.html", "events.csv flows.ndjson index.html nat.ndjson orphans.csv summary.json", true],
+  ] as const) {
     const dir = report(`shard-${only}`, ["--only", only, "--shard", "1/2"]);
     assert.equal(readdirSync(dir).sort().join(" "), written, only);
+    // summary.json written for the merge only: orphans not tracked, and it says so.
+    const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8")) as { orphans: unknown };
+    assert.equal(summary.orphans !== null, orphansCounted, only);
   }
 });
 
