@@ -3,7 +3,7 @@
  * (conntrack-tools 1.4.7 over libnetfilter_conntrack 1.0.9) and table lines as
  * /proc/net/nf_conntrack (checked against a 6.18 kernel).
  */
-import { writeAscii, writeDecimal, writePadded } from "./ascii-bytes.js";
+import { writeDecimal, writePadded } from "./ascii-bytes.js";
 import { Buffer } from "node:buffer";
 import {
   IPPROTO_GRE,
@@ -125,6 +125,9 @@ const HELPER = asciiBytes("helper=");
  * thousands of lines; composing each from template strings cost more than tracking the packets).
  */
 export class ConntrackEventTextEncoder {
+  /** Where a connection's tuple is read into (the getters `original` and `reply` make a new one). */
+  private readonly tuple = new Tuple();
+
   private readonly timestamp: boolean;
   /** Helper names seen so far, as bytes (helpers are few and their names constant). */
   private readonly helperBytes = new Map<string, Uint8Array>();
@@ -155,10 +158,10 @@ export class ConntrackEventTextEncoder {
       out[at++] = SPACE;
     }
     if (event.state >= 0) at = copy(out, at, STATE_BYTES[event.state]);
-    at = writeTuple(out, at, connection.original);
+    at = writeTuple(out, at, connection.tupleInto(0, this.tuple));
     if (event.hasCounters) at = writeCounters(out, at, event.originalPackets, event.originalBytes);
     if (!event.seenReply) at = copy(out, at, UNREPLIED);
-    at = writeTuple(out, at, connection.reply);
+    at = writeTuple(out, at, connection.tupleInto(1, this.tuple));
     if (event.hasCounters) at = writeCounters(out, at, event.replyPackets, event.replyBytes);
     if (event.assured) at = copy(out, at, ASSURED);
     if (event.deltaTime >= 0) {
@@ -215,13 +218,9 @@ function writeOctet(out: Uint8Array, at: number, octet: number): number {
 /** A tuple's source (`source`) or destination address as text at `at`, as `tupleRecord` formats it. */
 export function writeTupleAddress(out: Uint8Array, at: number, tuple: Tuple, source: boolean): number {
   if (tuple.family === 4) return writeIpv4(out, at, source ? tuple.src0 : tuple.dst0);
-  return writeAscii(
-    out,
-    at,
-    source
-      ? formatIpv6(tuple.src0, tuple.src1, tuple.src2, tuple.src3)
-      : formatIpv6(tuple.dst0, tuple.dst1, tuple.dst2, tuple.dst3),
-  );
+  return source
+    ? writeIpv6(out, at, tuple.srcWord0, tuple.srcWord1, tuple.srcWord2, tuple.srcWord3)
+    : writeIpv6(out, at, tuple.dstWord0, tuple.dstWord1, tuple.dstWord2, tuple.dstWord3);
 }
 
 /** An IPv4 address (a 32-bit word) as dotted decimal at `at`; returns the offset after it. */

@@ -4,7 +4,7 @@
  * capture). Rows that need quoting (a helper name with a comma or quote) and times the fast path does
  * not cover take the string path, so every row is that function's.
  */
-import { TCP_STATE_NAMES, type Tuple } from "../conntrack/connection.js";
+import { TCP_STATE_NAMES, Tuple } from "../conntrack/connection.js";
 import type { ConntrackEvent } from "../conntrack/engine.js";
 import {
   IPPROTO_GRE,
@@ -46,6 +46,9 @@ export function eventRowMaxBytes(event: ConntrackEvent): number {
 const FLAG_TEXTS = ["UNREPLIED", "", "UNREPLIED ASSURED", "ASSURED"];
 
 export class EventCsvEncoder {
+  /** Where a connection's tuple is read into (the getters `original` and `reply` make a new one). */
+  private readonly tuple = new Tuple();
+
   /** The most bytes `encode` writes for `event`. */
   maxBytes(event: ConntrackEvent): number {
     return eventRowMaxBytes(event);
@@ -75,8 +78,8 @@ export class EventCsvEncoder {
     out[at++] = COMMA;
     if (event.state >= 0) at = writeAscii(out, at, `${TCP_STATE_NAMES[event.state]}`);
     out[at++] = COMMA;
-    at = writeTupleCells(out, at, connection.original);
-    at = writeTupleCells(out, at, connection.reply);
+    at = writeTupleCells(out, at, connection.tupleInto(0, this.tuple));
+    at = writeTupleCells(out, at, connection.tupleInto(1, this.tuple));
     at = writeAscii(out, at, FLAG_TEXTS[(event.seenReply ? 1 : 0) | (event.assured ? 2 : 0)]);
     out[at++] = COMMA;
     if (event.hasCounters) {

@@ -3,7 +3,7 @@
  * `JSON.stringify(eventRecord(event))` and a newline, without the record (an events run writes
  * millions of lines). Times the fast path does not cover take the string path.
  */
-import { TCP_STATE_NAMES } from "../conntrack/connection.js";
+import { TCP_STATE_NAMES, Tuple } from "../conntrack/connection.js";
 import type { ConntrackEvent } from "../conntrack/engine.js";
 import { writeAscii, writeText } from "./ascii-bytes.js";
 import { eventRowMaxBytes, fastEventTime } from "./event-csv.js";
@@ -14,6 +14,9 @@ import { writeJsonNumber, writeJsonString, writeJsonTime, writeJsonTuple } from 
 const FLAG_ARRAYS = ['["UNREPLIED"]', "[]", '["UNREPLIED","ASSURED"]', '["ASSURED"]'];
 
 export class EventNdjsonEncoder {
+  /** Where a connection's tuple is read into (the getters `original` and `reply` make a new one). */
+  private readonly tuple = new Tuple();
+
   /** The most bytes `encode` writes for `event`. */
   maxBytes(event: ConntrackEvent): number {
     return eventRowMaxBytes(event);
@@ -45,9 +48,9 @@ export class EventNdjsonEncoder {
     at =
       event.state >= 0 ? writeJsonString(out, at, TCP_STATE_NAMES[event.state]) : writeAscii(out, at, "null");
     at = writeAscii(out, at, ',"original":');
-    at = writeJsonTuple(out, at, connection.original);
+    at = writeJsonTuple(out, at, connection.tupleInto(0, this.tuple));
     at = writeAscii(out, at, ',"reply":');
-    at = writeJsonTuple(out, at, connection.reply);
+    at = writeJsonTuple(out, at, connection.tupleInto(1, this.tuple));
     at = writeAscii(out, at, ',"flags":');
     at = writeAscii(out, at, FLAG_ARRAYS[(event.seenReply ? 1 : 0) | (event.assured ? 2 : 0)]);
     if (event.hasCounters) {

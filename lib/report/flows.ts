@@ -297,6 +297,8 @@ export class FlowTracker {
   private readonly onNdjsonRow: ((row: string) => void) | null;
   private readonly onFlowEnd: ((end: FlowEnd) => void) | null;
   private readonly end = new FlowEnd();
+  private readonly originalTuple = new Tuple();
+  private readonly replyTuple = new Tuple();
   private scratch = Buffer.alloc(0);
   private readonly communityIdOptions: { seed: number };
   /** Records emitted so far. */
@@ -450,9 +452,10 @@ export class FlowTracker {
           : stateName(lastState);
     const endReason: EndReason = cause === "expired" || cause === "drain" ? "timeout" : cause;
     const detail = endDetail(cause, finalState, live);
-    // One copy of each tuple for all that reads them (they live in the engine's table keys).
-    const original = connection.original;
-    const reply = connection.reply;
+    // One copy of each tuple for all that reads them while this flow is handed out (they live in the
+    // engine's table keys).
+    const original = connection.tupleInto(0, this.originalTuple);
+    const reply = connection.tupleInto(1, this.replyTuple);
     const communityId = tupleCommunityId(original, this.communityIdOptions);
     this.emitted++;
     const end = this.end;

@@ -11,8 +11,7 @@
  * source side defines inside and outside and the remote endpoint is the reply's source (the real
  * peer). ICMP endpoints carry the echo id as their port; protocols without ports have none.
  */
-import type { Connection } from "../conntrack/connection.js";
-import { Status } from "../conntrack/connection.js";
+import { Status, Tuple, type Connection } from "../conntrack/connection.js";
 import { csvRow, tupleRecord, type TupleRecord } from "./event-formats.js";
 import type { FlowRecord, NatKind } from "./flows.js";
 import { natKind } from "./flows.js";
@@ -114,6 +113,9 @@ export class NatMappingTracker {
   /** Live NAT'd connections by id: their mapping's key. */
   private readonly keyOf = new Map<number, string>();
   private readonly onMapping: (record: NatMappingRecord) => void;
+  /** Where a new connection's tuples are read into (every NEW is looked at; few are translated). */
+  private readonly originalTuple = new Tuple();
+  private readonly replyTuple = new Tuple();
   /** Rows written so far. */
   emitted = 0;
 
@@ -128,14 +130,16 @@ export class NatMappingTracker {
 
   /** Call on every NEW event: a translated connection joins its mapping. */
   onNew(connection: Connection): void {
-    const kind = natKind(connection.original, connection.reply);
+    const originalTuple = connection.tupleInto(0, this.originalTuple);
+    const replyTuple = connection.tupleInto(1, this.replyTuple);
+    const kind = natKind(originalTuple, replyTuple);
     if (kind === "none") return;
-    const original = tupleRecord(connection.original);
-    const reply = tupleRecord(connection.reply);
+    const original = tupleRecord(originalTuple);
+    const reply = tupleRecord(replyTuple);
     const endpoints = mappingEndpoints(kind, original, reply);
     const origin = (connection.status & Status.NatObserved) !== 0 ? "observed" : "configured";
     const key = [
-      connection.original.protocol,
+      originalTuple.protocol,
       kind,
       endpointKey(endpoints.inside),
       endpointKey(endpoints.outside),

@@ -9,6 +9,9 @@ import { EventCsvEncoder } from "../../lib/report/event-csv.js";
 import { EventNdjsonEncoder } from "../../lib/report/event-json.js";
 import { eventCsvRow, eventRecord } from "../../lib/report/event-formats.js";
 import { randomPacket } from "./conntrack-fixtures.js";
+import { Tuple } from "../../lib/conntrack/connection.js";
+import { formatIpv6Words } from "../../lib/decode/address.js";
+import { writeTupleAddress } from "../../lib/report/conntrack-text.js";
 
 function compare(seed: number, settings: Record<string, number>): number {
   let state = seed;
@@ -63,4 +66,35 @@ test("CSV rows and NDJSON lines of events as bytes equal the string path's", () 
       "net.netfilter.nf_conntrack_timestamp": (seed >> 1) % 2,
     });
   assert.ok(rows > 2000, `only ${rows} rows`);
+});
+
+test("an IPv6 address written as bytes is formatIpv6Words's text (zero runs, IPv4-mapped and -compatible forms)", () => {
+  let state = 7;
+  const random = (n: number): number => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return (state >>> 8) % n;
+  };
+  // Groups mostly zero, so that runs of every length and place occur; some all-ones and mapped forms.
+  const group = (): number => [0, 0, 0, 1, 0xffff, 0xdb8, random(0x10000)][random(7)];
+  const tuple = new Tuple();
+  tuple.family = 6;
+  const buffer = Buffer.alloc(64);
+  const cases: number[][] = [
+    [0, 0, 0, 0],
+    [0, 0, 0, 1],
+    [0, 0, 0xffff, 0xc0000209],
+    [0, 0, 0, 0xc0000209],
+    [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff],
+    [0x20010db8, 0, 0, 1],
+    [0x20010db8, 0x10000, 0, 0],
+  ];
+  for (let i = 0; i < 5000; i++) cases.push([0, 0, 0, 0].map(() => ((group() << 16) | group()) >>> 0));
+  for (const [w0, w1, w2, w3] of cases) {
+    tuple.src0 = w0;
+    tuple.src1 = w1;
+    tuple.src2 = w2;
+    tuple.src3 = w3;
+    const end = writeTupleAddress(buffer, 0, tuple, true);
+    assert.equal(buffer.toString("latin1", 0, end), formatIpv6Words(w0, w1, w2, w3), [w0, w1, w2, w3].join());
+  }
 });
