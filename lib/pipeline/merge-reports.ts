@@ -544,6 +544,10 @@ interface FlowsResult {
   talkers: SummaryBuilder;
 }
 
+function emptyFlowsResult(talkers: SummaryBuilder): FlowsResult {
+  return { ties: 0, total: 0, live: 0, page: [], natPage: [], natTotal: 0, talkers };
+}
+
 /** A shard's nat.ndjson, read as its flows close the mappings. */
 interface NatStream {
   reader: LineReader;
@@ -561,15 +565,7 @@ async function mergeFlows(
   wanted: { talkers: boolean; page: boolean },
 ): Promise<FlowsResult> {
   const page = shards[0].data;
-  const result: FlowsResult = {
-    ties: 0,
-    total: 0,
-    live: 0,
-    page: [],
-    natPage: [],
-    natTotal: 0,
-    talkers: new SummaryBuilder({ topTalkers: page.topTalkers }),
-  };
+  const result = emptyFlowsResult(new SummaryBuilder({ topTalkers: page.topTalkers }));
   const nat: NatStream[] = [];
   for (const shard of natOutputs === null ? [] : shards) {
     const stream: NatStream = {
@@ -672,15 +668,7 @@ async function mergeFlows(
 async function mergeFlowsCsv(shards: Shard[], out: OutputSink): Promise<FlowsResult> {
   const endColumn = FLOW_CSV_COLUMNS.indexOf("end_time");
   const idColumns = [0, FLOW_CSV_COLUMNS.indexOf("master_connection_id")];
-  const result: FlowsResult = {
-    ties: 0,
-    total: 0,
-    live: 0,
-    page: [],
-    natPage: [],
-    natTotal: 0,
-    talkers: new SummaryBuilder(),
-  };
+  const result = emptyFlowsResult(new SummaryBuilder());
   await out.write(csvRow(FLOW_CSV_COLUMNS));
   const shardOf = new Map<TextRows, Shard>();
   const keyOf = (row: string, rows: TextRows): string => {

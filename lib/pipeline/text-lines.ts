@@ -47,13 +47,42 @@ abstract class ChunkedTextReader {
     this.errorClass = options.errorClass ?? Error;
   }
 
+  /** The next line or row: at once while the text read holds it whole, else once it is read. */
+  next(): string | null | Promise<string | null> {
+    const item = this.itemRead();
+    return item !== undefined ? item : this.nextAfterReading();
+  }
+
+  /** The next item if the text read holds it whole (null at the end), undefined when it does not. */
+  protected abstract itemRead(): string | null | undefined;
+
+  abstract where(): string;
+
+  error(what: string): Error {
+    return new this.errorClass(`${this.where()}: ${what}`);
+  }
+
+  /** The text changed (offsets into it are stale). */
+  protected textReplaced(): void {}
+
+  private async nextAfterReading(): Promise<string | null> {
+    for (;;) {
+      // Only a CSV row begun and not ended leaves an item unread at the end.
+      if (this.ended) throw this.error("the last row has no line end");
+      await this.readMore();
+      const item = this.itemRead();
+      if (item !== undefined) return item;
+    }
+  }
+
   /** Keeps the unread text and appends the next chunk, or marks the end. */
-  protected async readMore(): Promise<void> {
+  private async readMore(): Promise<void> {
     const chunk = await this.chunks.next();
     this.text = this.text.slice(this.at);
     this.at = 0;
     if (chunk.done === true) this.ended = true;
     else this.text += chunk.value as string;
+    this.textReplaced();
   }
 }
 
@@ -61,13 +90,7 @@ abstract class ChunkedTextReader {
 export class LineReader extends ChunkedTextReader {
   lineNumber = 0;
 
-  next(): string | null | Promise<string | null> {
-    const line = this.lineRead();
-    return line !== undefined ? line : this.nextAfterReading();
-  }
-
-  /** The next line if the text read holds it whole (null at the end), undefined when it does not. */
-  private lineRead(): string | null | undefined {
+  protected itemRead(): string | null | undefined {
     const text = this.text;
     for (;;) {
       const newline = text.indexOf("\n", this.at);
@@ -84,20 +107,8 @@ export class LineReader extends ChunkedTextReader {
     }
   }
 
-  private async nextAfterReading(): Promise<string | null> {
-    for (;;) {
-      await this.readMore();
-      const line = this.lineRead();
-      if (line !== undefined) return line;
-    }
-  }
-
   where(): string {
     return `${this.path}: line ${this.lineNumber}`;
-  }
-
-  error(what: string): Error {
-    return new this.errorClass(`${this.where()}: ${what}`);
   }
 }
 
@@ -111,13 +122,7 @@ export class CsvRowReader extends ChunkedTextReader {
   /** Where the next quote at or after the last scan is (the text's length when there is none). */
   private quoteAt = -1;
 
-  next(): string | null | Promise<string | null> {
-    const row = this.rowRead();
-    return row !== undefined ? row : this.nextAfterReading();
-  }
-
-  /** The next row if the text read holds it whole (null at the end), undefined when it does not. */
-  private rowRead(): string | null | undefined {
+  protected itemRead(): string | null | undefined {
     const text = this.text;
     let quoted = false;
     let scan = this.at;
@@ -140,26 +145,16 @@ export class CsvRowReader extends ChunkedTextReader {
         return row;
       }
     }
-    // At the end, a row begun and not ended is damage (`nextAfterReading` says so).
+    // At the end, a row begun and not ended is damage (`next` says so).
     return this.ended && this.at === text.length ? null : undefined;
   }
 
-  private async nextAfterReading(): Promise<string | null> {
-    for (;;) {
-      if (this.ended) throw this.error("the last row has no line end");
-      await this.readMore();
-      this.quoteAt = -1;
-      const row = this.rowRead();
-      if (row !== undefined) return row;
-    }
+  protected override textReplaced(): void {
+    this.quoteAt = -1;
   }
 
   where(): string {
     return `${this.path}: row ${this.rowNumber}`;
-  }
-
-  error(what: string): Error {
-    return new this.errorClass(`${this.where()}: ${what}`);
   }
 }
 
