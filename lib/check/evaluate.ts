@@ -516,6 +516,8 @@ export interface CheckOptions extends Omit<
 export interface CheckRun {
   outcome: CheckOutcome;
   replay: ReplayResult;
+  /** The most ended flows held at once waiting for their last packet's number (memory's bound). */
+  flowsHeldAtMost: number;
 }
 
 /**
@@ -532,14 +534,26 @@ export async function runCheck(
   const spans = new Map<number, PacketSpan>();
   /** Connections created by the packet being processed, waiting for its record number. */
   const created: number[] = [];
-  /** Connections ended while a packet was processed; judged once that packet's number is known. */
+  /**
+   * Connections a packet's RST killed (that packet is their last), and any ended after them while it
+   * was processed (so that flows are judged in the order they ended); judged once its number is known.
+   * Others are judged as they end: holding every flow a drain or the end of the input ends would hold
+   * a record per connection at once.
+   */
   const ended: FlowRecord[] = [];
+  let flowsHeldAtMost = 0;
   const finishFlow = (record: FlowRecord): void => {
     const span = spans.get(record.id) ?? null;
     spans.delete(record.id);
     evaluator.addFlow(record, span);
   };
-  const flows = new FlowTracker({ onFlow: (record) => ended.push(record) });
+  const flows = new FlowTracker({
+    onFlow: (record) => {
+      if (ended.length > 0 || record.endReason === "reset") {
+        if (ended.push(record) > flowsHeldAtMost) flowsHeldAtMost = ended.length;
+      } else finishFlow(record);
+    },
+  });
   const orphans = new OrphanTracker({
     memory: orphanMemory,
     onOrphan: (record) => evaluator.addOrphan(record),
@@ -602,5 +616,5 @@ export async function runCheck(
   flows.finish(replay.engine);
   for (const record of ended) finishFlow(record);
   ended.length = 0;
-  return { outcome: evaluator.finish(replay.inputNames), replay };
+  return { outcome: evaluator.finish(replay.inputNames), replay, flowsHeldAtMost };
 }
