@@ -122,6 +122,14 @@ const MODES: ModeSpec[] = [
     ],
   },
   {
+    name: "check",
+    byDefault: true,
+    command: (file) => [
+      process.execPath,
+      [CLI_SCRIPT, "check", file, "--drain", "--policy", join(ROOT, "test/bench/check-policy.yaml")],
+    ],
+  },
+  {
     name: "report-jobs2",
     byDefault: false,
     command: (file) => [
