@@ -447,8 +447,8 @@ export class PolicyEvaluator {
   /** A finished connection and where its packets are (null when not known). */
   addFlow(record: FlowRecord, span: PacketSpan | null): void {
     this.connections++;
-    const forward = forwardView(record);
     const original = originalView(record);
+    const forward = forwardView(record, original);
     const names = this.inputNames;
     const ref = (input: number, packet: number): PacketRef => ({
       input: names[input] ?? String(input),

@@ -29,11 +29,14 @@ export function originalView(record: FlowRecord): FlowView {
  * The connection as the filter table's FORWARD chain judges it: the source as sent, the destination
  * after any DNAT (the reply tuple's source), before SNAT. Without NAT it is the original tuple.
  */
-export function forwardView(record: FlowRecord): FlowView {
-  const view = originalView(record);
-  view.dst = parseAddress(record.reply.src);
-  view.dport = record.reply.sport ?? null;
-  return view;
+export function forwardView(record: FlowRecord, original: FlowView = originalView(record)): FlowView {
+  const reply = record.reply;
+  return {
+    ...original,
+    // Without DNAT the reply's source is the original destination, parsed already.
+    dst: reply.src === record.original.dst ? original.dst : parseAddress(reply.src),
+    dport: reply.sport ?? null,
+  };
 }
 
 export function addressMatches(match: AddressMatch, address: NatAddress | null): boolean {

@@ -192,17 +192,29 @@ export function protocolHasPorts(protocol: number): boolean {
 
 /** Dotted IPv4 → number, or null. */
 export function parseIpv4(text: string): number | null {
-  const parts = text.split(".");
-  if (parts.length !== 4) return null;
+  // Four dot-separated parts of one to three digits, each at most 255 (`check` reads one per address
+  // of every connection: no split or regular expression).
   let value = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) return null;
-    const n = Number(part);
-    if (n > 255) return null;
-    value = value * 256 + n;
+  let part = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let at = 0; at <= text.length; at++) {
+    const code = at < text.length ? text.charCodeAt(at) : DOT;
+    if (code >= DIGIT_0 && code <= DIGIT_0 + 9) {
+      if (++digits > 3) return null;
+      part = part * 10 + (code - DIGIT_0);
+    } else if (code === DOT && digits > 0 && part <= 255 && parts < 4) {
+      value = value * 256 + part;
+      parts++;
+      part = 0;
+      digits = 0;
+    } else return null;
   }
-  return value;
+  return parts === 4 ? value : null;
 }
+
+const DOT = 0x2e;
+const DIGIT_0 = 0x30;
 
 /** IPv6 text (with `::` and an embedded IPv4 tail) → four words, or null. */
 export function parseIpv6(text: string): [number, number, number, number] | null {
