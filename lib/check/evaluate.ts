@@ -578,15 +578,18 @@ export async function runCheck(
     },
     onPacket: (record, _packetClass, packet, verdict, reason, connection) => {
       if (verdict < 0) return;
-      for (let i = 0; i < created.length; i++) {
-        spans.set(created[i], {
-          firstInput: record.inputIndex,
-          first: record.recordNumber,
-          lastInput: record.inputIndex,
-          last: record.recordNumber,
-        });
+      // Most packets create nothing (and setting an array's length is a call even when it is 0).
+      if (created.length > 0) {
+        for (let i = 0; i < created.length; i++) {
+          spans.set(created[i], {
+            firstInput: record.inputIndex,
+            first: record.recordNumber,
+            lastInput: record.inputIndex,
+            last: record.recordNumber,
+          });
+        }
+        created.length = 0;
       }
-      created.length = 0;
       const live = flows.liveConnection(verdict, connection);
       if (live !== null && verdict !== Verdict.Invalid) {
         const span = spans.get(live.id);
