@@ -208,10 +208,11 @@ export async function mergeReports(
 // ------------------------------------------------------------------ the shards
 
 /**
- * The files a merge of `dirs` can write: those whose shard files (`shardFilesFor`) the directories hold
- * (shards written with `--only` hold only some). Directories holding different report files are not
- * the shards of one run: refused, naming a file one lacks. Without what every merge reads (summary.json,
- * flows.ndjson) the flows, so that the merge names what is missing.
+ * The files a merge of `dirs` can write: those whose shard files (`shardSourcesFor`) the directories
+ * hold (shards written with `--only` hold only some), summary.json and the page only where the shards
+ * counted orphans. Directories holding different report files are not the shards of one run: refused,
+ * naming a file one lacks. Without what every merge reads (summary.json, a flows file) the flows, so
+ * that the merge names what is missing.
  */
 export async function mergeableFiles(dirs: readonly string[]): Promise<ReportFileName[]> {
   const present = new Set<string>();
