@@ -8,6 +8,7 @@
  */
 import type { EventFormat } from "../report/event-formats.js";
 import type { RecordStepOptions } from "./replay.js";
+import type { WorkerErrorMessage } from "./one-shot-worker.js";
 
 /**
  * Connection ids a worker gives before the main thread numbers them: PROVISIONAL_ID_BASE + the global
@@ -166,7 +167,7 @@ export interface FinishResult {
 /** Connections a worker expires at most in one drain window of `--jobs` (see `FinishResult`). */
 export const DRAIN_WINDOW_ENTRIES = 2048;
 
-export type FromWorker = RoundResult | FinishResult | { type: "error"; message: string; stack?: string };
+export type FromWorker = RoundResult | FinishResult | WorkerErrorMessage;
 
 /** The output slot the finish writes into (past every round slot). */
 export const FINISH_SLOT = 1024;

@@ -11,6 +11,7 @@ import type { ExpectEvent } from "../conntrack/expectations.js";
 import { PacketDecoder } from "../decode/decoder.js";
 import { PacketClass } from "../decode/packet.js";
 import { emptyCaptureRecord } from "../capture/source.js";
+import { workerErrorMessage } from "./one-shot-worker.js";
 import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../report/conntrack-text.js";
 import { EventCsvEncoder } from "../report/event-csv.js";
 import { EventNdjsonEncoder } from "../report/event-json.js";
@@ -318,12 +319,7 @@ function run(data: JobsWorkerData): void {
       if (message.type === "round") round(message);
       else finish(message);
     } catch (error) {
-      const failure = error instanceof Error ? error : new Error(String(error));
-      port.postMessage({
-        type: "error",
-        message: failure.message,
-        stack: failure.stack,
-      } satisfies FromWorker);
+      port.postMessage(workerErrorMessage(error) satisfies FromWorker);
     }
   });
 }

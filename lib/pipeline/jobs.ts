@@ -14,7 +14,7 @@
  * What differs from one engine: `nf_conntrack_max` and early drop act per worker (each has its own
  * table), and "most live at once" is the sum of the workers' maxima (an upper bound).
  */
-import { startWorker } from "./one-shot-worker.js";
+import { errorFromWorker, startWorker } from "./one-shot-worker.js";
 import type { ConntrackEngine, EngineStats } from "../conntrack/engine.js";
 import { PacketDecoder } from "../decode/decoder.js";
 import { PacketClass } from "../decode/packet.js";
@@ -311,9 +311,7 @@ export async function replayCapturesInJobs(
   workers.forEach((worker, index) => {
     worker.on("message", (message: FromWorker) => {
       if (message.type === "error") {
-        const error = new Error(`--jobs worker ${index}: ${message.message}`);
-        if (message.stack !== undefined) error.stack = message.stack;
-        fail(error);
+        fail(errorFromWorker(message, `--jobs worker ${index}: `));
         return;
       }
       const box = outboxes[index];

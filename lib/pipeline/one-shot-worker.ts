@@ -3,10 +3,50 @@
  * a "done" message, or an "error" message carrying the failure across the thread boundary.
  */
 import { Worker, parentPort } from "node:worker_threads";
+import { CaptureError } from "../capture/source.js";
 import type { StdinFanOut } from "./stdin-fan-out.js";
 
-export type OneShotMessage<T extends { type: "done" }> =
-  T | { type: "error"; message: string; stack?: string };
+export type OneShotMessage<T extends { type: "done" }> = T | WorkerErrorMessage;
+
+/**
+ * A worker's failure as it crosses to the main thread: what the command needs to say it as plainly as
+ * one thread would (a damaged capture's file, offset and packet; a system error's code and path).
+ */
+export interface WorkerErrorMessage {
+  type: "error";
+  message: string;
+  stack?: string;
+  capture?: { file: string; offset: number; recordNumber: number; detail: string };
+  code?: string;
+  path?: string;
+}
+
+/** The message for `error`, thrown in a worker. */
+export function workerErrorMessage(error: unknown): WorkerErrorMessage {
+  const failure = error instanceof Error ? error : new Error(String(error));
+  const message: WorkerErrorMessage = { type: "error", message: failure.message, stack: failure.stack };
+  if (failure instanceof CaptureError) {
+    const { file, offset, recordNumber, detail } = failure;
+    message.capture = { file, offset, recordNumber, detail };
+  }
+  const { code, path } = failure as NodeJS.ErrnoException;
+  if (typeof code === "string") message.code = code;
+  if (typeof path === "string") message.path = path;
+  return message;
+}
+
+/** The error a worker's message stands for, in this thread (`prefix` before a plain error's message). */
+export function errorFromWorker(message: WorkerErrorMessage, prefix = ""): Error {
+  const capture = message.capture;
+  const error: NodeJS.ErrnoException =
+    capture !== undefined
+      ? new CaptureError(capture.file, capture.offset, capture.recordNumber, capture.detail)
+      : new Error(`${prefix}${message.message}`);
+  if (message.stack !== undefined) error.stack = message.stack;
+  if (message.code !== undefined) error.code = message.code;
+  if (message.path !== undefined) error.path = message.path;
+  return error;
+}
 
 /**
  * Runs the worker script at `url` on `data`; resolves with its "done" message. `what` names it in errors.
@@ -32,9 +72,7 @@ export function runOneShotWorker<T extends { type: "done" }>(
       settle();
       if (message.type === "done") resolve(message);
       else {
-        const error = new Error(message.message);
-        if (message.stack !== undefined) error.stack = message.stack;
-        reject(error);
+        reject(errorFromWorker(message));
       }
       void worker.terminate();
     });
@@ -65,9 +103,6 @@ export function startWorker(url: URL, workerData: unknown, stdin = false): Worke
 export function answerParent<T extends { type: "done" }>(job: Promise<T>): void {
   job.then(
     (message) => parentPort!.postMessage(message),
-    (error: unknown) => {
-      const failure = error instanceof Error ? error : new Error(String(error));
-      parentPort!.postMessage({ type: "error", message: failure.message, stack: failure.stack });
-    },
+    (error: unknown) => parentPort!.postMessage(workerErrorMessage(error)),
   );
 }
