@@ -23,7 +23,7 @@
  *
  * What the shards cannot tell is named in the merged summary.json's `mergedShards.approximate`.
  */
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import {
   CsvRowReader,
@@ -36,6 +36,7 @@ import {
 import {
   REPORT_FILES,
   ReportFile,
+  makeDirectory,
   SHARD_MERGE_FIELD,
   shardFilesFor,
   type ReportFileName,
@@ -124,7 +125,7 @@ export async function mergeReports(
   const flowRecords = needed.has("flows.ndjson");
   const ties = await numberConnections(shards, flowRecords ? "flows.ndjson" : "flows.csv");
 
-  await mkdir(options.outputDir, { recursive: true });
+  await makeDirectory(options.outputDir);
   const outputs = new Map<string, OutputFile>();
   for (const name of REPORT_FILES)
     if (wanted.has(name)) outputs.set(name, new OutputFile(join(options.outputDir, name)));

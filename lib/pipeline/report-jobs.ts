@@ -11,7 +11,7 @@ import { runOneShotWorker } from "./one-shot-worker.js";
 import { allFedStdin, type StdinFanOut } from "./stdin-fan-out.js";
 import type { CaptureWarning } from "../capture/source.js";
 import { mergeReports } from "./merge-reports.js";
-import type { ReportOptions } from "./report.js";
+import { makeDirectory, type ReportOptions } from "./report.js";
 import type { ReportSummary } from "../report/summary.js";
 
 /** What a report worker is given: the options without functions (they do not cross threads). */
@@ -42,7 +42,9 @@ export async function writeReportInJobs(
   if (!Number.isInteger(jobs) || jobs < 2)
     throw new Error(`jobs: ${jobs} is not a whole number of at least 2`);
   const outputDir = resolve(options.outputDir);
-  // Next to the output, so that the merge reads and writes on one file system.
+  // Next to the output, so that the merge reads and writes on one file system (its parents made first,
+  // as one thread makes them).
+  await makeDirectory(outputDir);
   const scratch = await mkdtemp(join(dirname(outputDir), ".pcap-conntrack-jobs-"));
   try {
     // With `only`, each shard writes those files and what their merge reads (see `shardFilesFor`).

@@ -5,8 +5,8 @@
  * Every file is written under a temporary name; all are renamed into place once all are complete.
  */
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { Writable } from "node:stream";
 import {
   ChunkedWriter,
@@ -150,9 +150,32 @@ export class ReportFile {
   }
 }
 
+/**
+ * `mkdir -p`, but a directory that cannot be made in a parent that exists fails at once: Node's
+ * recursive mkdir tries the parent and the directory again forever there (`-o /proc/x` spun).
+ */
+export async function makeDirectory(path: string): Promise<void> {
+  const made = async (): Promise<boolean> => {
+    try {
+      await mkdir(path);
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EEXIST" && (await stat(path)).isDirectory()) return true;
+      if (code === "ENOENT" && dirname(path) !== path) return false;
+      throw error;
+    }
+  };
+  if (await made()) return;
+  await makeDirectory(dirname(path));
+  await mkdir(path).catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EEXIST" || !(await stat(path)).isDirectory()) throw error;
+  });
+}
+
 export async function writeReport(files: readonly string[], options: ReportOptions): Promise<ReportResult> {
   const dir = options.outputDir;
-  await mkdir(dir, { recursive: true });
+  await makeDirectory(dir);
   // A shard also writes what merging its wanted files reads.
   const only = new Set<ReportFileName>(
     (options.shard ?? null) === null || options.only === undefined

@@ -6,9 +6,17 @@ import { repoRoot } from "./corpus.js";
 /** The built command line, as a user runs it. */
 export const CLI = join(repoRoot, "dist/cli/main.js");
 
-/** Runs `pcap-conntrack ARGS…` in a child process, `input` on its standard input. */
-export function runCli(args: string[], input?: Buffer) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8", maxBuffer: 1 << 26 });
+/**
+ * Runs `pcap-conntrack ARGS…` in a child process, `input` on its standard input; killed after
+ * `timeoutMs` if given (its status is then null).
+ */
+export function runCli(args: string[], input?: Buffer, timeoutMs?: number) {
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    input,
+    encoding: "utf8",
+    maxBuffer: 1 << 26,
+    timeout: timeoutMs,
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
