@@ -6,7 +6,7 @@
  * are most of a report's work.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { runOneShotWorker } from "./one-shot-worker.js";
 import { allFedStdin, type StdinFanOut } from "./stdin-fan-out.js";
 import type { CaptureWarning } from "../capture/source.js";
@@ -42,10 +42,11 @@ export async function writeReportInJobs(
   if (!Number.isInteger(jobs) || jobs < 2)
     throw new Error(`jobs: ${jobs} is not a whole number of at least 2`);
   const outputDir = resolve(options.outputDir);
-  // Next to the output, so that the merge reads and writes on one file system (its parents made first,
-  // as one thread makes them).
+  // Inside the output directory (made first, with its parents, as one thread makes them): the merge
+  // then reads and writes on one file system, and needs no right the output does not (beside it, in
+  // `-o .`, would be the parent of the working directory).
   await makeDirectory(outputDir);
-  const scratch = await mkdtemp(join(dirname(outputDir), ".pcap-conntrack-jobs-"));
+  const scratch = await mkdtemp(join(outputDir, ".pcap-conntrack-jobs-"));
   try {
     // With `only`, each shard writes those files and what their merge reads (see `shardFilesFor`).
     const shardDirs = Array.from({ length: jobs }, (_, index) => join(scratch, `shard${index}`));

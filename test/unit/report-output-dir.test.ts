@@ -1,13 +1,26 @@
 /** `report -o DIR`: missing parents are made, with --jobs too; a directory that cannot be made fails at once. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli } from "../support/cli.js";
+import { CLI, runCli } from "../support/cli.js";
 import { repoRoot } from "../support/corpus.js";
 
 const sample = join(repoRoot, "samples", "ftp-active", "inside.pcap");
+/** The uid and gid of `nobody` on Debian. */
+const NOBODY = 65534;
 
 test("report makes the output's missing parents, with one thread and with --jobs, alike", () => {
   const directory = mkdtempSync(join(tmpdir(), "report-dirs-"));
@@ -19,10 +32,39 @@ test("report makes the output's missing parents, with one thread and with --jobs
     assert.equal(result.status, 0, result.stderr);
     for (const file of readdirSync(single))
       assert.equal(readFileSync(join(jobs, file), "utf8"), readFileSync(join(single, file), "utf8"), file);
-    // The workers' scratch directory is gone.
-    assert.deepEqual(readdirSync(join(directory, "two", "a")), ["b"]);
+    // Only the report's files: the workers' scratch directory (inside the output) is gone.
+    assert.deepEqual(readdirSync(jobs).sort(), readdirSync(single).sort());
   } finally {
     rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("report --jobs -o . needs no right beyond the output directory (as a user who cannot write its parent)", (t) => {
+  if (process.getuid?.() !== 0 || spawnSync("runuser", ["--help"]).status !== 0) {
+    t.skip("needs root and runuser to run as nobody");
+    return;
+  }
+  const parent = mkdtempSync(join(tmpdir(), "report-rights-"));
+  try {
+    chmodSync(parent, 0o755);
+    const home = join(parent, "home");
+    mkdirSync(home);
+    copyFileSync(sample, join(home, "x.pcap"));
+    chownSync(home, NOBODY, NOBODY);
+    chownSync(join(home, "x.pcap"), NOBODY, NOBODY);
+    const result = spawnSync(
+      "runuser",
+      ["-u", "nobody", "--", process.execPath, CLI, "report", "x.pcap", "--jobs", "2", "-o", "."],
+      {
+        cwd: home,
+        encoding: "utf8",
+      },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    assert.ok(existsSync(join(home, "flows.csv")));
+    assert.deepEqual(readdirSync(parent), ["home"]);
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
   }
 });
 
