@@ -23,7 +23,7 @@
  *
  * What the shards cannot tell is named in the merged summary.json's `mergedShards.approximate`.
  */
-import { readFile, stat } from "node:fs/promises";
+import { readFile, rmdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import {
   CsvRowReader,
@@ -125,6 +125,10 @@ export async function mergeReports(
   const flowRecords = needed.has("flows.ndjson");
   const ties = await numberConnections(shards, flowRecords ? "flows.ndjson" : "flows.csv");
 
+  const outputExisted = await stat(options.outputDir).then(
+    () => true,
+    () => false,
+  );
   await makeDirectory(options.outputDir);
   const outputs = new Map<string, OutputFile>();
   for (const name of REPORT_FILES)
@@ -202,6 +206,8 @@ export async function mergeReports(
     return { summary, files: [...outputs.values()].map((file) => file.path), approximate };
   } catch (error) {
     await Promise.all([...outputs.values()].map((file) => file.abandon()));
+    // A damaged shard found while merging leaves nothing behind, as a refusal before it does.
+    if (!outputExisted) await rmdir(options.outputDir).catch(() => undefined);
     throw error;
   }
 }
@@ -342,7 +348,9 @@ async function numberConnections(shards: Shard[], from: "flows.ndjson" | "flows.
     const csv = from === "flows.csv";
     const lines = csv ? shardRows(join(shard.dir, from)) : shardLines(join(shard.dir, from));
     if (csv) await expectHeader(lines as CsvRowReader, FLOW_CSV_COLUMNS);
+    let records = 0;
     for (let line = await lines.next(); line !== null; line = await lines.next()) {
+      records++;
       let local: number;
       let time: string;
       if (csv) {
@@ -367,6 +375,7 @@ async function numberConnections(shards: Shard[], from: "flows.ndjson" | "flows.
       sec[local] = seconds;
       nsec[local] = nanoseconds;
     }
+    checkRowCount(lines, records, shard.summary.connections.total);
     starts.push({ sec, nsec, count: size });
     shard.ids = new Int32Array(size + 1);
   }
@@ -420,6 +429,33 @@ interface Head {
   reader: TextRows;
   line: string;
   key: string;
+  /** Rows taken from this shard's file so far, and how many its summary.json says it holds (null: not known). */
+  rows: number;
+  expected: number | null;
+}
+
+/**
+ * Starts merging a shard's file at its first row (after any header), or checks that it holds none when
+ * it is empty.
+ */
+async function startHead(
+  heads: Head[],
+  shard: number,
+  reader: TextRows,
+  expected: number | null,
+  keyOf: (line: string, reader: TextRows) => string,
+): Promise<void> {
+  const line = await reader.next();
+  if (line === null) checkRowCount(reader, 0, expected);
+  else heads.push({ shard, reader, line, key: keyOf(line, reader), rows: 0, expected });
+}
+
+/** A shard file cut short (a copy that stopped, a full disk) must not merge into a short report. */
+function checkRowCount(reader: TextRows, rows: number, expected: number | null): void {
+  if (expected !== null && rows !== expected)
+    throw reader.error(
+      `${rows} rows where its summary.json counts ${expected}: the file is cut short or changed`,
+    );
 }
 
 /**
@@ -430,6 +466,7 @@ async function mergeCsv(
   shards: Shard[],
   name: string,
   columns: readonly string[],
+  expected: (shard: Shard) => number | null,
   keyOf: (line: string, reader: TextRows) => string,
   emit: (line: string, head: Head) => Promise<void> | void,
 ): Promise<number> {
@@ -438,10 +475,12 @@ async function mergeCsv(
   for (let s = 0; s < shards.length; s++) {
     const reader = shardLines(join(shards[s].dir, name));
     const first = await reader.next();
-    if (first === null) continue;
+    if (first === null) {
+      checkRowCount(reader, 0, expected(shards[s]));
+      continue;
+    }
     if (first !== header) throw reader.error(`not the header ${name} has (${header.slice(0, 40)}…)`);
-    const line = await reader.next();
-    if (line !== null) heads.push({ shard: s, reader, line, key: keyOf(line, reader) });
+    await startHead(heads, s, reader, expected(shards[s]), keyOf);
   }
   return mergeHeads(heads, keyOf, emit);
 }
@@ -466,10 +505,13 @@ async function mergeHeads(
     // A wait only when there is one: most writes go into the writer's buffer and most lines are read.
     const written = emit(head.line, head);
     if (written !== undefined) await written;
+    head.rows++;
     const next = head.reader.next();
     const line = next === null || typeof next === "string" ? next : await next;
-    if (line === null) heads.splice(best, 1);
-    else {
+    if (line === null) {
+      checkRowCount(head.reader, head.rows, head.expected);
+      heads.splice(best, 1);
+    } else {
       head.line = line;
       head.key = keyOf(line, head.reader);
     }
@@ -494,7 +536,12 @@ async function mergeEvents(
   let live = 0;
   let most = 0;
   const idColumns = [idColumn, masterColumn].sort((a, b) => a - b);
-  const ties = await mergeCsv(shards, "events.csv", EVENT_CSV_COLUMNS, timeKey, (line, head) => {
+  // events.csv holds every event, or none when the settings turned events off.
+  const eventRows = (shard: Shard): number =>
+    runOption(shard, "eventsListedInEventsCsv") === false
+      ? 0
+      : Object.values(shard.summary.events).reduce((total, count) => total + count, 0);
+  const ties = await mergeCsv(shards, "events.csv", EVENT_CSV_COLUMNS, eventRows, timeKey, (line, head) => {
     const shard = shards[head.shard];
     const renumbered = replaceCsvCells(line, idColumns, (cell) =>
       String(mergedId(shard, Number(cell), () => head.reader.where())),
@@ -519,18 +566,27 @@ async function mergeExpectations(shards: Shard[], out: OutputSink): Promise<{ ti
   const live = new Map<string, number>();
   let nextId = 1;
   await out.write(csvRow(EXPECT_EVENT_CSV_COLUMNS));
-  const ties = await mergeCsv(shards, "expectations.csv", EXPECT_EVENT_CSV_COLUMNS, timeKey, (line, head) => {
-    const cells = splitCsvRow(line);
-    const where = () => head.reader.where();
-    if (cells[masterColumn] !== "")
-      cells[masterColumn] = `${mergedId(shards[head.shard], Number(cells[masterColumn]), where)}`;
-    const key = `${head.shard}:${cells[idColumn]}`;
-    let id = live.get(key);
-    if (id === undefined) live.set(key, (id = nextId++));
-    if (cells[typeColumn] === "DESTROY") live.delete(key);
-    cells[idColumn] = `${id}`;
-    return out.write(`${cells.join(",")}\n`);
-  });
+  const expectationRows = (shard: Shard): number =>
+    shard.summary.expectations.events.NEW + shard.summary.expectations.events.DESTROY;
+  const ties = await mergeCsv(
+    shards,
+    "expectations.csv",
+    EXPECT_EVENT_CSV_COLUMNS,
+    expectationRows,
+    timeKey,
+    (line, head) => {
+      const cells = splitCsvRow(line);
+      const where = () => head.reader.where();
+      if (cells[masterColumn] !== "")
+        cells[masterColumn] = `${mergedId(shards[head.shard], Number(cells[masterColumn]), where)}`;
+      const key = `${head.shard}:${cells[idColumn]}`;
+      let id = live.get(key);
+      if (id === undefined) live.set(key, (id = nextId++));
+      if (cells[typeColumn] === "DESTROY") live.delete(key);
+      cells[idColumn] = `${id}`;
+      return out.write(`${cells.join(",")}\n`);
+    },
+  );
   return { ties };
 }
 
@@ -605,8 +661,7 @@ async function mergeFlows(
       await expectHeader(rows, FLOW_CSV_COLUMNS);
     }
     csvRows.set(reader, rows);
-    const line = await reader.next();
-    if (line !== null) heads.push({ shard: s, reader, line, key: keyOf(line, reader) });
+    await startHead(heads, s, reader, shards[s].summary.connections.total, keyOf);
   }
   result.ties = await mergeHeads(heads, keyOf, async (line, head) => {
     const flow = current.get(head.reader)!;
@@ -685,8 +740,7 @@ async function mergeFlowsCsv(shards: Shard[], out: OutputSink): Promise<FlowsRes
     const rows = shardRows(join(shards[s].dir, "flows.csv"));
     shardOf.set(rows, shards[s]);
     await expectHeader(rows, FLOW_CSV_COLUMNS);
-    const row = await rows.next();
-    if (row !== null) heads.push({ shard: s, reader: rows, line: row, key: keyOf(row, rows) });
+    await startHead(heads, s, rows, shards[s].summary.connections.total, keyOf);
   }
   result.ties = await mergeHeads(heads, keyOf, (row, head) => {
     const shard = shards[head.shard];
@@ -891,42 +945,49 @@ async function mergeOrphans(
   const maxPage = shards[0].data.htmlMaxOrphans;
   let total = 0;
   await out.write(csvRow(ORPHAN_CSV_COLUMNS));
-  await mergeCsv(shards, "orphans.csv", ORPHAN_CSV_COLUMNS, keyOf, (line, head) => {
-    const shard = shards[head.shard];
-    const where = () => head.reader.where();
-    const renumber = (local: number): number => mergedId(shard, local, where);
-    const cells = splitCsvRow(line);
-    for (const column of ["ended_connection_id", "nearest_connection_id", "created_connection_id"]) {
-      const index = ORPHAN_COLUMN[column];
-      if (cells[index] !== "") cells[index] = `${renumber(Number(cells[index]))}`;
-    }
-    const reason = ORPHAN_COLUMN.reason;
-    cells[reason] = cells[reason].replace(
-      REASON_IDS,
-      (_all, words: string, id: string) => `${words}${renumber(Number(id))}`,
-    );
-    if (page.length < maxPage) {
-      // The page's records come from the shard's summary.json: orphans.csv rounds secondsAfterEnd.
-      const record = shard.data.pageOrphans[rowsOf[head.shard]];
-      if (record === undefined)
-        throw new ReportMergeError(`${where()}: not among summary.json's page orphans`);
-      page.push({
-        ...record,
-        reason: record.reason.replace(
-          REASON_IDS,
-          (_all, words: string, id: string) => `${words}${renumber(Number(id))}`,
-        ),
-        endedConnectionId: record.endedConnectionId === null ? null : renumber(record.endedConnectionId),
-        nearestConnectionId:
-          record.nearestConnectionId === null ? null : renumber(record.nearestConnectionId),
-        createdConnectionId:
-          record.createdConnectionId === null ? null : renumber(record.createdConnectionId),
-      });
-    }
-    rowsOf[head.shard]++;
-    total++;
-    return out.write(`${cells.join(",")}\n`);
-  });
+  await mergeCsv(
+    shards,
+    "orphans.csv",
+    ORPHAN_CSV_COLUMNS,
+    (shard) => shard.summary.orphans?.total ?? null,
+    keyOf,
+    (line, head) => {
+      const shard = shards[head.shard];
+      const where = () => head.reader.where();
+      const renumber = (local: number): number => mergedId(shard, local, where);
+      const cells = splitCsvRow(line);
+      for (const column of ["ended_connection_id", "nearest_connection_id", "created_connection_id"]) {
+        const index = ORPHAN_COLUMN[column];
+        if (cells[index] !== "") cells[index] = `${renumber(Number(cells[index]))}`;
+      }
+      const reason = ORPHAN_COLUMN.reason;
+      cells[reason] = cells[reason].replace(
+        REASON_IDS,
+        (_all, words: string, id: string) => `${words}${renumber(Number(id))}`,
+      );
+      if (page.length < maxPage) {
+        // The page's records come from the shard's summary.json: orphans.csv rounds secondsAfterEnd.
+        const record = shard.data.pageOrphans[rowsOf[head.shard]];
+        if (record === undefined)
+          throw new ReportMergeError(`${where()}: not among summary.json's page orphans`);
+        page.push({
+          ...record,
+          reason: record.reason.replace(
+            REASON_IDS,
+            (_all, words: string, id: string) => `${words}${renumber(Number(id))}`,
+          ),
+          endedConnectionId: record.endedConnectionId === null ? null : renumber(record.endedConnectionId),
+          nearestConnectionId:
+            record.nearestConnectionId === null ? null : renumber(record.nearestConnectionId),
+          createdConnectionId:
+            record.createdConnectionId === null ? null : renumber(record.createdConnectionId),
+        });
+      }
+      rowsOf[head.shard]++;
+      total++;
+      return out.write(`${cells.join(",")}\n`);
+    },
+  );
   return { total, page, outOfOrder };
 }
 
@@ -1067,7 +1128,8 @@ const DISCARD: OutputSink = {
 
 /** A shard file's lines (rows), its errors `ReportMergeError`s. */
 function shardLines(path: string): LineReader {
-  return new LineReader(path, { errorClass: ReportMergeError });
+  // `report` ends every line: a last one without is a file cut short.
+  return new LineReader(path, { errorClass: ReportMergeError, requireLineEnd: true });
 }
 
 function shardRows(path: string): CsvRowReader {

@@ -21,6 +21,8 @@ export interface TextReaderOptions {
   chunkBytes?: number;
   /** What errors are made as (default Error). */
   errorClass?: new (message: string) => Error;
+  /** A last line with no line end is damage (a file cut short), not a line. */
+  requireLineEnd?: boolean;
 }
 
 /**
@@ -45,7 +47,12 @@ abstract class ChunkedTextReader {
       createReadStream(path, { encoding: "utf8", highWaterMark: options.chunkBytes ?? READ_CHUNK_BYTES });
     this.chunks = stream[Symbol.asyncIterator]();
     this.errorClass = options.errorClass ?? Error;
+    this.requireLineEnd = options.requireLineEnd === true;
   }
+
+  protected readonly requireLineEnd: boolean;
+  /** What an item is called in messages. */
+  protected abstract readonly unit: string;
 
   /** The next line or row: at once while the text read holds it whole, else once it is read. */
   next(): string | null | Promise<string | null> {
@@ -67,8 +74,8 @@ abstract class ChunkedTextReader {
 
   private async nextAfterReading(): Promise<string | null> {
     for (;;) {
-      // Only a CSV row begun and not ended leaves an item unread at the end.
-      if (this.ended) throw this.error("the last row has no line end");
+      // At the end, only an item begun and not ended is left unread.
+      if (this.ended) throw this.error(`the last ${this.unit} has no line end`);
       await this.readMore();
       const item = this.itemRead();
       if (item !== undefined) return item;
@@ -89,6 +96,7 @@ abstract class ChunkedTextReader {
 /** Reads a text line by line (empty lines skipped, a CR before the LF dropped), naming it and the line in errors. */
 export class LineReader extends ChunkedTextReader {
   lineNumber = 0;
+  protected readonly unit = "line";
 
   protected itemRead(): string | null | undefined {
     const text = this.text;
@@ -96,9 +104,10 @@ export class LineReader extends ChunkedTextReader {
       const newline = text.indexOf("\n", this.at);
       let end: number;
       if (newline >= 0) end = newline;
-      else if (this.ended && this.at < text.length)
-        end = text.length; // a last line with no line end
-      else return this.ended ? null : undefined;
+      else if (this.ended && this.at < text.length) {
+        if (this.requireLineEnd) return undefined; // `next` says so
+        end = text.length;
+      } else return this.ended ? null : undefined;
       const lineEnd = end > this.at && text.charCodeAt(end - 1) === CARRIAGE_RETURN ? end - 1 : end;
       const line = text.slice(this.at, lineEnd);
       this.at = newline >= 0 ? newline + 1 : end;
@@ -119,6 +128,7 @@ export class LineReader extends ChunkedTextReader {
  */
 export class CsvRowReader extends ChunkedTextReader {
   private rowNumber = 0;
+  protected readonly unit = "row";
   /** Where the next quote at or after the last scan is (the text's length when there is none). */
   private quoteAt = -1;
 

@@ -16,6 +16,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -264,6 +265,25 @@ test("merge: directories that are not the shards of one run are refused, naming 
   cpSync(shard(2), broken, { recursive: true });
   rmSync(join(broken, "events.csv"));
   refused([shard(0), shard(1), broken, "-o", out], /broken2\/events\.csv: missing/);
+  // Shard files cut short (a copy that stopped, a full disk): inside a line, at a line end, a CSV row.
+  const cut = join(scratch, "cut2");
+  const cutFile = (file: string, keep: (text: string) => string) => {
+    rmSync(cut, { recursive: true, force: true });
+    cpSync(shard(2), cut, { recursive: true });
+    writeFileSync(join(cut, file), keep(read(shard(2), file)));
+  };
+  cutFile("events.csv", (text) => text.slice(0, Math.floor(text.length / 2)));
+  refused([shard(0), shard(1), cut, "-o", out], /cut2\/events\.csv: line \d+: the last line has no line end/);
+  cutFile("flows.ndjson", (text) => text.slice(0, text.lastIndexOf("\n", text.length / 2) + 1));
+  refused(
+    [shard(0), shard(1), cut, "-o", out],
+    /cut2\/flows\.ndjson: line \d+: \d+ rows where its summary\.json counts \d+: the file is cut short/,
+  );
+  cutFile("flows.csv", (text) => text.slice(0, text.lastIndexOf("\n", text.length / 2) + 1));
+  refused(
+    [shard(0), shard(1), cut, "-o", out],
+    /cut2\/flows\.csv: row \d+: fewer rows than flows\.ndjson has lines/,
+  );
   refused([shard(0), shard(1), synth, "-o", out], /synth\.pcap is not a directory/);
   refused([shard(0), shard(1), shard(2)], /give it with -o DIR/);
   refused([shard(0), shard(1), shard(2), "-o", shard(1)], /is one of the shards being merged/);
