@@ -44,7 +44,12 @@ export async function mergeEventStreams(
   for (const input of inputs) {
     const cursor: Cursor = {
       index: cursors.length,
-      lines: new LineReader(input.name, { stream: input.stream, errorClass: MergeError }),
+      // `events` ends every line: a last one without is an input cut short, not an event.
+      lines: new LineReader(input.name, {
+        stream: input.stream,
+        errorClass: MergeError,
+        requireLineEnd: true,
+      }),
       line: null,
       key: "",
     };

@@ -65,4 +65,13 @@ test("merge: inputs it cannot merge are named, exit code 2", () => {
   const noStamp = runCli(["merge", bare]);
   assert.equal(noStamp.status, 2);
   assert.match(noStamp.stderr, /c\.txt: line 1: not an event line with a time/);
+  // An input cut short inside its last line is named, not merged as an event.
+  const cut = join(scratch, "d.csv");
+  writeFileSync(
+    cut,
+    "time,epoch,type\n2025-11-24T16:00:00.000000000Z,1764000000.000000,NEW\n2025-11-24T16:00:01.0",
+  );
+  const cutShort = runCli(["merge", csv, cut]);
+  assert.equal(cutShort.status, 2);
+  assert.match(cutShort.stderr, /d\.csv: line 2: the last line has no line end/);
 });
