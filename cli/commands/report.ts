@@ -7,7 +7,6 @@ import {
   type ReportOptions,
 } from "../../lib/pipeline/report.js";
 import { writeReportInJobs } from "../../lib/pipeline/report-jobs.js";
-import type { ReportSummary } from "../../lib/report/summary.js";
 import { noteOutputPath, UsageError } from "../errors.js";
 import {
   DASH_TOKEN,
@@ -170,7 +169,7 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
       const result = await writeReportInJobs(files, { ...options, jobs });
       reportWarnings(result);
       for (const part of result.approximate) warnOnStderr(`--jobs ${jobs}: not exactly one run's: ${part}`);
-      if (args.summary) process.stderr.write(formatSummaryAccounting(result.summary));
+      if (args.summary) process.stderr.write(formatReplaySummary(result.replay));
       return;
     }
     const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
@@ -190,18 +189,4 @@ function onlyFromArguments(only: string[] | undefined): ReportFileName[] | undef
     if (!(REPORT_FILES as readonly string[]).includes(name))
       throw new UsageError(`--only: "${name}" is not a report file (${REPORT_FILES.join(", ")})`);
   return [...new Set(names)] as ReportFileName[];
-}
-
-/** `--summary` of a `--jobs` report: the merged summary.json's accounting. */
-function formatSummaryAccounting(summary: ReportSummary): string {
-  const lines: string[] = ["summary:"];
-  const row = (label: string, value: string | number) => lines.push(`  ${label.padEnd(34)} ${value}`);
-  const packets = summary.packets;
-  row("records", packets.records);
-  for (const [name, count] of Object.entries(packets.classes)) row(`  ${name}`, count);
-  for (const [reason, count] of Object.entries(packets.classReasons)) row(`    ${reason}`, count);
-  row("packets tracked (decoded)", packets.decoded);
-  for (const [name, count] of Object.entries(packets.verdicts)) row(`  ${name.toLowerCase()}`, count);
-  for (const [reason, count] of Object.entries(packets.verdictReasons)) row(`    ${reason}`, count);
-  return `${lines.join("\n")}\n(the rest is in summary.json)\n`;
 }

@@ -2,6 +2,7 @@
 import { workerData } from "node:worker_threads";
 import { writeReport } from "./report.js";
 import { answerParent } from "./one-shot-worker.js";
+import { shardReplaySummary } from "./table-jobs.js";
 import type { ReportJobData, ReportJobDone } from "./report-jobs.js";
 
 const data = workerData as ReportJobData;
@@ -9,5 +10,6 @@ answerParent(
   writeReport(data.files, data.options).then((result): ReportJobDone => ({
     type: "done",
     warnings: result.replay.warnings,
+    replay: shardReplaySummary(result.replay),
   })),
 );

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { runOneShotWorker } from "./one-shot-worker.js";
 import { allFedStdin, type StdinFanOut } from "./stdin-fan-out.js";
+import { mergeShardSummaries, type MergedTableSummary, type ShardReplaySummary } from "./table-jobs.js";
 import type { CaptureWarning } from "../capture/source.js";
 import { mergeReports } from "./merge-reports.js";
 import { makeDirectory, type ReportOptions } from "./report.js";
@@ -23,6 +24,8 @@ export interface ReportJobData {
 export interface ReportJobDone {
   type: "done";
   warnings: CaptureWarning[];
+  /** What `--summary` says of the worker's replay. */
+  replay: ShardReplaySummary;
 }
 
 export interface ReportJobsResult {
@@ -30,6 +33,8 @@ export interface ReportJobsResult {
   files: string[];
   /** Reader warnings (every shard reads every input; the first shard's). */
   warnings: CaptureWarning[];
+  /** The workers' replays as one, for `--summary` (as `table --jobs` gives it). */
+  replay: MergedTableSummary;
   /** What the merge could not make exactly the single run's (empty almost always; see merge-reports.ts). */
   approximate: string[];
 }
@@ -50,7 +55,7 @@ export async function writeReportInJobs(
   try {
     // With `only`, each shard writes those files and what their merge reads (see `shardFilesFor`).
     const shardDirs = Array.from({ length: jobs }, (_, index) => join(scratch, `shard${index}`));
-    const warnings = await allFedStdin(files, (stdin) =>
+    const done = await allFedStdin(files, (stdin) =>
       shardDirs.map((dir, index) =>
         runWorker(
           { files, options: { ...reportOptions, outputDir: dir, shard: { index, count: jobs } } },
@@ -66,7 +71,8 @@ export async function writeReportInJobs(
     return {
       summary: merged.summary,
       files: merged.files,
-      warnings: warnings[0],
+      warnings: done[0].warnings,
+      replay: mergeShardSummaries(done.map((worker) => worker.replay)),
       approximate: merged.approximate,
     };
   } finally {
@@ -74,12 +80,11 @@ export async function writeReportInJobs(
   }
 }
 
-async function runWorker(data: ReportJobData, stdin: StdinFanOut | null): Promise<CaptureWarning[]> {
-  const done = await runOneShotWorker<ReportJobDone>(
+function runWorker(data: ReportJobData, stdin: StdinFanOut | null): Promise<ReportJobDone> {
+  return runOneShotWorker<ReportJobDone>(
     new URL("./report-jobs-worker.js", import.meta.url),
     data,
     "report",
     stdin,
   );
-  return done.warnings;
 }

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { replayCaptures, settingsWithEvents, type ReplayResult } from "./replay.js";
 import { RecordLogWriter } from "./record-log.js";
 import { answerParent } from "./one-shot-worker.js";
-import type { TableJobData, TableJobResult } from "./table-jobs.js";
+import { shardReplaySummary, type TableJobData, type TableJobResult } from "./table-jobs.js";
 
 const data = workerData as TableJobData;
 
@@ -119,22 +119,7 @@ async function run(): Promise<TableJobResult> {
     first: result.first,
     last: result.last,
     until: result.until,
-    summary: {
-      records: result.records,
-      order: result.order,
-      accounting: {
-        classes: result.accounting.classes,
-        reasons: result.accounting.reasons,
-        duplicateSightings: result.accounting.duplicateSightings,
-        otherShards: result.accounting.otherShards,
-      },
-      expectEvents: result.expectEvents,
-      engine: {
-        stats: engine.stats,
-        liveConnections: engine.liveConnections,
-        liveExpectations: engine.liveExpectations,
-      },
-    },
+    summary: shardReplaySummary(result),
   };
 }
 

@@ -171,7 +171,7 @@ async function mergeTables(
     first: results[0].first,
     last: results[0].last,
     until: results[0].until,
-    summary: mergeSummaries(results.map((result) => result.summary)),
+    summary: mergeShardSummaries(results.map((result) => result.summary)),
   };
   for (const { shard, entry, record, localId } of order) {
     const result = results[shard];
@@ -189,7 +189,32 @@ async function mergeTables(
   return merged;
 }
 
-function mergeSummaries(shards: ShardReplaySummary[]): MergedTableSummary {
+/** What `--summary` says of one shard's replay (a worker's result, structured-cloneable). */
+export function shardReplaySummary(result: ReplayResult): ShardReplaySummary {
+  const engine = result.engine;
+  return {
+    records: result.records,
+    order: result.order,
+    accounting: {
+      classes: result.accounting.classes,
+      reasons: result.accounting.reasons,
+      duplicateSightings: result.accounting.duplicateSightings,
+      otherShards: result.accounting.otherShards,
+    },
+    expectEvents: result.expectEvents,
+    engine: {
+      stats: engine.stats,
+      liveConnections: engine.liveConnections,
+      liveExpectations: engine.liveExpectations,
+    },
+  };
+}
+
+/**
+ * The shards' replays as one (`--summary` of a `--jobs` run): the records and their classes counted
+ * once, the engines' counts added up ("most live at once" is the workers' sum).
+ */
+export function mergeShardSummaries(shards: ShardReplaySummary[]): MergedTableSummary {
   const first = shards[0];
   const sum = (read: (engine: ShardReplaySummary["engine"]) => number): number =>
     shards.reduce((total, shard) => total + read(shard.engine), 0);

@@ -239,6 +239,24 @@ test("events --jobs: the command's output and --summary are the single run's; ba
   assert.equal(withoutMaxLive(two.summary), withoutMaxLive(one.summary));
   assert.match(two.summary, /most live at once \(sum over 2 jobs\)/);
   assert.equal(run(["--jobs", "auto"]).events, one.events);
+  // report --jobs --summary gives the same accounting (its workers' replays added up).
+  const reportSummary = (jobs: string) => {
+    const result = runCli([
+      "report",
+      capture,
+      "--drain",
+      "--summary",
+      "--jobs",
+      jobs,
+      "-o",
+      join(scratch, `cli-report-${jobs}`),
+    ]);
+    assert.equal(result.status, 0, result.stderr);
+    return result.stderr;
+  };
+  const reportTwo = reportSummary("2");
+  assert.equal(withoutMaxLive(reportTwo), withoutMaxLive(reportSummary("1")));
+  assert.match(reportTwo, /expectations created +2\n/);
 
   for (const [extra, message] of [
     [["--jobs", "0"], /--jobs: "0" is not a number of threads/],
