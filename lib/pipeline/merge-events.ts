@@ -99,10 +99,8 @@ function formatOf(line: string, cursor: Cursor): MergeFormat {
   if (line.startsWith('{"time":"')) return "ndjson";
   if (line.startsWith("time,")) return "csv";
   if (line.startsWith("[") || line.startsWith("{"))
-    throw new MergeError(`${where(cursor)}: a JSON array is not line by line; write the events as ndjson`);
-  throw new MergeError(
-    `${where(cursor)}: not an event line with a time (text events need their [sec.usec] stamp)`,
-  );
+    throw cursor.lines.error("a JSON array is not line by line; write the events as ndjson");
+  throw cursor.lines.error("not an event line with a time (text events need their [sec.usec] stamp)");
 }
 
 /**
@@ -112,16 +110,16 @@ function formatOf(line: string, cursor: Cursor): MergeFormat {
 function keyOf(line: string, format: MergeFormat, cursor: Cursor): string {
   if (format === "text") {
     const stamp = /^\[(\d+)\.(\d{6})\]/.exec(line);
-    if (stamp === null) throw new MergeError(`${where(cursor)}: no [sec.usec] stamp`);
+    if (stamp === null) throw cursor.lines.error("no [sec.usec] stamp");
     return `${stamp[1].padStart(12, "0")}.${stamp[2]}`;
   }
   if (format === "ndjson") {
     const time = /^\{"time":"([^"]+)"/.exec(line);
-    if (time === null) throw new MergeError(`${where(cursor)}: no "time" first in the record`);
+    if (time === null) throw cursor.lines.error('no "time" first in the record');
     return time[1];
   }
   const comma = line.indexOf(",");
-  if (comma <= 0) throw new MergeError(`${where(cursor)}: no time column`);
+  if (comma <= 0) throw cursor.lines.error("no time column");
   return line.slice(0, comma);
 }
 
@@ -233,10 +231,6 @@ const NDJSON_IDS = /,"id":(\d+),"masterId":(null|\d+),"cause":/;
 const NDJSON_TYPE = /^\{"time":"[^"]*","epoch":[^,]*,"type":"([A-Z]+)"/;
 /** Larger ids would make keys past 2^53 with a few inputs; no capture creates so many connections. */
 const MAX_LOCAL_ID = 2 ** 40;
-
-function where(cursor: Cursor): string {
-  return cursor.lines.where();
-}
 
 function write(out: Writable, text: string): Promise<void> | void {
   if (out.write(text)) return;

@@ -199,8 +199,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const wantNat = natCsv !== null || natJson !== null || wantPage;
   // A shard's summary.json written only for the merge (of files that do not count orphans) does without.
   const asked = options.only ?? REPORT_FILES;
-  const countOrphans = orphansCsv !== null || asked.includes("summary.json") || asked.includes("index.html");
-  const wantOrphans = countOrphans;
+  const wantOrphans = orphansCsv !== null || asked.includes("summary.json") || asked.includes("index.html");
   const wantFlows = flowsCsv !== null || flowsJson !== null || wantNat || wantSummary;
 
   const htmlMaxFlows = options.htmlMaxFlows ?? 2000;
@@ -326,7 +325,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
         pageOrphans,
       }
     : null;
-  const reportSummary = summary.build(replay, countOrphans ? orphans : null, {
+  const reportSummary = summary.build(replay, wantOrphans ? orphans : null, {
     ...(shardMergeData === null ? {} : { [SHARD_MERGE_FIELD]: shardMergeData }),
     options: {
       ...(options.describeOptions ?? {}),
