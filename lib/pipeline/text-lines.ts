@@ -11,8 +11,6 @@ import type { Readable } from "node:stream";
  */
 const READ_CHUNK_BYTES = 64 << 10;
 const CARRIAGE_RETURN = 0x0d;
-const COMMA = 0x2c;
-const QUOTE = 0x22;
 
 export interface TextReaderOptions {
   /** Read this stream instead of the file named (standard input, say); the name is then for errors. */
@@ -171,76 +169,72 @@ export class CsvRowReader extends ChunkedTextReader {
 /** Lines or CSV rows, one at a time. */
 export type TextRows = LineReader | CsvRowReader;
 
+/**
+ * The cells of a CSV row in turn: `visit` gets each one's start, end and column until it returns false.
+ * A comma between a quote and the next one separates nothing (quoted cells, doubled quotes); after a
+ * quote with no partner the rest of the row is one cell.
+ */
+function visitCsvCells(line: string, visit: (start: number, end: number, column: number) => boolean): void {
+  let quote = line.indexOf('"');
+  let start = 0;
+  let at = 0;
+  for (let column = 0; ; column++) {
+    // From comma to comma; quotes before the next comma are skipped in pairs (rare: a few searches).
+    let end = line.indexOf(",", at);
+    while (quote >= 0 && (end < 0 || quote < end)) {
+      const partner = line.indexOf('"', quote + 1);
+      if (partner < 0) {
+        end = -1;
+        break;
+      }
+      at = partner + 1;
+      quote = line.indexOf('"', at);
+      if (end >= 0 && end < at) end = line.indexOf(",", at);
+    }
+    if (end < 0) end = line.length;
+    if (!visit(start, end, column) || end === line.length) return;
+    start = at = end + 1;
+  }
+}
+
 /** A CSV row's cells as written (quotes kept), split at the commas outside quotes. */
 export function splitCsvRow(line: string): string[] {
   const cells: string[] = [];
-  let start = 0;
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (c === '"') quoted = !quoted;
-    else if (c === "," && !quoted) {
-      cells.push(line.slice(start, i));
-      start = i + 1;
-    }
-  }
-  cells.push(line.slice(start));
+  visitCsvCells(line, (start, end) => cells.push(line.slice(start, end)) > 0);
   return cells;
 }
 
 /**
  * A CSV row with the non-empty cells at `columns` (ascending) replaced by `replace`'s text, the rest
- * copied as it is; a quoted cell's commas do not separate cells.
+ * copied as it is.
  */
 export function replaceCsvCells(
   line: string,
   columns: readonly number[],
   replace: (cell: string, column: number) => string,
 ): string {
+  if (columns.length === 0) return line;
   let replaced = "";
   let copied = 0;
-  let column = 0;
-  let start = 0;
   let wanted = 0;
-  // From comma to comma; a quote before the next comma is skipped to its partner (a doubled quote
-  // inside a quoted cell is two partners).
-  let quote = line.indexOf('"');
-  let at = 0;
-  while (wanted < columns.length) {
-    let comma = line.indexOf(",", at);
-    if (comma < 0) comma = line.length;
-    if (quote >= 0 && quote < comma) {
-      const partner = line.indexOf('"', quote + 1);
-      if (partner < 0) break;
-      at = partner + 1;
-      quote = line.indexOf('"', at);
-      continue;
+  visitCsvCells(line, (start, end, column) => {
+    if (column !== columns[wanted]) return true;
+    if (end > start) {
+      replaced += `${line.slice(copied, start)}${replace(line.slice(start, end), column)}`;
+      copied = end;
     }
-    if (column === columns[wanted]) {
-      if (comma > start) {
-        replaced += `${line.slice(copied, start)}${replace(line.slice(start, comma), column)}`;
-        copied = comma;
-      }
-      wanted++;
-    }
-    if (comma === line.length) break;
-    column++;
-    start = at = comma + 1;
-  }
+    return ++wanted < columns.length;
+  });
   return copied === 0 ? line : replaced + line.slice(copied);
 }
 
 /** A CSV row's cell `column` as written (quotes kept), "" past the last cell. */
 export function csvCell(line: string, column: number): string {
-  let start = 0;
-  let quoted = false;
-  for (let at = 0; at <= line.length; at++) {
-    const code = at < line.length ? line.charCodeAt(at) : COMMA;
-    if (code === QUOTE) quoted = !quoted;
-    else if (code === COMMA && !quoted) {
-      if (column-- === 0) return line.slice(start, at);
-      start = at + 1;
-    }
-  }
-  return "";
+  let cell = "";
+  visitCsvCells(line, (start, end, at) => {
+    if (at < column) return true;
+    cell = line.slice(start, end);
+    return false;
+  });
+  return cell;
 }
