@@ -91,15 +91,18 @@ export class StdinFanOut {
 
 /**
  * Starts a run's workers (`start` gets the fan-out to hand each, or null) and, when one of `files` is
- * "-", feeds them standard input; resolves with their results.
+ * "-", feeds them standard input; resolves with their results once all have ended. One failing, the
+ * first failure is thrown, but only after the others have ended too: they write in a scratch directory
+ * that the caller removes then (removing it under a worker still writing failed, and hid the failure).
  */
 export async function allFedStdin<T>(
   files: readonly string[],
   start: (stdin: StdinFanOut | null) => Promise<T>[],
 ): Promise<T[]> {
   const stdin = files.includes("-") ? new StdinFanOut(process.stdin) : null;
-  const results = Promise.all(start(stdin));
-  if (stdin === null) return results;
-  const [values] = await Promise.all([results, stdin.run()]);
-  return values;
+  const workers = start(stdin);
+  const [feeding, ...settled] = await Promise.allSettled([stdin?.run(), ...workers]);
+  const failed = settled.find((result) => result.status === "rejected") ?? feeding;
+  if (failed.status === "rejected") throw failed.reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<T>).value);
 }
