@@ -25,6 +25,9 @@ import { splitCsvRow } from "./text-lines.js";
 import type { ByteBufferPool } from "../capture/bytes.js";
 import { ReplaySpan, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { shardOf } from "./shard.js";
+import { sumEngines, sumExpectEvents, type EngineSummary } from "./shard-summary.js";
+
+export type { EngineSummary } from "./shard-summary.js";
 import {
   EVENT_KEY_FIELDS,
   EXPECTATION_TIMER_TIEBREAK,
@@ -76,13 +79,6 @@ export interface JobsReplayOptions extends Omit<
   /** Records per round (default 2048) and rounds sent before the oldest must be answered (default 3). */
   roundRecords?: number;
   roundsInFlight?: number;
-}
-
-/** What `ReplayResult.engine` gives, summed over the workers. */
-export interface EngineSummary {
-  stats: EngineStats;
-  liveConnections: number;
-  liveExpectations: number;
 }
 
 export interface JobsReplayResult extends Omit<ReplayResult, "engine"> {
@@ -575,15 +571,8 @@ export async function replayCapturesInJobs(
         results = await finishStep(null, { tsSec: endSec, tsNsec: end - (endSec - epochSec) * 1e9 });
       }
     }
-    summary = {
-      stats: sumStats(results.map((result) => result.stats as EngineStats)),
-      liveConnections: results.reduce((sum, result) => sum + result.liveConnections, 0),
-      liveExpectations: results.reduce((sum, result) => sum + result.liveExpectations, 0),
-    };
-    expectEvents = {
-      NEW: results.reduce((sum, result) => sum + result.expectEvents.NEW, 0),
-      DESTROY: results.reduce((sum, result) => sum + result.expectEvents.DESTROY, 0),
-    };
+    summary = sumEngines(results.map((result) => ({ ...result, stats: result.stats as EngineStats })));
+    expectEvents = sumExpectEvents(results);
   } finally {
     await Promise.all(workers.map((worker) => worker.terminate()));
   }
@@ -839,32 +828,6 @@ function hasProvisionalId(line: Uint8Array): boolean {
 
 const EVENT_HEADER: readonly string[] = EVENT_CSV_COLUMNS;
 const EXPECT_HEADER: readonly string[] = EXPECT_EVENT_CSV_COLUMNS;
-
-/** Engine counters of several workers as one: sums (maps and arrays by key), "most live" summed too. */
-export function sumStats(all: EngineStats[]): EngineStats {
-  const add = (into: unknown, from: unknown): unknown => {
-    if (typeof from === "number") return ((into as number | undefined) ?? 0) + from;
-    if (from instanceof Map) {
-      const map = (into as Map<string, unknown> | undefined) ?? new Map<string, unknown>();
-      for (const [key, value] of from) map.set(key, add(map.get(key), value));
-      return map;
-    }
-    if (Array.isArray(from)) {
-      const array = (into as unknown[] | undefined) ?? [];
-      from.forEach((value, index) => (array[index] = add(array[index], value)));
-      return array;
-    }
-    if (from !== null && typeof from === "object") {
-      const object = (into as Record<string, unknown> | undefined) ?? {};
-      for (const [key, value] of Object.entries(from)) object[key] = add(object[key], value);
-      return object;
-    }
-    return into ?? from;
-  };
-  let total: unknown = undefined;
-  for (const stats of all) total = add(total, stats);
-  return total as EngineStats;
-}
 
 /** The engine fields a summary reads, for callers that take either kind of result. */
 export type EngineLike = Pick<ConntrackEngine, "stats" | "liveConnections" | "liveExpectations">;

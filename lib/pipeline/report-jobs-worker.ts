@@ -2,7 +2,7 @@
 import { workerData } from "node:worker_threads";
 import { writeReport } from "./report.js";
 import { answerParent } from "./one-shot-worker.js";
-import { shardReplaySummary } from "./table-jobs.js";
+import { shardReplaySummary } from "./shard-summary.js";
 import type { ReportJobData, ReportJobDone } from "./report-jobs.js";
 
 const data = workerData as ReportJobData;

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { runOneShotWorker } from "./one-shot-worker.js";
 import { allFedStdin, type StdinFanOut } from "./stdin-fan-out.js";
-import { mergeShardSummaries, type MergedTableSummary, type ShardReplaySummary } from "./table-jobs.js";
+import { mergeShardSummaries, type MergedShardSummary, type ShardReplaySummary } from "./shard-summary.js";
 import type { CaptureWarning } from "../capture/source.js";
 import { mergeReports } from "./merge-reports.js";
 import { makeDirectory, type ReportOptions } from "./report.js";
@@ -34,7 +34,7 @@ export interface ReportJobsResult {
   /** Reader warnings (every shard reads every input; the first shard's). */
   warnings: CaptureWarning[];
   /** The workers' replays as one, for `--summary` (as `table --jobs` gives it). */
-  replay: MergedTableSummary;
+  replay: MergedShardSummary;
   /** What the merge could not make exactly the single run's (empty almost always; see merge-reports.ts). */
   approximate: string[];
 }

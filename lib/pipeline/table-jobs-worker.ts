@@ -16,7 +16,8 @@ import { join } from "node:path";
 import { replayCaptures, settingsWithEvents, type ReplayResult } from "./replay.js";
 import { RecordLogWriter } from "./record-log.js";
 import { answerParent } from "./one-shot-worker.js";
-import { shardReplaySummary, type TableJobData, type TableJobResult } from "./table-jobs.js";
+import { shardReplaySummary } from "./shard-summary.js";
+import type { TableJobData, TableJobResult } from "./table-jobs.js";
 
 const data = workerData as TableJobData;
 

@@ -15,11 +15,10 @@ import { join } from "node:path";
 import { runOneShotWorker } from "./one-shot-worker.js";
 import { allFedStdin, type StdinFanOut } from "./stdin-fan-out.js";
 import { countsUpTo } from "./record-log.js";
+import { mergeShardSummaries, type MergedShardSummary, type ShardReplaySummary } from "./shard-summary.js";
 import type { CaptureWarning } from "../capture/source.js";
 import type { ConnectionRecord, ExpectationRecord } from "../report/event-formats.js";
-import type { ReplayOptions, ReplayResult } from "./replay.js";
-import type { EngineStats } from "../conntrack/engine.js";
-import { sumStats } from "./jobs.js";
+import type { ReplayOptions } from "./replay.js";
 
 /** What a table worker is given: the replay's options without functions, its shard and the format. */
 export interface TableJobData {
@@ -66,37 +65,12 @@ export interface TableJobResult {
   summary: ShardReplaySummary;
 }
 
-export interface ShardReplaySummary {
-  records: number;
-  order: ReplayResult["order"];
-  accounting: {
-    classes: ReplayResult["accounting"]["classes"];
-    reasons: Record<string, number>;
-    duplicateSightings: number;
-    otherShards: number;
-  };
-  expectEvents: ReplayResult["expectEvents"];
-  engine: { stats: EngineStats; liveConnections: number; liveExpectations: number };
-}
-
-/**
- * The merged replay summary (`--summary`): the records and their classes counted once, the engines'
- * counts added up (so that the verdicts reconcile with the packets decoded; "most live at once" is the
- * workers' sum).
- */
-export interface MergedTableSummary extends Omit<ShardReplaySummary, "engine"> {
-  engine: ShardReplaySummary["engine"];
-  observedNat: null;
-  shard: null;
-  jobs: number;
-}
-
 /** The merged table: entries in one engine's order, with its ids for records; the rest the first shard's. */
 export type MergedTable = Pick<
   TableJobResult,
   "lines" | "records" | "warnings" | "first" | "last" | "until"
 > & {
-  summary: MergedTableSummary;
+  summary: MergedShardSummary;
 };
 
 export async function tableInJobs(
@@ -187,55 +161,6 @@ async function mergeTables(
     });
   }
   return merged;
-}
-
-/** What `--summary` says of one shard's replay (a worker's result, structured-cloneable). */
-export function shardReplaySummary(result: ReplayResult): ShardReplaySummary {
-  const engine = result.engine;
-  return {
-    records: result.records,
-    order: result.order,
-    accounting: {
-      classes: result.accounting.classes,
-      reasons: result.accounting.reasons,
-      duplicateSightings: result.accounting.duplicateSightings,
-      otherShards: result.accounting.otherShards,
-    },
-    expectEvents: result.expectEvents,
-    engine: {
-      stats: engine.stats,
-      liveConnections: engine.liveConnections,
-      liveExpectations: engine.liveExpectations,
-    },
-  };
-}
-
-/**
- * The shards' replays as one (`--summary` of a `--jobs` run): the records and their classes counted
- * once, the engines' counts added up ("most live at once" is the workers' sum).
- */
-export function mergeShardSummaries(shards: ShardReplaySummary[]): MergedTableSummary {
-  const first = shards[0];
-  const sum = (read: (engine: ShardReplaySummary["engine"]) => number): number =>
-    shards.reduce((total, shard) => total + read(shard.engine), 0);
-  return {
-    records: first.records,
-    order: first.order,
-    // Packets of other shards were tracked by those: counted in their verdicts, not here.
-    accounting: { ...first.accounting, otherShards: 0 },
-    expectEvents: {
-      NEW: shards.reduce((total, shard) => total + shard.expectEvents.NEW, 0),
-      DESTROY: shards.reduce((total, shard) => total + shard.expectEvents.DESTROY, 0),
-    },
-    engine: {
-      stats: sumStats(shards.map((shard) => shard.engine.stats)),
-      liveConnections: sum((engine) => engine.liveConnections),
-      liveExpectations: sum((engine) => engine.liveExpectations),
-    },
-    observedNat: null,
-    shard: null,
-    jobs: shards.length,
-  };
 }
 
 function ascendingUnique(values: number[]): Float64Array {
