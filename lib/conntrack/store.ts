@@ -70,10 +70,7 @@ export class ConnectionStore implements ConnectionRows {
    * about to start it; `TB_STATE` says it has not yet).
    */
   tcpOf(connection: Connection): TcpConnectionState {
-    const slot = connection.tableSlot;
-    let index = this.tcpIndexPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
-    if (index < 0) index = this.takeTcpRow(slot);
-    return this.bindTcp(this.tcpView, index);
+    return this.bindTcp(this.tcpView, this.tcpRowOf(connection.tableSlot));
   }
 
   number(slot: number, field: number): number {
@@ -85,7 +82,7 @@ export class ConnectionStore implements ConnectionRows {
   }
 
   tcpStateOf(slot: number): number {
-    const index = this.tcpIndexPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
+    const index = this.tcpIndexOf(slot);
     if (index < 0) return -1;
     const state =
       this.tcpBytePages[index >>> PAGE_SHIFT][(index & PAGE_MASK) * TCP_ROW_BYTES + TCP_BYTE_BASE + TB_STATE];
@@ -94,10 +91,7 @@ export class ConnectionStore implements ConnectionRows {
 
   tcpViewOf(slot: number): TcpConnectionState | null {
     if (this.tcpStateOf(slot) < 0) return null;
-    return this.bindTcp(
-      new TcpConnectionState(),
-      this.tcpIndexPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1,
-    );
+    return this.bindTcp(new TcpConnectionState(), this.tcpIndexOf(slot));
   }
 
   setTcp(slot: number, value: TcpConnectionState | null): void {
@@ -105,8 +99,7 @@ export class ConnectionStore implements ConnectionRows {
       this.freeTcpRow(slot);
       return;
     }
-    let index = this.tcpIndexPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
-    if (index < 0) index = this.takeTcpRow(slot);
+    const index = this.tcpRowOf(slot);
     this.tcpWordPages[index >>> PAGE_SHIFT].set(
       value.words.subarray(value.w, value.w + TCP_ROW_WORDS),
       (index & PAGE_MASK) * TCP_ROW_WORDS,
@@ -148,6 +141,17 @@ export class ConnectionStore implements ConnectionRows {
   /** TCP rows in use (live TCP connections, and retired ones whose slots nobody took yet). */
   get tcpRows(): number {
     return this.nextFreshTcp - this.freeTcpCount;
+  }
+
+  /** The index of slot `slot`'s TCP row, -1 when it has none. */
+  private tcpIndexOf(slot: number): number {
+    return this.tcpIndexPages[slot >>> PAGE_SHIFT][slot & PAGE_MASK] - 1;
+  }
+
+  /** The index of slot `slot`'s TCP row, taken (marked not started) when it has none. */
+  private tcpRowOf(slot: number): number {
+    const index = this.tcpIndexOf(slot);
+    return index >= 0 ? index : this.takeTcpRow(slot);
   }
 
   /** A TCP row for slot `slot` (marked not started); returns its index. */
