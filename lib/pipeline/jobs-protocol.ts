@@ -6,6 +6,7 @@
  * of its own, so that all of them run their clocks to the round's end: the events a round produces are
  * then final, and the main thread merges them in the order one engine would have emitted them.
  */
+import type { EngineStats } from "../conntrack/engine.js";
 import type { EventFormat } from "../report/event-formats.js";
 import type { RecordStepOptions } from "./replay.js";
 import type { WorkerErrorMessage } from "./one-shot-worker.js";
@@ -148,7 +149,7 @@ export interface FinishResult {
   /** The events of the finish (drain, until), in slot FINISH_SLOT's buffers. */
   events: EventBatchInfo;
   expectations: EventBatchInfo;
-  stats: unknown;
+  stats: EngineStats;
   liveConnections: number;
   liveExpectations: number;
   /** Expectation events by type, also when they were not asked for (the summary counts them). */

@@ -15,7 +15,7 @@
  * table), and "most live at once" is the sum of the workers' maxima (an upper bound).
  */
 import { errorFromWorker, startWorker } from "./one-shot-worker.js";
-import type { ConntrackEngine, EngineStats } from "../conntrack/engine.js";
+import type { ConntrackEngine } from "../conntrack/engine.js";
 import { PacketDecoder } from "../decode/decoder.js";
 import { PacketClass } from "../decode/packet.js";
 import { EVENT_CSV_COLUMNS, EXPECT_EVENT_CSV_COLUMNS } from "../report/event-formats.js";
@@ -26,8 +26,6 @@ import type { ByteBufferPool } from "../capture/bytes.js";
 import { ReplaySpan, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { shardOf } from "./shard.js";
 import { sumEngines, sumExpectEvents, type EngineSummary } from "./shard-summary.js";
-
-export type { EngineSummary } from "./shard-summary.js";
 import {
   EVENT_KEY_FIELDS,
   EXPECTATION_TIMER_TIEBREAK,
@@ -48,6 +46,7 @@ import {
 } from "./jobs-protocol.js";
 
 export type { JobsEventFormat } from "./jobs-protocol.js";
+export type { EngineSummary } from "./shard-summary.js";
 
 /** LINKTYPE_RAW: a reassembled datagram goes to its worker as the bare IP packet. */
 const LINKTYPE_RAW = 101;
@@ -571,7 +570,7 @@ export async function replayCapturesInJobs(
         results = await finishStep(null, { tsSec: endSec, tsNsec: end - (endSec - epochSec) * 1e9 });
       }
     }
-    summary = sumEngines(results.map((result) => ({ ...result, stats: result.stats as EngineStats })));
+    summary = sumEngines(results);
     expectEvents = sumExpectEvents(results);
   } finally {
     await Promise.all(workers.map((worker) => worker.terminate()));
