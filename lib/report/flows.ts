@@ -343,7 +343,6 @@ export class FlowTracker {
     end.lastSec = event.lastSec;
     end.lastNsec = event.lastNsec;
     this.emit(
-      index,
       connection,
       event.destroyCause === "" ? "expired" : event.destroyCause,
       event.tsSec,
@@ -388,7 +387,7 @@ export class FlowTracker {
       const expiry = { tsSec: 0, tsNsec: 0, remaining: 0 };
       engine.toCaptureTime(connection.expiresAt, expiry);
       expiry.remaining = Math.max(0, engine.remainingSeconds(connection));
-      this.emit(connection.tableSlot, connection, "live", at.tsSec, at.tsNsec, expiry);
+      this.emit(connection, "live", at.tsSec, at.tsNsec, expiry);
     }
     this.finishing.next = end;
     if (end < live.length) return false;
@@ -433,9 +432,8 @@ export class FlowTracker {
     rows.pushHistory(index, code, tsSec, tsNsec, this.maxHistory);
   }
 
-  /** The flow's record or row goes out, then its row is freed. */
+  /** The flow's record or row goes out, then its row (its connection's table slot's) is freed. */
   private emit(
-    index: number,
     connection: Connection,
     cause: DestroyCause | "live",
     endSec: number,
@@ -443,6 +441,7 @@ export class FlowTracker {
     live: LiveEnd | null,
   ): void {
     const rows = this.rows;
+    const index = connection.tableSlot;
     const lastState = rows.lastState(index);
     const finalState =
       connection.protocol === IPPROTO_TCP && connection.tcpState >= 0
