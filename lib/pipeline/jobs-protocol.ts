@@ -56,7 +56,19 @@ export const enum EventKey {
 export const enum EventGroup {
   Timer = 0,
   Packet = 1,
+  /** Flows still live when the input ends (`report`), after every event of that time, by id. */
+  Live = 2,
 }
+
+/** What a round or a finish writes, each stream into buffers of its own, in this order. */
+export const enum OutputStream {
+  Events = 0,
+  Expectations = 1,
+  /** `report`'s flows.csv and flows.ndjson rows, each keyed as the DESTROY that ended its flow. */
+  FlowsCsv = 2,
+  FlowsNdjson = 3,
+}
+export const OUTPUT_STREAM_COUNT = 4;
 
 /** Timer-fired expectation events come after the connections that expire at the same time. */
 export const EXPECTATION_TIMER_TIEBREAK = 2 ** 52;
@@ -68,9 +80,19 @@ export interface JobsEventFormat {
   expectations: boolean;
 }
 
+/** `report`'s flow files, written by the workers as their connections end. */
+export interface JobsFlowFormat {
+  csv: boolean;
+  ndjson: boolean;
+  maxHistory?: number;
+  communityIdSeed?: number;
+}
+
 export interface JobsWorkerData {
   step: Pick<RecordStepOptions, "settings" | "helpers" | "helperPorts" | "ftpLoose" | "nat" | "decoder">;
   format: JobsEventFormat;
+  /** Null: no flow files. */
+  flows: JobsFlowFormat | null;
 }
 
 /**
@@ -110,6 +132,11 @@ export interface FinishMessage {
   drainUntilNsec: number;
   epochSec: number;
   ids: Float64Array | null;
+  /**
+   * After the rest: write the flows still live whose id is below this, in id order (0 writes none but
+   * names the first one in `nextLiveFlowId`), or null.
+   */
+  liveFlowsBelow: number | null;
 }
 
 export type ToWorker = RoundMessage | FinishMessage;
@@ -136,8 +163,8 @@ export interface RoundResult {
   type: "round";
   round: number;
   slot: number;
-  events: EventBatchInfo;
-  expectations: EventBatchInfo;
+  /** By `OutputStream`. */
+  streams: EventBatchInfo[];
   /** Indexes of the records that confirmed a connection, ascending. */
   confirmations: Float64Array;
   /** Records that did not decode as they had in the main thread (never expected; counted, not hidden). */
@@ -146,9 +173,8 @@ export interface RoundResult {
 
 export interface FinishResult {
   type: "finish";
-  /** The events of the finish (drain, until), in slot FINISH_SLOT's buffers. */
-  events: EventBatchInfo;
-  expectations: EventBatchInfo;
+  /** What the finish wrote (drain, until, live flows) by `OutputStream`, in slot FINISH_SLOT's buffers. */
+  streams: EventBatchInfo[];
   stats: EngineStats;
   liveConnections: number;
   liveExpectations: number;
@@ -163,6 +189,8 @@ export interface FinishResult {
    */
   windowEndSec: number | null;
   windowEndNsec: number;
+  /** After live flows were asked for: the id of the next one still to write, null when none is. */
+  nextLiveFlowId: number | null;
 }
 
 /** Connections a worker expires at most in one drain window of `--jobs` (see `FinishResult`). */

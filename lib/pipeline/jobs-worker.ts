@@ -1,8 +1,9 @@
 /**
  * One worker of a `--jobs N` replay (lib/pipeline/jobs.ts): a decoder and an engine for one shard of
  * the connections. It decodes the records the main thread sends it, runs each through the engine at the
- * clock one engine over all records would have, formats the events, and keys every event so that the
- * main thread can put all workers' events in that one engine's order.
+ * clock one engine over all records would have, formats the events (and, for `report`, the flow rows
+ * of the connections that end), and keys every line so that the main thread can put all workers' lines
+ * in that one engine's order.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { ConntrackEngine, type ConntrackEvent } from "../conntrack/engine.js";
@@ -16,12 +17,15 @@ import { ConntrackEventTextEncoder, MAX_EVENT_LINE_BYTES } from "../report/connt
 import { EventCsvEncoder } from "../report/event-csv.js";
 import { EventNdjsonEncoder } from "../report/event-json.js";
 import { createEventFormatter, createExpectEventFormatter } from "../report/event-formats.js";
+import { FlowTracker, type FlowEncoder, type FlowEnd, type FlowRowSink } from "../report/flows.js";
 import {
   EVENT_KEY_FIELDS,
   DRAIN_WINDOW_ENTRIES,
   EXPECTATION_TIMER_TIEBREAK,
   EventGroup,
   FINISH_SLOT,
+  OUTPUT_STREAM_COUNT,
+  OutputStream,
   PROVISIONAL_ID_BASE,
   RECORD_META_FIELDS,
   RecordMeta,
@@ -41,6 +45,8 @@ interface SlotBuffers {
 
 const INITIAL_EVENT_BYTES = 1 << 20;
 const INITIAL_EVENT_KEYS = 8192;
+const NO_BYTES = Buffer.alloc(0);
+const NO_KEYS = new Float64Array(0);
 
 /**
  * Formatted events of one stream with their merge keys, written into the shared buffers of the round's
@@ -48,26 +54,20 @@ const INITIAL_EVENT_KEYS = 8192;
  */
 class EventCollector {
   private readonly slots = new Map<number, SlotBuffers>();
-  private bytes: Buffer = Buffer.alloc(0);
-  private keys: Float64Array<ArrayBufferLike> = new Float64Array(0);
+  private bytes: Buffer = NO_BYTES;
+  private keys: Float64Array<ArrayBufferLike> = NO_KEYS;
   private used = 0;
   private count = 0;
   private changed = false;
   private slot = 0;
 
   begin(slot: number): void {
-    let buffers = this.slots.get(slot);
-    this.changed = buffers === undefined;
-    if (buffers === undefined) {
-      buffers = {
-        bytes: Buffer.from(new SharedArrayBuffer(INITIAL_EVENT_BYTES)),
-        keys: new Float64Array(new SharedArrayBuffer(INITIAL_EVENT_KEYS * EVENT_KEY_FIELDS * 8)),
-      };
-      this.slots.set(slot, buffers);
-    }
+    // A stream's buffers are made when it first writes into the slot (most runs write two streams).
+    const buffers = this.slots.get(slot);
+    this.changed = false;
     this.slot = slot;
-    this.bytes = buffers.bytes;
-    this.keys = buffers.keys;
+    this.bytes = buffers?.bytes ?? NO_BYTES;
+    this.keys = buffers?.keys ?? NO_KEYS;
     this.used = 0;
     this.count = 0;
   }
@@ -75,21 +75,21 @@ class EventCollector {
   /** Room for `bytes` more bytes and one more key; the buffer to write into. */
   reserve(bytes: number): Buffer {
     if (this.used + bytes > this.bytes.length) {
-      let size = this.bytes.length * 2;
+      let size = Math.max(INITIAL_EVENT_BYTES, this.bytes.length * 2);
       while (this.used + bytes > size) size *= 2;
       const grown = Buffer.from(new SharedArrayBuffer(size));
       this.bytes.copy(grown, 0, 0, this.used);
       this.bytes = grown;
-      this.slots.get(this.slot)!.bytes = grown;
       this.changed = true;
     }
     if ((this.count + 1) * EVENT_KEY_FIELDS > this.keys.length) {
-      const grown = new Float64Array(new SharedArrayBuffer(this.keys.length * 2 * 8));
+      const size = Math.max(INITIAL_EVENT_KEYS * EVENT_KEY_FIELDS, this.keys.length * 2);
+      const grown = new Float64Array(new SharedArrayBuffer(size * 8));
       grown.set(this.keys);
       this.keys = grown;
-      this.slots.get(this.slot)!.keys = grown;
       this.changed = true;
     }
+    if (this.changed) this.slots.set(this.slot, { bytes: this.bytes, keys: this.keys });
     return this.bytes;
   }
 
@@ -129,8 +129,9 @@ class EventCollector {
 function run(data: JobsWorkerData): void {
   const port = parentPort!;
   const { format } = data;
-  const events = new EventCollector();
-  const expectations = new EventCollector();
+  const collectors = Array.from({ length: OUTPUT_STREAM_COUNT }, () => new EventCollector());
+  const events = collectors[OutputStream.Events];
+  const expectations = collectors[OutputStream.Expectations];
   const textEncoder =
     format.events && format.format === "text"
       ? new ConntrackEventTextEncoder({ timestamp: format.timestamp })
@@ -151,7 +152,27 @@ function run(data: JobsWorkerData): void {
 
   let group: number = EventGroup.Timer;
   let recordIndex = 0;
+  /** A flow row's key is its DESTROY's (or, live at the end, the end's time and its id). */
+  const flowSink = (collector: EventCollector): FlowRowSink => ({
+    writeEncoded(encoder: FlowEncoder, end: FlowEnd, maxBytes: number): void {
+      const bytes = collector.reserve(maxBytes);
+      const stop = encoder.encode(end, bytes, collector.offset);
+      const tiebreak = group === EventGroup.Packet ? recordIndex : end.connection!.id;
+      collector.push(end.endSec, end.endNsec, group, tiebreak, stop);
+    },
+  });
+  const flows =
+    data.flows === null
+      ? null
+      : new FlowTracker({
+          maxHistory: data.flows.maxHistory,
+          communityIdSeed: data.flows.communityIdSeed,
+          csv: data.flows.csv ? flowSink(collectors[OutputStream.FlowsCsv]) : undefined,
+          ndjson: data.flows.ndjson ? flowSink(collectors[OutputStream.FlowsNdjson]) : undefined,
+        });
   const onEvent = (event: ConntrackEvent): void => {
+    if (flows !== null) flows.onEvent(event);
+    if (eventFormatter === null) return;
     const tiebreak = group === EventGroup.Timer ? event.connection.id : recordIndex;
     if (textEncoder !== null) {
       const bytes = events.reserve(MAX_EVENT_LINE_BYTES);
@@ -174,7 +195,7 @@ function run(data: JobsWorkerData): void {
   };
   const engine = new ConntrackEngine({
     ...data.step,
-    onEvent: eventFormatter !== null ? onEvent : undefined,
+    onEvent: eventFormatter !== null || flows !== null ? onEvent : undefined,
     onExpectEvent,
   });
   const decoder = new PacketDecoder(data.step.decoder);
@@ -209,8 +230,7 @@ function run(data: JobsWorkerData): void {
     for (const shared of message.buffers) buffers.set(shared.id, Buffer.from(shared.buffer));
     const meta = metaSlots.get(message.slot)!;
     let bufferId = -1;
-    events.begin(message.slot);
-    expectations.begin(message.slot);
+    for (const collector of collectors) collector.begin(message.slot);
     let confirmationCount = 0;
     let mismatches = 0;
     for (let i = 0; i < message.count; i++) {
@@ -273,8 +293,7 @@ function run(data: JobsWorkerData): void {
       type: "round",
       round: message.round,
       slot: message.slot,
-      events: events.finish(),
-      expectations: expectations.finish(),
+      streams: collectors.map((collector) => collector.finish()),
       confirmations: confirmations.slice(0, confirmationCount),
       mismatches,
     };
@@ -285,12 +304,18 @@ function run(data: JobsWorkerData): void {
     applyIds(message.ids);
     startClock(message.epochSec);
     group = EventGroup.Timer;
-    events.begin(FINISH_SLOT);
-    expectations.begin(FINISH_SLOT);
+    for (const collector of collectors) collector.begin(FINISH_SLOT);
     if (message.advanceSec !== null) engine.advanceTo(message.advanceSec, message.advanceNsec);
     if (message.drain) {
       if (message.drainUntilSec === null) engine.drain();
       else engine.drainUntil(message.drainUntilSec, message.drainUntilNsec);
+    }
+    let nextLiveFlowId: number | null = null;
+    if (message.liveFlowsBelow !== null && flows !== null) {
+      group = EventGroup.Live;
+      flows.finish(engine, Infinity, message.liveFlowsBelow);
+      group = EventGroup.Timer;
+      if (flows.nextLiveId !== Infinity) nextLiveFlowId = flows.nextLiveId;
     }
     const next = engine.nextExpiry();
     const nextAt = { tsSec: 0, tsNsec: 0 };
@@ -300,8 +325,7 @@ function run(data: JobsWorkerData): void {
     if (windowEnd !== Infinity) engine.toCaptureTime(windowEnd, windowEndAt);
     const result: FromWorker = {
       type: "finish",
-      events: events.finish(),
-      expectations: expectations.finish(),
+      streams: collectors.map((collector) => collector.finish()),
       stats: engine.stats,
       liveConnections: engine.liveConnections,
       liveExpectations: engine.liveExpectations,
@@ -310,6 +334,7 @@ function run(data: JobsWorkerData): void {
       nextExpiryNsec: nextAt.tsNsec,
       windowEndSec: windowEnd === Infinity ? null : windowEndAt.tsSec,
       windowEndNsec: windowEndAt.tsNsec,
+      nextLiveFlowId,
     };
     port.postMessage(result);
   };

@@ -19,6 +19,7 @@ import type { ConntrackEngine } from "../conntrack/engine.js";
 import { PacketDecoder } from "../decode/decoder.js";
 import { PacketClass } from "../decode/packet.js";
 import { EVENT_CSV_COLUMNS, EXPECT_EVENT_CSV_COLUMNS } from "../report/event-formats.js";
+import { FLOW_CSV_COLUMNS } from "../report/flows.js";
 import { PacketAccounting } from "./accounting.js";
 import { openInputs } from "./inputs.js";
 import { splitCsvRow } from "./text-lines.js";
@@ -32,6 +33,8 @@ import {
   EventGroup,
   EventKey,
   FINISH_SLOT,
+  OUTPUT_STREAM_COUNT,
+  OutputStream,
   PROVISIONAL_ID_BASE,
   RECORD_META_FIELDS,
   RecordMeta,
@@ -56,6 +59,8 @@ const LINKTYPE_RAW = 101;
  */
 const DEFAULT_ROUND_RECORDS = 2048;
 const DEFAULT_ROUNDS_IN_FLIGHT = 3;
+/** Ids of live flows written in one finish step at the end of a `report` (see `JobsFlowOptions`). */
+const LIVE_FLOW_WINDOW_IDS = 4096;
 /** A round's shared bytes; a round goes out early when its records fill them. */
 const ARENA_BYTES = 16 << 20;
 /** Bytes between two records (headers, padding) that still let them share one copied span. */
@@ -73,11 +78,24 @@ export interface JobsReplayOptions extends Omit<
   writeEvents?: (bytes: Uint8Array) => void;
   /** Receives the expectation events likewise. */
   writeExpectations?: (bytes: Uint8Array) => void;
+  /**
+   * `report`'s flow files: each connection's flows.csv row and flows.ndjson line as it ends, then the
+   * live ones in id order, as one engine's FlowTracker writes them. The engine's settings must have
+   * events on (the flows follow them; `format.events` says whether they are written).
+   */
+  flows?: JobsFlowOptions;
   /** A promise to wait for before going on (the output's buffer is full), or null. */
   backpressure?: () => Promise<void> | null;
   /** Records per round (default 2048) and rounds sent before the oldest must be answered (default 3). */
   roundRecords?: number;
   roundsInFlight?: number;
+}
+
+export interface JobsFlowOptions {
+  writeCsv?: (bytes: Uint8Array) => void;
+  writeNdjson?: (bytes: Uint8Array) => void;
+  maxHistory?: number;
+  communityIdSeed?: number;
 }
 
 export interface JobsReplayResult extends Omit<ReplayResult, "engine"> {
@@ -94,9 +112,8 @@ interface Outbox {
   count: number;
   /** Shared buffers (readers' and arenas) the worker holds already, by id. */
   buffersSent: Set<number>;
-  /** The buffers the worker writes each slot's events into, per stream. */
-  events: Map<number, { bytes: Buffer; keys: Float64Array }>;
-  expectations: Map<number, { bytes: Buffer; keys: Float64Array }>;
+  /** The buffers the worker writes each slot's lines into, by `OutputStream`. */
+  streams: Map<number, { bytes: Buffer; keys: Float64Array }>[];
 }
 
 /**
@@ -262,6 +279,15 @@ export async function replayCapturesInJobs(
       decoder: options.decoder,
     },
     format: options.format,
+    flows:
+      options.flows === undefined
+        ? null
+        : {
+            csv: options.flows.writeCsv !== undefined,
+            ndjson: options.flows.writeNdjson !== undefined,
+            maxHistory: options.flows.maxHistory,
+            communityIdSeed: options.flows.communityIdSeed,
+          },
   };
 
   let failure: Error | null = null;
@@ -290,8 +316,7 @@ export async function replayCapturesInJobs(
       meta: metaSlots[0],
       count: 0,
       buffersSent: new Set<number>(),
-      events: new Map(),
-      expectations: new Map(),
+      streams: Array.from({ length: OUTPUT_STREAM_COUNT }, () => new Map()),
     };
   });
   const arenas: RoundArena[] = [];
@@ -311,14 +336,12 @@ export async function replayCapturesInJobs(
       }
       const box = outboxes[index];
       if (message.type === "finish") {
-        noteBuffers(box.events, FINISH_SLOT, message.events);
-        noteBuffers(box.expectations, FINISH_SLOT, message.expectations);
+        noteAllBuffers(box, FINISH_SLOT, message.streams);
         finishResults[index] = message;
         if (--finishWaiting === 0) finishResolve?.();
         return;
       }
-      noteBuffers(box.events, message.slot, message.events);
-      noteBuffers(box.expectations, message.slot, message.expectations);
+      noteAllBuffers(box, message.slot, message.streams);
       const round = pending.get(message.round)!;
       round.results[index] = message;
       if (--round.waiting === 0) round.resolve();
@@ -415,15 +438,8 @@ export async function replayCapturesInJobs(
     const oldest = pending.get(merger.nextRound)!;
     await untilFailure(oldest.done);
     pending.delete(oldest.round);
-    merger.mergeRound(
-      oldest.results as RoundResult[],
-      outboxes.map((box, index) =>
-        batchOf(box.events, oldest.results[index]!.slot, oldest.results[index]!.events),
-      ),
-      outboxes.map((box, index) =>
-        batchOf(box.expectations, oldest.results[index]!.slot, oldest.results[index]!.expectations),
-      ),
-    );
+    const results = oldest.results as RoundResult[];
+    merger.mergeRound(results, batchesOf(outboxes, results, results[0].slot));
     pool.done(oldest.buffers);
     if (oldest.arena.size === ARENA_BYTES) {
       oldest.arena.reset();
@@ -523,6 +539,7 @@ export async function replayCapturesInJobs(
     const finishStep = async (
       advance: { tsSec: number; tsNsec: number } | null,
       drainUntil: { tsSec: number; tsNsec: number } | "all" | "none",
+      liveFlowsBelow: number | null = null,
     ): Promise<FinishResult[]> => {
       finishResults = workers.map(() => null);
       finishWaiting = jobs;
@@ -537,15 +554,13 @@ export async function replayCapturesInJobs(
           drainUntilNsec: drainUntil === "all" || drainUntil === "none" ? 0 : drainUntil.tsNsec,
           epochSec,
           ids: merger.takeIds(index),
+          liveFlowsBelow,
         };
         worker.postMessage(message);
       });
       await untilFailure(finished);
       const stepResults = finishResults as FinishResult[];
-      merger.mergeFinal(
-        outboxes.map((box, index) => batchOf(box.events, FINISH_SLOT, stepResults[index].events)),
-        outboxes.map((box, index) => batchOf(box.expectations, FINISH_SLOT, stepResults[index].expectations)),
-      );
+      merger.mergeFinal(batchesOf(outboxes, stepResults, FINISH_SLOT));
       await waitForOutput();
       return stepResults;
     };
@@ -568,6 +583,18 @@ export async function replayCapturesInJobs(
         }
         const endSec = epochSec + Math.floor(end / 1e9);
         results = await finishStep(null, { tsSec: endSec, tsNsec: end - (endSec - epochSec) * 1e9 });
+      }
+    }
+    if (options.flows !== undefined) {
+      // The flows still live, in id order as one tracker writes them: a range of ids at a time, so
+      // that a window's rows (at most LIVE_FLOW_WINDOW_IDS) are all that is held at once.
+      results = await finishStep(null, "none", 0);
+      for (;;) {
+        let next = Infinity;
+        for (const result of results)
+          if (result.nextLiveFlowId !== null) next = Math.min(next, result.nextLiveFlowId);
+        if (next === Infinity) break;
+        results = await finishStep(null, "none", next + LIVE_FLOW_WINDOW_IDS);
       }
     }
     summary = sumEngines(results);
@@ -610,8 +637,9 @@ class RoundMerger {
   /** Provisional ids by the round that gave them, to forget them once no worker can print them. */
   private readonly idsByRound: number[][] = [];
   private readonly idsToSend: number[][];
-  private readonly patch: LinePatcher | null;
-  private readonly expectPatch: LinePatcher | null;
+  /** By `OutputStream`: where its lines go, and what puts final ids into them (null: none to put). */
+  private readonly writers: (((bytes: Uint8Array) => void) | undefined)[];
+  private readonly patchers: (LinePatcher | null)[];
 
   constructor(
     private readonly jobs: number,
@@ -620,8 +648,18 @@ class RoundMerger {
     this.idsToSend = Array.from({ length: jobs }, () => []);
 
     const format = options.format.format;
-    this.patch = format === "text" ? null : new LinePatcher(format, "events");
-    this.expectPatch = format === "text" ? null : new LinePatcher(format, "expectations");
+    this.writers = [];
+    this.patchers = [];
+    this.writers[OutputStream.Events] = options.writeEvents;
+    this.patchers[OutputStream.Events] =
+      format === "text" ? null : new LinePatcher(format, EVENT_CSV_COLUMNS);
+    this.writers[OutputStream.Expectations] = options.writeExpectations;
+    this.patchers[OutputStream.Expectations] =
+      format === "text" ? null : new LinePatcher(format, EXPECT_EVENT_CSV_COLUMNS);
+    this.writers[OutputStream.FlowsCsv] = options.flows?.writeCsv;
+    this.patchers[OutputStream.FlowsCsv] = new LinePatcher("csv", FLOW_CSV_COLUMNS);
+    this.writers[OutputStream.FlowsNdjson] = options.flows?.writeNdjson;
+    this.patchers[OutputStream.FlowsNdjson] = new LinePatcher("ndjson", []);
   }
 
   takeIds(worker: number): Float64Array | null {
@@ -631,7 +669,8 @@ class RoundMerger {
     return Float64Array.from(ids);
   }
 
-  mergeRound(results: RoundResult[], events: EventBatch[], expectations: EventBatch[]): void {
+  /** `streams`: each `OutputStream`'s batches, by worker. */
+  mergeRound(results: RoundResult[], streams: EventBatch[][]): void {
     this.nextRound++;
     const given: number[] = [];
     // Confirmations in record order across workers: the single run's id order.
@@ -661,13 +700,14 @@ class RoundMerger {
     while (this.idsByRound.length > keep)
       for (const old of this.idsByRound.shift()!) this.finalIds.delete(old);
     for (const result of results) this.mismatches += result.mismatches;
-    this.mergeStream(events, this.options.writeEvents, this.patch);
-    this.mergeStream(expectations, this.options.writeExpectations, this.expectPatch);
+    this.mergeFinal(streams);
   }
 
-  mergeFinal(events: EventBatch[], expectations: EventBatch[]): void {
-    this.mergeStream(events, this.options.writeEvents, this.patch);
-    this.mergeStream(expectations, this.options.writeExpectations, this.expectPatch);
+  /** Merges a finish step's lines (or a round's, once its ids are given). */
+  mergeFinal(streams: EventBatch[][]): void {
+    streams.forEach((batches, stream) =>
+      this.mergeStream(batches, this.writers[stream], this.patchers[stream]),
+    );
   }
 
   private readonly toFinalId = (id: number): number => this.finalId(id);
@@ -735,27 +775,34 @@ class RoundMerger {
   }
 }
 
-/** Takes note of the buffers a worker made or grew for a slot. */
-function noteBuffers(
-  slots: Map<number, { bytes: Buffer; keys: Float64Array }>,
-  slot: number,
-  info: EventBatchInfo,
-): void {
-  const known = slots.get(slot);
-  if (info.bytes === null && info.keys === null && known !== undefined) return;
-  slots.set(slot, {
-    bytes: info.bytes !== null ? Buffer.from(info.bytes) : known!.bytes,
-    keys: info.keys !== null ? new Float64Array(info.keys) : known!.keys,
+/** Takes note of the buffers a worker made or grew for a slot, in every stream. */
+function noteAllBuffers(box: Outbox, slot: number, streams: EventBatchInfo[]): void {
+  streams.forEach((info, stream) => {
+    // A worker names a slot's buffers (both) when it made or grew them, and only then.
+    if (info.bytes === null || info.keys === null) return;
+    box.streams[stream].set(slot, { bytes: Buffer.from(info.bytes), keys: new Float64Array(info.keys) });
   });
 }
 
-function batchOf(
-  slots: Map<number, { bytes: Buffer; keys: Float64Array }>,
+const NO_BATCH_BYTES = Buffer.alloc(0);
+const NO_BATCH_KEYS = new Float64Array(0);
+
+/** Each stream's batches of one round (or finish step), by worker. */
+function batchesOf(
+  outboxes: readonly Outbox[],
+  results: readonly (RoundResult | FinishResult)[],
   slot: number,
-  info: EventBatchInfo,
-): EventBatch {
-  const buffers = slots.get(slot)!;
-  return { bytes: buffers.bytes, used: info.used, keys: buffers.keys, count: info.count };
+): EventBatch[][] {
+  return Array.from({ length: OUTPUT_STREAM_COUNT }, (_, stream) =>
+    outboxes.map((box, worker) => {
+      const result = results[worker];
+      const info = result.streams[stream];
+      const buffers = box.streams[stream].get(slot);
+      return buffers === undefined || info.count === 0
+        ? { bytes: NO_BATCH_BYTES, used: 0, keys: NO_BATCH_KEYS, count: 0 }
+        : { bytes: buffers.bytes, used: info.used, keys: buffers.keys, count: info.count };
+    }),
+  );
 }
 
 function keyBefore(a: Float64Array, i: number, b: Float64Array, j: number): boolean {
@@ -776,17 +823,15 @@ function keyBefore(a: Float64Array, i: number, b: Float64Array, j: number): bool
 class LinePatcher {
   private readonly idColumns: number[] = [];
 
+  /** `header`: the csv columns of the stream (ids are found by name). */
   constructor(
     private readonly format: "csv" | "ndjson",
-    stream: "events" | "expectations",
+    header: readonly string[],
   ) {
-    if (format === "csv") {
-      // Column positions from the header the formatters write.
-      const header = stream === "events" ? EVENT_HEADER : EXPECT_HEADER;
+    if (format === "csv")
       header.forEach((column, index) => {
         if (column === "connection_id" || column === "master_connection_id") this.idColumns.push(index);
       });
-    }
   }
 
   /** Writes `line` with final ids into `out` at `offset`; returns the bytes written. */
@@ -824,9 +869,6 @@ function hasProvisionalId(line: Uint8Array): boolean {
   }
   return false;
 }
-
-const EVENT_HEADER: readonly string[] = EVENT_CSV_COLUMNS;
-const EXPECT_HEADER: readonly string[] = EXPECT_EVENT_CSV_COLUMNS;
 
 /** The engine fields a summary reads, for callers that take either kind of result. */
 export type EngineLike = Pick<ConntrackEngine, "stats" | "liveConnections" | "liveExpectations">;

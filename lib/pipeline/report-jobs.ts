@@ -1,18 +1,35 @@
 /**
- * `report --jobs N`: N worker threads each write the report of one shard of the connections
- * (`--shard I/N`, lib/pipeline/shard.ts) into a scratch directory, and the shards are merged
+ * `report --jobs N`, two ways.
+ *
+ * Files that are lines in one engine's order (flows.csv, flows.ndjson, events.csv, expectations.csv)
+ * are written as the replay goes: the main thread reads and decodes every record once and hands each
+ * packet to the worker of its shard, whose engine and flow tracker write the lines, which the main
+ * thread puts in one engine's order (lib/pipeline/jobs.ts, as `events --jobs`). Nothing is merged
+ * after the replay.
+ *
+ * Any other file: N worker threads each write the report of one shard of the connections (`--shard
+ * I/N`, lib/pipeline/shard.ts) into a scratch directory, and the shards are merged
  * (lib/pipeline/merge-reports.ts) into the report one thread writes. Each worker reads and decodes every
- * record (the shards' clocks follow every packet); what is divided is the tracking and the writing, which
- * are most of a report's work.
+ * record (the shards' clocks follow every packet); what is divided is the tracking and the writing.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { runOneShotWorker } from "./one-shot-worker.js";
+import { replayCapturesInJobs, type JobsReplayOptions, type JobsReplayResult } from "./jobs.js";
+import { settingsWithEvents } from "./replay.js";
+import { createEventFormatter, createExpectEventFormatter, csvRow } from "../report/event-formats.js";
+import { FLOW_CSV_COLUMNS } from "../report/flows.js";
 import { allFedStdin, type StdinFanOut } from "./stdin-fan-out.js";
 import { mergeShardSummaries, type MergedShardSummary, type ShardReplaySummary } from "./shard-summary.js";
 import type { CaptureWarning } from "../capture/source.js";
 import { mergeReports } from "./merge-reports.js";
-import { makeDirectory, type ReportOptions } from "./report.js";
+import {
+  ReportFile,
+  eventsListed,
+  makeDirectory,
+  type ReportFileName,
+  type ReportOptions,
+} from "./report.js";
 import type { ReportSummary } from "../report/summary.js";
 
 /** What a report worker is given: the options without functions (they do not cross threads). */
@@ -29,23 +46,27 @@ export interface ReportJobDone {
 }
 
 export interface ReportJobsResult {
-  summary: ReportSummary;
+  /** Null when no summary.json was written (the files written as the replay goes). */
+  summary: ReportSummary | null;
   files: string[];
   /** Reader warnings (every shard reads every input; the first shard's). */
   warnings: CaptureWarning[];
-  /** The workers' replays as one, for `--summary` (as `table --jobs` gives it). */
-  replay: MergedShardSummary;
+  /** The replay for `--summary`: the workers' replays as one (as `table --jobs` gives it). */
+  replay: MergedShardSummary | JobsReplayResult;
   /** What the merge could not make exactly the single run's (empty almost always; see merge-reports.ts). */
   approximate: string[];
 }
 
 export async function writeReportInJobs(
   files: readonly string[],
-  options: Omit<ReportOptions, "onOpened" | "shard"> & { jobs: number },
+  options: Omit<ReportOptions, "onOpened" | "shard"> & { jobs: number } & JobsRounds,
 ): Promise<ReportJobsResult> {
-  const { jobs, ...reportOptions } = options;
+  const { jobs, roundRecords: _roundRecords, roundsInFlight: _roundsInFlight, ...reportOptions } = options;
   if (!Number.isInteger(jobs) || jobs < 2)
     throw new Error(`jobs: ${jobs} is not a whole number of at least 2`);
+  const only = options.only;
+  if (only !== undefined && only.every((name) => LINE_ORDER_FILES.includes(name)))
+    return writeLineFilesInJobs(files, { ...options, only });
   const outputDir = resolve(options.outputDir);
   // Inside the output directory (made first, with its parents, as one thread makes them): the merge
   // then reads and writes on one file system, and needs no right the output does not (beside it, in
@@ -87,4 +108,101 @@ function runWorker(data: ReportJobData, stdin: StdinFanOut | null): Promise<Repo
     "report",
     stdin,
   );
+}
+
+/** The rounds of a replay written as it goes (`JobsReplayOptions`; tests make them small). */
+type JobsRounds = Pick<JobsReplayOptions, "roundRecords" | "roundsInFlight">;
+
+/** Report files whose lines come in one engine's order, which `--jobs` writes as the replay goes. */
+export const LINE_ORDER_FILES: readonly ReportFileName[] = [
+  "flows.csv",
+  "flows.ndjson",
+  "events.csv",
+  "expectations.csv",
+];
+
+/** `only` (of LINE_ORDER_FILES) from the workers' lines, in one engine's order, as the replay goes. */
+async function writeLineFilesInJobs(
+  files: readonly string[],
+  options: Omit<ReportOptions, "onOpened" | "shard"> & {
+    jobs: number;
+    only: readonly ReportFileName[];
+  } & JobsRounds,
+): Promise<ReportJobsResult> {
+  const {
+    outputDir,
+    only,
+    maxHistory,
+    communityIdSeed,
+    settings,
+    title: _title,
+    htmlMaxFlows: _htmlMaxFlows,
+    htmlMaxOrphans: _htmlMaxOrphans,
+    timelineRows: _timelineRows,
+    orphanMemory: _orphanMemory,
+    topTalkers: _topTalkers,
+    describeOptions: _describeOptions,
+    generator: _generator,
+    observedNat: _observedNat,
+    ...replayOptions
+  } = options;
+  await makeDirectory(outputDir);
+  const open = (name: ReportFileName): ReportFile | null =>
+    only.includes(name) ? new ReportFile(join(outputDir, name)) : null;
+  const flowsCsv = open("flows.csv");
+  const flowsJson = open("flows.ndjson");
+  const eventsCsv = open("events.csv");
+  const expectCsv = open("expectations.csv");
+  const streamed = [flowsCsv, flowsJson, eventsCsv, expectCsv].filter(
+    (file): file is ReportFile => file !== null,
+  );
+  const eventFormat = createEventFormatter("csv");
+  const expectFormat = createExpectEventFormatter("csv");
+  let replay: JobsReplayResult;
+  try {
+    flowsCsv?.writer.write(csvRow(FLOW_CSV_COLUMNS));
+    eventsCsv?.writer.write(eventFormat.header());
+    expectCsv?.writer.write(expectFormat.header());
+    const eventsFile = eventsListed(settings) ? eventsCsv : null;
+    replay = await replayCapturesInJobs(files, {
+      ...replayOptions,
+      settings: settingsWithEvents(settings),
+      format: {
+        format: "csv",
+        timestamp: true,
+        events: eventsFile !== null,
+        expectations: expectCsv !== null,
+      },
+      writeEvents: eventsFile === null ? undefined : (bytes) => eventsFile.writer.writeBytes(bytes),
+      writeExpectations: expectCsv === null ? undefined : (bytes) => expectCsv.writer.writeBytes(bytes),
+      flows:
+        flowsCsv === null && flowsJson === null
+          ? undefined
+          : {
+              writeCsv: flowsCsv === null ? undefined : (bytes) => flowsCsv.writer.writeBytes(bytes),
+              writeNdjson: flowsJson === null ? undefined : (bytes) => flowsJson.writer.writeBytes(bytes),
+              maxHistory,
+              communityIdSeed,
+            },
+      backpressure: () => {
+        for (const file of streamed) {
+          const wait = file.writer.pending();
+          if (wait !== null) return wait;
+        }
+        return null;
+      },
+    });
+    for (const file of streamed) await file.finish();
+  } catch (error) {
+    await Promise.all(streamed.map((file) => file.abandon()));
+    throw error;
+  }
+  for (const file of streamed) await file.publish();
+  return {
+    summary: null,
+    files: streamed.map((file) => file.path),
+    warnings: replay.warnings,
+    replay,
+    approximate: [],
+  };
 }

@@ -263,9 +263,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
     only: _only,
     ...replayOptions
   } = options;
-  const requestedSettings = (options.settings ?? {}) as Record<string, number>;
-  const eventsWanted =
-    (requestedSettings["net.netfilter.nf_conntrack_events"] ?? requestedSettings.events ?? 1) !== 0;
+  const eventsWanted = eventsListed(options.settings);
   const settings = settingsWithEvents(options.settings);
 
   const backpressure = (): Promise<void> | null => {
@@ -377,6 +375,15 @@ export async function writeReport(files: readonly string[], options: ReportOptio
     finished.push(path);
   }
   return { replay, summary: reportSummary, files: finished };
+}
+
+/**
+ * Whether events.csv lists the events: not when the settings turn events off (nf_conntrack_events 0),
+ * as a listener would then have seen none; the flows follow them all the same.
+ */
+export function eventsListed(settings: ReportOptions["settings"]): boolean {
+  const requested = (settings ?? {}) as Record<string, number>;
+  return (requested["net.netfilter.nf_conntrack_events"] ?? requested.events ?? 1) !== 0;
 }
 
 function temporarySuffix(): string {

@@ -364,9 +364,11 @@ export class FlowTracker {
 
   /**
    * End of input: a record for every connection still live, in id order. `limit`: at most that many
-   * records this call (so that a caller can let its output drain); returns true when all are out.
+   * records this call (so that a caller can let its output drain); `belowId`: only those with a
+   * smaller id this call (a `--jobs` worker writes its part of a range of ids at a time). Returns true
+   * when all are out.
    */
-  finish(engine: ConntrackEngine, limit = Infinity): boolean {
+  finish(engine: ConntrackEngine, limit = Infinity, belowId = Infinity): boolean {
     if (this.finishing === null) {
       const live: Connection[] = [];
       for (const connection of engine.entries()) if (this.rows.find(connection) >= 0) live.push(connection);
@@ -374,7 +376,12 @@ export class FlowTracker {
     }
     const { at, live } = this.finishing;
     engine.toCaptureTime(engine.now, at);
-    const end = Math.min(live.length, this.finishing.next + limit);
+    let end = Math.min(live.length, this.finishing.next + limit);
+    for (let i = this.finishing.next; i < end; i++)
+      if (live[i].id >= belowId) {
+        end = i;
+        break;
+      }
     for (let i = this.finishing.next; i < end; i++) {
       const connection = live[i];
       const flow = this.end;
@@ -393,6 +400,14 @@ export class FlowTracker {
     if (end < live.length) return false;
     this.finishing = null;
     return true;
+  }
+
+  /** While `finish` is under way: the id of the next live flow it writes (Infinity before and after). */
+  get nextLiveId(): number {
+    const finishing = this.finishing;
+    return finishing === null || finishing.next >= finishing.live.length
+      ? Infinity
+      : finishing.live[finishing.next].id;
   }
 
   /** The finished flow (`this.end`) through `encoder` to the sink and the text callback. */

@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { syntheticCaptureFile } from "../support/synth-file.js";
 import { replayCaptures, type ReplayOptions, type ReplayResult } from "../../lib/pipeline/replay.js";
 import { replayCapturesInJobs, type JobsReplayResult } from "../../lib/pipeline/jobs.js";
-import { REPORT_FILES } from "../../lib/pipeline/report.js";
+import { REPORT_FILES, writeReport, type ReportOptions } from "../../lib/pipeline/report.js";
+import { writeReportInJobs } from "../../lib/pipeline/report-jobs.js";
 import { openCapture } from "../../lib/capture/open.js";
 import { createEventFormatter, createExpectEventFormatter } from "../../lib/report/event-formats.js";
 import { settingsFromArguments } from "../../cli/commands/events.js";
@@ -369,4 +370,118 @@ test("report, table and events --jobs read standard input (every worker gets all
 
 test("--jobs auto: one worker per CPU but one, none below 4 CPUs", () => {
   assert.deepEqual([1, 2, 3, 4, 8, 16].map(autoJobs), [1, 1, 1, 3, 7, 15]);
+});
+
+const LINE_FILES = ["flows.csv", "flows.ndjson", "events.csv", "expectations.csv"] as const;
+
+/** `report --only` the line files, with one thread or written by `jobs` workers as the replay goes. */
+async function lineFiles(
+  files: string[],
+  options: Omit<ReportOptions, "outputDir" | "only">,
+  jobs: number,
+  rounds: { roundRecords?: number; roundsInFlight?: number } = {},
+): Promise<Record<string, string>> {
+  const outputDir = mkdtempSync(join(scratch, "line-files-"));
+  const only = [...LINE_FILES];
+  const written =
+    jobs === 1
+      ? (await writeReport(files, { ...options, outputDir, only })).files
+      : (await writeReportInJobs(files, { ...options, outputDir, only, jobs, ...rounds })).files;
+  assert.deepEqual(readdirSync(outputDir).sort(), [...LINE_FILES].sort(), "the files asked for, no others");
+  assert.equal(written.length, LINE_FILES.length);
+  return Object.fromEntries(LINE_FILES.map((name) => [name, readFileSync(join(outputDir, name), "utf8")]));
+}
+
+function assertSameFiles(
+  expected: Record<string, string>,
+  actual: Record<string, string>,
+  what: string,
+): void {
+  for (const name of LINE_FILES) assert.equal(actual[name], expected[name], `${what}: ${name}`);
+}
+
+test("report --jobs: flows, events and expectations written as the replay goes are the single run's (samples)", async () => {
+  for (const name of recordedSamples(samplesDir)) {
+    const directory = join(samplesDir, name);
+    const metadata = JSON.parse(readFileSync(join(directory, "scenario.json"), "utf8")) as ScenarioMetadata;
+    const settings = await settingsFromArguments(
+      { sysctl: join(directory, "sysctl.txt"), hz: metadata.kernelHz ?? undefined },
+      () => undefined,
+    );
+    const nat = natOptionsFor(metadata);
+    const files = [join(directory, "inside.pcap")];
+    for (const drain of [true, false]) {
+      const options = { settings, drain, ...(nat === null ? {} : { nat }) };
+      const expected = await lineFiles(files, options, 1);
+      assert.ok(expected["flows.csv"].split("\n").length > 2, `${name}: flows`);
+      assertSameFiles(
+        expected,
+        await lineFiles(files, options, 2, { roundRecords: 3 }),
+        `${name} drain ${drain}`,
+      );
+    }
+  }
+});
+
+test("report --jobs: line files in small rounds, live flows past a window, a time limit, events off", async () => {
+  const capture = await syntheticCapture("synth-lines.pcap", 20_000, 1_500);
+  for (const drain of [false, true]) {
+    const expected = await lineFiles([capture], { drain }, 1);
+    assert.ok(expected["flows.csv"].split("\n").length > 1_000, "many flows");
+    for (const [jobs, roundRecords, roundsInFlight] of [
+      [2, 8192, 3],
+      [3, 97, 1],
+      [4, 211, 4],
+    ])
+      assertSameFiles(
+        expected,
+        await lineFiles([capture], { drain }, jobs, { roundRecords, roundsInFlight }),
+        `drain ${drain}, --jobs ${jobs}, rounds of ${roundRecords}`,
+      );
+  }
+
+  // More flows live at the end than one window of ids (the workers write them a range at a time).
+  const manyLive = await syntheticCaptureFile(join(scratch, "many-live-lines.pcap"), {
+    packets: 24_000,
+    conversations: 12_000,
+    live: 12_000,
+    seed: 13,
+  });
+  const live = await lineFiles([manyLive], {}, 1);
+  assert.ok(
+    live["flows.csv"].split("\n").filter((row) => row.includes(",live,")).length > 9_000,
+    "live flows",
+  );
+  assertSameFiles(live, await lineFiles([manyLive], {}, 3, { roundRecords: 1024 }), "many live");
+
+  const until = { until: { kind: "relative" as const, offsetNs: 2e9 } };
+  assertSameFiles(
+    await lineFiles([capture], until, 1),
+    await lineFiles([capture], until, 2, { roundRecords: 64 }),
+    "--until",
+  );
+
+  // nf_conntrack_events 0: events.csv lists none (a listener saw none), the flows are whole.
+  const quiet = { settings: { "net.netfilter.nf_conntrack_events": 0 }, drain: true };
+  const quietSingle = await lineFiles([capture], quiet, 1);
+  assert.equal(quietSingle["events.csv"].split("\n").length, 2, "events.csv: the header only");
+  assertSameFiles(quietSingle, await lineFiles([capture], quiet, 2, { roundRecords: 500 }), "events off");
+});
+
+test("report --jobs --only flows.csv reads standard input once, as one thread does", async () => {
+  const capture = await syntheticCapture("synth-stdin-lines.pcap", 6_000, 500);
+  const bytes = readFileSync(capture);
+  const run = (jobs: string) => {
+    const dir = join(scratch, `stdin-lines-${jobs}`);
+    const result = runCli(
+      ["report", "-", "--only", "flows.csv", "--summary", "--jobs", jobs, "-o", dir],
+      bytes,
+    );
+    assert.equal(result.status, 0, result.stderr);
+    return { flows: readFileSync(join(dir, "flows.csv"), "utf8"), summary: result.stderr };
+  };
+  const one = run("1");
+  const two = run("2");
+  assert.equal(two.flows, one.flows);
+  assert.match(two.summary, /records +6000\n/);
 });
