@@ -6,6 +6,7 @@
  * shortened so that the entries of ended conversations leave soon), never the input.
  *
  *   node dist/test/bench/big-stdin.js [--gigabytes 10] [--conversations N] [--live 4096] [--command events]
+ *     [--jobs N] [--only FILES]   (passed on to the command: `--only` to report)
  *
  * Prints one line per minute and a result (JSON in test/bench/out/big-stdin.json). Exit code 1 when a
  * process failed or memory was not flat.
@@ -28,10 +29,19 @@ interface Settings {
   conversations: number | null;
   live: number;
   command: "events" | "report";
+  jobs: number;
+  only: string | null;
 }
 
 function parseSettings(argv: string[]): Settings {
-  const settings: Settings = { gigabytes: 10, conversations: null, live: 4096, command: "events" };
+  const settings: Settings = {
+    gigabytes: 10,
+    conversations: null,
+    live: 4096,
+    command: "events",
+    jobs: 1,
+    only: null,
+  };
   for (let i = 0; i < argv.length; i += 2) {
     const [name, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`${name}: a value is missing`);
@@ -39,6 +49,8 @@ function parseSettings(argv: string[]): Settings {
     else if (name === "--conversations") settings.conversations = Number(value);
     else if (name === "--live") settings.live = Number(value);
     else if (name === "--command" && (value === "events" || value === "report")) settings.command = value;
+    else if (name === "--jobs") settings.jobs = Number(value);
+    else if (name === "--only") settings.only = value;
     else throw new Error(`unknown option ${name}`);
   }
   if (!(settings.gigabytes > 0)) throw new Error("--gigabytes must be positive");
@@ -103,6 +115,8 @@ async function main(): Promise<void> {
     settings.command === "events"
       ? ["events", "-", "-o", "/dev/null", "--summary", ...timeouts]
       : ["report", "-", "-o", reportDir, "--force", "--html-max-flows", "100", ...timeouts];
+  args.push("--jobs", `${settings.jobs}`);
+  if (settings.only !== null) args.push("--only", settings.only);
   const reader = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "ignore", "pipe"] });
   synth.stdout.pipe(reader.stdin);
   let stderr = "";
@@ -139,6 +153,8 @@ async function main(): Promise<void> {
   const flat = early.length > 0 && late.length > 0 && latePeak <= earlyPeak * 1.15 + 8 * 2 ** 20;
   const result = {
     command: settings.command,
+    jobs: settings.jobs,
+    only: settings.only,
     packets,
     approximateBytes: Math.round(packets * perPacket),
     conversations,
