@@ -41,8 +41,11 @@ export const enum RecordMeta {
   BufferId = 13,
 }
 
-/** Doubles per event in a result's `keys`: the merge key, then where the event's bytes end. */
-export const EVENT_KEY_FIELDS = 5;
+/**
+ * Doubles per event in a result's `keys`: the merge key, where the event's bytes end, and whether its
+ * line names a provisional id (only those lines are rewritten; the others are copied as they are).
+ */
+export const EVENT_KEY_FIELDS = 6;
 export const enum EventKey {
   TsSec = 0,
   TsNsec = 1,
@@ -51,6 +54,8 @@ export const enum EventKey {
   /** Timers: the connection's id (provisional or final); packets: the record's index. */
   Tiebreak = 3,
   End = 4,
+  /** 1: the line names a provisional id (its connection's or its master's), 0: none. */
+  Provisional = 5,
 }
 
 export const enum EventGroup {

@@ -20,6 +20,7 @@ import { createEventFormatter, createExpectEventFormatter } from "../report/even
 import { FlowTracker, type FlowEncoder, type FlowEnd, type FlowRowSink } from "../report/flows.js";
 import {
   EVENT_KEY_FIELDS,
+  EventKey,
   DRAIN_WINDOW_ENTRIES,
   EXPECTATION_TIMER_TIEBREAK,
   EventGroup,
@@ -97,22 +98,40 @@ class EventCollector {
     return this.used;
   }
 
-  /** Records an event whose bytes end at `end` (written after `reserve`). */
-  push(tsSec: number, tsNsec: number, group: number, tiebreak: number, end: number): void {
+  /**
+   * Records an event whose bytes end at `end` (written after `reserve`); `provisional`: its line names
+   * a provisional id.
+   */
+  push(
+    tsSec: number,
+    tsNsec: number,
+    group: number,
+    tiebreak: number,
+    end: number,
+    provisional: boolean,
+  ): void {
     const at = this.count++ * EVENT_KEY_FIELDS;
     const keys = this.keys;
-    keys[at] = tsSec;
-    keys[at + 1] = tsNsec;
-    keys[at + 2] = group;
-    keys[at + 3] = tiebreak;
-    keys[at + 4] = end;
+    keys[at + EventKey.TsSec] = tsSec;
+    keys[at + EventKey.TsNsec] = tsNsec;
+    keys[at + EventKey.Group] = group;
+    keys[at + EventKey.Tiebreak] = tiebreak;
+    keys[at + EventKey.End] = end;
+    keys[at + EventKey.Provisional] = provisional ? 1 : 0;
     this.used = end;
   }
 
-  pushText(text: string, tsSec: number, tsNsec: number, group: number, tiebreak: number): void {
+  pushText(
+    text: string,
+    tsSec: number,
+    tsNsec: number,
+    group: number,
+    tiebreak: number,
+    provisional: boolean,
+  ): void {
     const bytes = this.reserve(text.length * 3);
     const written = bytes.write(text, this.used, "utf8");
-    this.push(tsSec, tsNsec, group, tiebreak, this.used + written);
+    this.push(tsSec, tsNsec, group, tiebreak, this.used + written, provisional);
   }
 
   /** Where the round's events are, for the main thread. */
@@ -124,6 +143,11 @@ class EventCollector {
       keys: this.changed ? (this.keys.buffer as SharedArrayBuffer) : null,
     };
   }
+}
+
+/** Whether a line about `connection` names an id the main thread has still to make final. */
+function namesProvisionalId(connection: Connection): boolean {
+  return connection.id >= PROVISIONAL_ID_BASE || connection.masterId >= PROVISIONAL_ID_BASE;
 }
 
 function run(data: JobsWorkerData): void {
@@ -158,7 +182,8 @@ function run(data: JobsWorkerData): void {
       const bytes = collector.reserve(maxBytes);
       const stop = encoder.encode(end, bytes, collector.offset);
       const tiebreak = group === EventGroup.Packet ? recordIndex : end.connection!.id;
-      collector.push(end.endSec, end.endNsec, group, tiebreak, stop);
+      const connection = end.connection!;
+      collector.push(end.endSec, end.endNsec, group, tiebreak, stop, namesProvisionalId(connection));
     },
   });
   const flows =
@@ -177,13 +202,20 @@ function run(data: JobsWorkerData): void {
     if (textEncoder !== null) {
       const bytes = events.reserve(MAX_EVENT_LINE_BYTES);
       const end = textEncoder.encode(event, bytes, events.offset);
-      events.push(event.tsSec, event.tsNsec, group, tiebreak, end);
+      events.push(event.tsSec, event.tsNsec, group, tiebreak, end, namesProvisionalId(event.connection));
     } else if (rowEncoder !== null) {
       const bytes = events.reserve(rowEncoder.maxBytes(event));
       const end = rowEncoder.encode(event, bytes, events.offset);
-      events.push(event.tsSec, event.tsNsec, group, tiebreak, end);
+      events.push(event.tsSec, event.tsNsec, group, tiebreak, end, namesProvisionalId(event.connection));
     } else {
-      events.pushText(eventFormatter!.format(event), event.tsSec, event.tsNsec, group, tiebreak);
+      events.pushText(
+        eventFormatter!.format(event),
+        event.tsSec,
+        event.tsNsec,
+        group,
+        tiebreak,
+        namesProvisionalId(event.connection),
+      );
     }
   };
   const expectEvents = { NEW: 0, DESTROY: 0 };
@@ -191,7 +223,14 @@ function run(data: JobsWorkerData): void {
     expectEvents[event.type]++;
     if (expectFormatter === null) return;
     const tiebreak = group === EventGroup.Timer ? EXPECTATION_TIMER_TIEBREAK + event.masterId : recordIndex;
-    expectations.pushText(expectFormatter.format(event), event.tsSec, event.tsNsec, group, tiebreak);
+    expectations.pushText(
+      expectFormatter.format(event),
+      event.tsSec,
+      event.tsNsec,
+      group,
+      tiebreak,
+      event.masterId >= PROVISIONAL_ID_BASE,
+    );
   };
   const engine = new ConntrackEngine({
     ...data.step,

@@ -22,7 +22,7 @@ import { EVENT_CSV_COLUMNS, EXPECT_EVENT_CSV_COLUMNS } from "../report/event-for
 import { FLOW_CSV_COLUMNS } from "../report/flows.js";
 import { PacketAccounting } from "./accounting.js";
 import { openInputs } from "./inputs.js";
-import { splitCsvRow } from "./text-lines.js";
+import { writeNumber } from "../report/ascii-bytes.js";
 import type { ByteBufferPool } from "../capture/bytes.js";
 import { ReplaySpan, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { shardOf } from "./shard.js";
@@ -757,7 +757,9 @@ class RoundMerger {
       const end = batch.keys[at + EventKey.End];
       const start = starts[best];
       starts[best] = end;
-      if (patch !== null) {
+      if (patch !== null && batch.keys[at + EventKey.Provisional] === 1) {
+        if (runBatch >= 0) used += batches[runBatch].bytes.copy(out, used, runStart, runEnd);
+        runBatch = -1;
         used += patch.patch(batch.bytes.subarray(start, end), out, used, this.toFinalId);
         continue;
       }
@@ -820,7 +822,7 @@ function keyBefore(a: Float64Array, i: number, b: Float64Array, j: number): bool
  * Final ids into csv and ndjson lines that carry provisional ones (only ids at or above
  * PROVISIONAL_ID_BASE are touched, so an ICMP id or a counter never is).
  */
-class LinePatcher {
+export class LinePatcher {
   private readonly idColumns: number[] = [];
 
   /** `header`: the csv columns of the stream (ids are found by name). */
@@ -836,38 +838,71 @@ class LinePatcher {
 
   /** Writes `line` with final ids into `out` at `offset`; returns the bytes written. */
   patch(line: Uint8Array, out: Buffer, offset: number, finalId: (id: number) => number): number {
-    if (!hasProvisionalId(line)) {
-      out.set(line, offset);
-      return line.length;
-    }
-    let text = Buffer.from(line.buffer, line.byteOffset, line.length).toString("utf8");
-    if (this.format === "ndjson") {
-      text = text.replace(/"(id|masterId)":(\d{13,})/g, (_all, key: string, digits: string) => {
+    if (this.format === "csv") return this.patchCsv(line, out, offset, finalId);
+    const text = Buffer.from(line.buffer, line.byteOffset, line.length)
+      .toString("utf8")
+      .replace(/"(id|masterId)":(\d{13,})/g, (_all, key: string, digits: string) => {
         const id = Number(digits);
         return `"${key}":${id >= PROVISIONAL_ID_BASE ? finalId(id) : digits}`;
       });
-    } else {
-      const cells = splitCsvRow(text.endsWith("\n") ? text.slice(0, -1) : text);
-      for (const column of this.idColumns) {
-        const id = Number(cells[column]);
-        if (cells[column] !== "" && id >= PROVISIONAL_ID_BASE) cells[column] = `${finalId(id)}`;
-      }
-      text = `${cells.join(",")}\n`;
-    }
     return out.write(text, offset, "utf8");
+  }
+
+  /**
+   * A csv line's id cells rewritten in place of the bytes, the rest copied: cells are walked as
+   * `splitCsvRow` reads them (a quoted cell's commas and doubled quotes are its own).
+   */
+  private patchCsv(line: Uint8Array, out: Buffer, offset: number, finalId: (id: number) => number): number {
+    const columns = this.idColumns;
+    const length = line.length;
+    let at = offset;
+    let copied = 0;
+    let wanted = 0;
+    let column = 0;
+    let i = 0;
+    while (wanted < columns.length) {
+      const start = i;
+      if (line[i] === QUOTE_BYTE) {
+        for (i++; i < length; i++) {
+          if (line[i] !== QUOTE_BYTE) continue;
+          if (line[i + 1] !== QUOTE_BYTE) break;
+          i++;
+        }
+      }
+      while (i < length && line[i] !== COMMA_BYTE && line[i] !== NEWLINE_BYTE) i++;
+      if (column === columns[wanted]) {
+        wanted++;
+        const id = digitsValue(line, start, i);
+        if (id >= PROVISIONAL_ID_BASE) {
+          out.set(line.subarray(copied, start), at);
+          at += start - copied;
+          at = writeNumber(out, at, finalId(id));
+          copied = i;
+        }
+      }
+      if (i >= length || line[i] !== COMMA_BYTE) break;
+      i++;
+      column++;
+    }
+    out.set(line.subarray(copied), at);
+    return at + length - copied - offset;
   }
 }
 
-/** A quick look for a run of 13 digits (every provisional id has 13). */
-function hasProvisionalId(line: Uint8Array): boolean {
-  let run = 0;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (c >= 0x30 && c <= 0x39) {
-      if (++run === 13) return true;
-    } else run = 0;
+const QUOTE_BYTE = 0x22;
+const COMMA_BYTE = 0x2c;
+const NEWLINE_BYTE = 0x0a;
+
+/** The number a cell of ASCII digits writes, -1 for an empty cell or any other byte. */
+function digitsValue(bytes: Uint8Array, start: number, end: number): number {
+  if (end === start || end - start > 16) return -1;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const digit = bytes[i] - 0x30;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
   }
-  return false;
+  return value;
 }
 
 /** The engine fields a summary reads, for callers that take either kind of result. */
