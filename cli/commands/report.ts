@@ -165,8 +165,13 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
       ...(only === undefined ? {} : { only }),
     };
     if (jobs > 1) {
-      // The workers report no reading progress; the merge is quick next to them.
-      const result = await writeReportInJobs(files, { ...options, jobs });
+      // Shard workers report no reading progress; the line files are read by this thread.
+      const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
+      const result = await writeReportInJobs(files, {
+        ...options,
+        jobs,
+        onOpened: progress.onOpened,
+      }).finally(() => progress.finish());
       reportWarnings(result);
       for (const part of result.approximate) warnOnStderr(`--jobs ${jobs}: not exactly one run's: ${part}`);
       if (args.summary) process.stderr.write(formatReplaySummary(result.replay));

@@ -57,11 +57,21 @@ export interface ReportJobsResult {
   approximate: string[];
 }
 
+/**
+ * `onOpened` is called when the main thread reads the inputs itself (the line files); shard workers
+ * read their own and report no progress.
+ */
 export async function writeReportInJobs(
   files: readonly string[],
-  options: Omit<ReportOptions, "onOpened" | "shard"> & { jobs: number } & JobsRounds,
+  options: Omit<ReportOptions, "shard"> & { jobs: number } & JobsRounds,
 ): Promise<ReportJobsResult> {
-  const { jobs, roundRecords: _roundRecords, roundsInFlight: _roundsInFlight, ...reportOptions } = options;
+  const {
+    jobs,
+    roundRecords: _roundRecords,
+    roundsInFlight: _roundsInFlight,
+    onOpened: _onOpened,
+    ...reportOptions
+  } = options;
   if (!Number.isInteger(jobs) || jobs < 2)
     throw new Error(`jobs: ${jobs} is not a whole number of at least 2`);
   const only = options.only;
@@ -124,7 +134,7 @@ export const LINE_ORDER_FILES: readonly ReportFileName[] = [
 /** `only` (of LINE_ORDER_FILES) from the workers' lines, in one engine's order, as the replay goes. */
 async function writeLineFilesInJobs(
   files: readonly string[],
-  options: Omit<ReportOptions, "onOpened" | "shard"> & {
+  options: Omit<ReportOptions, "shard"> & {
     jobs: number;
     only: readonly ReportFileName[];
   } & JobsRounds,
