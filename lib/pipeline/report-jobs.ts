@@ -27,6 +27,7 @@ import {
   ReportFile,
   eventsListed,
   makeDirectory,
+  pendingWrite,
   type ReportFileName,
   type ReportOptions,
 } from "./report.js";
@@ -194,13 +195,7 @@ async function writeLineFilesInJobs(
               maxHistory,
               communityIdSeed,
             },
-      backpressure: () => {
-        for (const file of streamed) {
-          const wait = file.writer.pending();
-          if (wait !== null) return wait;
-        }
-        return null;
-      },
+      backpressure: () => pendingWrite(streamed),
     });
     for (const file of streamed) await file.finish();
   } catch (error) {

@@ -150,6 +150,15 @@ export class ReportFile {
   }
 }
 
+/** What to wait for before writing on: the first of `files` whose stream is full, else null. */
+export function pendingWrite(files: readonly ReportFile[]): Promise<void> | null {
+  for (const file of files) {
+    const wait = file.writer.pending();
+    if (wait !== null) return wait;
+  }
+  return null;
+}
+
 /**
  * `mkdir -p`, but a directory that cannot be made in a parent that exists fails at once: Node's
  * recursive mkdir tries the parent and the directory again forever there (`-o /proc/x` spun).
@@ -266,13 +275,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const eventsWanted = eventsListed(options.settings);
   const settings = settingsWithEvents(options.settings);
 
-  const backpressure = (): Promise<void> | null => {
-    for (const file of streamed) {
-      const wait = file.writer.pending();
-      if (wait !== null) return wait;
-    }
-    return null;
-  };
+  const backpressure = (): Promise<void> | null => pendingWrite(streamed);
   let replay: ReplayResult;
   try {
     flowsCsv?.writer.write(csvRow(FLOW_CSV_COLUMNS));

@@ -110,19 +110,27 @@ function syntheticCapture(name: string, packets: number, conversations: number):
   return syntheticCaptureFile(join(scratch, name), { packets, conversations, seed: 11 });
 }
 
+/** A recorded sample's capture and what it was recorded under: its router's sysctls and NAT rule. */
+async function recordedSample(
+  name: string,
+): Promise<{ files: string[]; options: Pick<CommonOptions, "settings" | "nat"> }> {
+  const directory = join(samplesDir, name);
+  const metadata = JSON.parse(readFileSync(join(directory, "scenario.json"), "utf8")) as ScenarioMetadata;
+  const settings = await settingsFromArguments(
+    { sysctl: join(directory, "sysctl.txt"), hz: metadata.kernelHz ?? undefined },
+    () => undefined,
+  );
+  const nat = natOptionsFor(metadata);
+  return { files: [join(directory, "inside.pcap")], options: { settings, ...(nat === null ? {} : { nat }) } };
+}
+
 test("jobs: every recorded sample, as the single engine (NAT samples under their rule)", async () => {
   const names = recordedSamples(samplesDir);
   assert.ok(names.length >= 30, `samples found: ${names.length}`);
   for (const name of names) {
-    const directory = join(samplesDir, name);
-    const metadata = JSON.parse(readFileSync(join(directory, "scenario.json"), "utf8")) as ScenarioMetadata;
-    const settings = await settingsFromArguments(
-      { sysctl: join(directory, "sysctl.txt"), hz: metadata.kernelHz ?? undefined },
-      () => undefined,
-    );
-    const nat = natOptionsFor(metadata);
-    const options: CommonOptions = { settings, drain: true, ...(nat === null ? {} : { nat }) };
-    const files = [join(directory, "inside.pcap")];
+    const sample = await recordedSample(name);
+    const options: CommonOptions = { ...sample.options, drain: true };
+    const files = sample.files;
     const expected = await single(files, options, "text");
     assert.ok(expected.events.length > 0, `${name}: events`);
     assertSame(expected, await inJobs(files, options, "text", 2, { roundRecords: 3 }), `${name} --jobs 2`);
@@ -402,16 +410,9 @@ function assertSameFiles(
 
 test("report --jobs: flows, events and expectations written as the replay goes are the single run's (samples)", async () => {
   for (const name of recordedSamples(samplesDir)) {
-    const directory = join(samplesDir, name);
-    const metadata = JSON.parse(readFileSync(join(directory, "scenario.json"), "utf8")) as ScenarioMetadata;
-    const settings = await settingsFromArguments(
-      { sysctl: join(directory, "sysctl.txt"), hz: metadata.kernelHz ?? undefined },
-      () => undefined,
-    );
-    const nat = natOptionsFor(metadata);
-    const files = [join(directory, "inside.pcap")];
+    const { files, options: recorded } = await recordedSample(name);
     for (const drain of [true, false]) {
-      const options = { settings, drain, ...(nat === null ? {} : { nat }) };
+      const options = { ...recorded, drain };
       const expected = await lineFiles(files, options, 1);
       assert.ok(expected["flows.csv"].split("\n").length > 2, `${name}: flows`);
       assertSameFiles(
