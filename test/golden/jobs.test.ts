@@ -199,7 +199,7 @@ test("jobs: out of time order, a time limit, and several inputs at once", async 
   assertSame(merged, await inJobs(inputs, { drain: true }, "csv", 2, { roundRecords: 128 }), "three inputs");
 });
 
-test("jobs: the public capture corpus (fragments, link types, damage) as the single engine", async (t) => {
+test("jobs: the public capture corpus (fragments, link types, damage) as the single engine, events and report", async (t) => {
   if (!corpusAvailable()) {
     t.skip("../shared/corpus not present");
     return;
@@ -224,6 +224,12 @@ test("jobs: the public capture corpus (fragments, link types, damage) as the sin
       expected,
       await inJobs(group, { drain: true }, "text", 3, { roundRecords: 500 }),
       `corpus ${start}+`,
+    );
+    // report's line files too (flows of every protocol the corpus holds).
+    assertSameFiles(
+      await lineFiles(group, { drain: true }, 1),
+      await lineFiles(group, { drain: true }, 3, { roundRecords: 500 }),
+      `report, corpus ${start}+`,
     );
   }
   assert.ok(fragments > 0, "the corpus has fragments (reassembled datagrams go to their worker bare)");
