@@ -23,6 +23,7 @@ import { FLOW_CSV_COLUMNS } from "../report/flows.js";
 import { PacketAccounting } from "./accounting.js";
 import { openInputs } from "./inputs.js";
 import { writeNumber } from "../report/ascii-bytes.js";
+import { digitsValue, visitCsvCellBytes } from "./text-lines.js";
 import type { ByteBufferPool } from "../capture/bytes.js";
 import { ReplaySpan, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { shardOf } from "./shard.js";
@@ -848,61 +849,31 @@ export class LinePatcher {
     return out.write(text, offset, "utf8");
   }
 
-  /**
-   * A csv line's id cells rewritten in place of the bytes, the rest copied: cells are walked as
-   * `splitCsvRow` reads them (a quoted cell's commas and doubled quotes are its own).
-   */
+  /** A csv line's id cells rewritten, the rest copied as bytes (cells found as the merges find them). */
   private patchCsv(line: Uint8Array, out: Buffer, offset: number, finalId: (id: number) => number): number {
     const columns = this.idColumns;
-    const length = line.length;
     let at = offset;
     let copied = 0;
     let wanted = 0;
-    let column = 0;
-    let i = 0;
-    while (wanted < columns.length) {
-      const start = i;
-      if (line[i] === QUOTE_BYTE) {
-        for (i++; i < length; i++) {
-          if (line[i] !== QUOTE_BYTE) continue;
-          if (line[i + 1] !== QUOTE_BYTE) break;
-          i++;
-        }
+    visitCsvCellBytes(line, 0, lineEndOf(line), (start, end, column) => {
+      if (column !== columns[wanted]) return true;
+      const id = digitsValue(line, start, end);
+      if (id >= PROVISIONAL_ID_BASE) {
+        out.set(line.subarray(copied, start), at);
+        at += start - copied;
+        at = writeNumber(out, at, finalId(id));
+        copied = end;
       }
-      while (i < length && line[i] !== COMMA_BYTE && line[i] !== NEWLINE_BYTE) i++;
-      if (column === columns[wanted]) {
-        wanted++;
-        const id = digitsValue(line, start, i);
-        if (id >= PROVISIONAL_ID_BASE) {
-          out.set(line.subarray(copied, start), at);
-          at += start - copied;
-          at = writeNumber(out, at, finalId(id));
-          copied = i;
-        }
-      }
-      if (i >= length || line[i] !== COMMA_BYTE) break;
-      i++;
-      column++;
-    }
+      return ++wanted < columns.length;
+    });
     out.set(line.subarray(copied), at);
-    return at + length - copied - offset;
+    return at + line.length - copied - offset;
   }
 }
 
-const QUOTE_BYTE = 0x22;
-const COMMA_BYTE = 0x2c;
-const NEWLINE_BYTE = 0x0a;
-
-/** The number a cell of ASCII digits writes, -1 for an empty cell or any other byte. */
-function digitsValue(bytes: Uint8Array, start: number, end: number): number {
-  if (end === start || end - start > 16) return -1;
-  let value = 0;
-  for (let i = start; i < end; i++) {
-    const digit = bytes[i] - 0x30;
-    if (digit < 0 || digit > 9) return -1;
-    value = value * 10 + digit;
-  }
-  return value;
+/** Where a line's text ends (before its newline). */
+function lineEndOf(line: Uint8Array): number {
+  return line.length > 0 && line[line.length - 1] === 0x0a ? line.length - 1 : line.length;
 }
 
 /** The engine fields a summary reads, for callers that take either kind of result. */

@@ -26,13 +26,17 @@
 import { readFile, rmdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import {
+  ByteLineReader,
   CsvRowReader,
   LineReader,
+  digitsValue,
+  visitCsvCellBytes,
   csvCell,
   replaceCsvCells,
   splitCsvRow,
   type TextRows,
 } from "./text-lines.js";
+import { writeNumber } from "../report/ascii-bytes.js";
 import {
   REPORT_FILES,
   ReportFile,
@@ -451,7 +455,7 @@ async function startHead(
 }
 
 /** A shard file cut short (a copy that stopped, a full disk) must not merge into a short report. */
-function checkRowCount(reader: TextRows, rows: number, expected: number | null): void {
+function checkRowCount(reader: Pick<TextRows, "error">, rows: number, expected: number | null): void {
   if (expected !== null && rows !== expected)
     throw reader.error(
       `${rows} rows where its summary.json counts ${expected}: the file is cut short or changed`,
@@ -526,30 +530,178 @@ async function mergeEvents(
   const idColumn = EVENT_CSV_COLUMNS.indexOf("connection_id");
   const masterColumn = EVENT_CSV_COLUMNS.indexOf("master_connection_id");
   const typeColumn = EVENT_CSV_COLUMNS.indexOf("type");
+  const lastColumn = Math.max(idColumn, masterColumn, typeColumn);
   await out.write(csvRow(EVENT_CSV_COLUMNS));
-  let live = 0;
-  let most = 0;
-  const idColumns = [idColumn, masterColumn].sort((a, b) => a - b);
   // events.csv holds every event, or none when the settings turned events off.
   const eventRows = (shard: Shard): number =>
     runOption(shard, "eventsListedInEventsCsv") === false
       ? 0
       : Object.values(shard.summary.events).reduce((total, count) => total + count, 0);
-  const ties = await mergeCsv(shards, "events.csv", EVENT_CSV_COLUMNS, eventRows, timeKey, (line, head) => {
-    const shard = shards[head.shard];
-    const renumbered = replaceCsvCells(line, idColumns, (cell) =>
-      String(mergedId(shard, Number(cell), () => head.reader.where())),
-    );
+  // Lines go through as bytes, only the id cells rewritten: no string per event.
+  const heads: ByteHead[] = [];
+  for (let s = 0; s < shards.length; s++) {
+    const reader = new ByteLineReader(join(shards[s].dir, "events.csv"), {
+      errorClass: ReportMergeError,
+      requireLineEnd: true,
+    });
+    await expectHeader(reader, EVENT_CSV_COLUMNS);
+    const expected = eventRows(shards[s]);
+    if (await reader.next()) heads.push({ shard: s, reader, keyEnd: timeEnd(reader), rows: 0, expected });
+    else checkRowCount(reader, 0, expected);
+  }
+  const output = new ByteChunks(out);
+  let live = 0;
+  let most = 0;
+  let ties = 0;
+  // The line being written (the visitor is made once, not per line).
+  let head = heads[0];
+  let copied = 0;
+  let type = EventType.Other as EventType;
+  const where = (): string => head.reader.where();
+  const visit = (cellStart: number, cellEnd: number, column: number): boolean => {
+    const bytes = head.reader.bytes;
+    if (column === typeColumn) type = eventType(bytes, cellStart, cellEnd);
+    if ((column === idColumn || column === masterColumn) && cellEnd > cellStart) {
+      const local = digitsValue(bytes, cellStart, cellEnd);
+      const id = mergedId(
+        shards[head.shard],
+        local >= 0 ? local : Number(bytes.toString("utf8", cellStart, cellEnd)),
+        where,
+      );
+      output.copy(bytes, copied, cellStart);
+      output.number(id);
+      copied = cellEnd;
+    }
+    return column < lastColumn;
+  };
+  while (heads.length > 0) {
+    let best = 0;
+    let tied = false;
+    for (let i = 1; i < heads.length; i++) {
+      const order = compareKeys(heads[i], heads[best]);
+      if (order < 0) {
+        best = i;
+        tied = false;
+      } else if (order === 0) tied = true;
+    }
+    if (tied) ties++;
+    head = heads[best];
+    const reader = head.reader;
+    const wait = output.reserve(reader.end - reader.start + 2 * 16 + 1);
+    if (wait !== null) await wait;
+    copied = reader.start;
+    type = EventType.Other as EventType;
+    visitCsvCellBytes(reader.bytes, reader.start, reader.end, visit);
+    output.copy(reader.bytes, copied, reader.end);
+    output.byte(0x0a);
     // The engine counts its table's size as a connection is confirmed (its NEW) and after the
     // expiries before it: following NEW and DESTROY in the merged order gives the single run's most.
-    const type = csvCell(line, typeColumn);
-    if (type === "NEW" && ++live > most) most = live;
-    else if (type === "DESTROY") live--;
-    return out.write(`${renumbered}\n`);
-  });
+    if (type === EventType.New && ++live > most) most = live;
+    else if (type === EventType.Destroy) live--;
+    head.rows++;
+    const next = reader.next();
+    if (next === true || (next !== false && (await next))) head.keyEnd = timeEnd(reader);
+    else {
+      checkRowCount(reader, head.rows, head.expected);
+      heads.splice(best, 1);
+    }
+  }
+  await output.finish();
   const listed = runOption(shards[0], "eventsListedInEventsCsv") !== false;
   return { ties, mostLiveAtOnce: listed ? most : null };
 }
+
+/** A shard's events.csv in a merge by time: its current line, where that line's time cell ends. */
+interface ByteHead {
+  shard: number;
+  reader: ByteLineReader;
+  keyEnd: number;
+  rows: number;
+  expected: number | null;
+}
+
+/** Where the current line's first cell (its time) ends. */
+function timeEnd(reader: ByteLineReader): number {
+  const comma = reader.bytes.indexOf(0x2c, reader.start);
+  if (comma <= reader.start || comma >= reader.end) throw reader.error("no time column");
+  return comma;
+}
+
+/** Two heads' time cells compared as the text they are (ASCII: byte by byte). */
+function compareKeys(a: ByteHead, b: ByteHead): number {
+  const left = a.reader.bytes;
+  const right = b.reader.bytes;
+  const leftLength = a.keyEnd - a.reader.start;
+  const rightLength = b.keyEnd - b.reader.start;
+  const length = Math.min(leftLength, rightLength);
+  for (let i = 0; i < length; i++) {
+    const order = left[a.reader.start + i] - right[b.reader.start + i];
+    if (order !== 0) return order;
+  }
+  return leftLength - rightLength;
+}
+
+const enum EventType {
+  Other = 0,
+  New = 1,
+  Destroy = 2,
+}
+
+const NEW_BYTES = Buffer.from("NEW");
+const DESTROY_BYTES = Buffer.from("DESTROY");
+
+function eventType(bytes: Buffer, start: number, end: number): EventType {
+  if (sameBytes(bytes, start, end, NEW_BYTES)) return EventType.New;
+  if (sameBytes(bytes, start, end, DESTROY_BYTES)) return EventType.Destroy;
+  return EventType.Other;
+}
+
+function sameBytes(bytes: Buffer, start: number, end: number, word: Buffer): boolean {
+  if (end - start !== word.length) return false;
+  for (let i = 0; i < word.length; i++) if (bytes[start + i] !== word[i]) return false;
+  return true;
+}
+
+/** Output bytes gathered into chunks, each handed to the sink whole (never reused after). */
+class ByteChunks {
+  private chunk = Buffer.allocUnsafe(BYTE_CHUNK);
+  private used = 0;
+
+  constructor(private readonly out: OutputSink) {}
+
+  /** Room for `bytes` more; a wait when the sink asked for one as the full chunk went out. */
+  reserve(bytes: number): Promise<void> | null {
+    if (this.used + bytes <= this.chunk.length) return null;
+    const wait = this.flush();
+    this.chunk = Buffer.allocUnsafe(Math.max(BYTE_CHUNK, bytes));
+    return wait ?? null;
+  }
+
+  copy(source: Buffer, start: number, end: number): void {
+    this.used += source.copy(this.chunk, this.used, start, end);
+  }
+
+  number(value: number): void {
+    this.used = writeNumber(this.chunk, this.used, value);
+  }
+
+  byte(value: number): void {
+    this.chunk[this.used++] = value;
+  }
+
+  async finish(): Promise<void> {
+    await this.flush();
+  }
+
+  private flush(): Promise<void> | void {
+    if (this.used === 0) return;
+    const full = this.chunk.subarray(0, this.used);
+    this.used = 0;
+    return this.out.writeBytes(full);
+  }
+}
+
+const BYTE_CHUNK = 64 << 10;
 
 async function mergeExpectations(shards: Shard[], out: OutputSink): Promise<{ ties: number }> {
   const masterColumn = EXPECT_EVENT_CSV_COLUMNS.indexOf("master_connection_id");
@@ -749,9 +901,10 @@ async function mergeFlowsCsv(shards: Shard[], out: OutputSink): Promise<FlowsRes
 }
 
 /** Reads a shard's CSV header: the one the project writes for `columns` (an empty file has none). */
-async function expectHeader(rows: TextRows, columns: readonly string[]): Promise<void> {
+async function expectHeader(rows: TextRows | ByteLineReader, columns: readonly string[]): Promise<void> {
   const header = csvRow(columns).slice(0, -1);
-  const first = await rows.next();
+  const first =
+    rows instanceof ByteLineReader ? ((await rows.next()) ? rows.text() : null) : await rows.next();
   if (first !== null && first !== header)
     throw rows.error(`not the header ${basename(rows.path)} has (${header.slice(0, 40)}…)`);
 }
@@ -1111,12 +1264,15 @@ function mergeSummaries(
 /** Where merged rows go: a file, or nowhere (`DISCARD`). */
 interface OutputSink {
   write(text: string): Promise<void> | void;
+  /** Bytes not reused afterwards. */
+  writeBytes(bytes: Uint8Array): Promise<void> | void;
   writeAll(text: string): Promise<void>;
 }
 
 /** A file the merge computes (it comes from the shard files of one that is wanted) but does not write. */
 const DISCARD: OutputSink = {
   write: () => undefined,
+  writeBytes: () => undefined,
   writeAll: () => Promise.resolve(),
 };
 
@@ -1141,6 +1297,11 @@ async function isFile(path: string): Promise<boolean> {
 class OutputFile extends ReportFile implements OutputSink {
   write(text: string): Promise<void> | void {
     this.writer.write(text);
+    return this.writer.pending() ?? undefined;
+  }
+
+  writeBytes(bytes: Uint8Array): Promise<void> | void {
+    this.writer.writeBytes(bytes);
     return this.writer.pending() ?? undefined;
   }
 

@@ -238,3 +238,134 @@ export function csvCell(line: string, column: number): string {
   });
   return cell;
 }
+
+const NEWLINE = 0x0a;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * A file read line by line as bytes, as `LineReader` reads it as text (empty lines skipped, a CR before
+ * the LF dropped, a chunk at a time), for merges that copy lines through with a few cells changed: no
+ * string per line. The current line is `bytes[start, end)`, valid until `next` is called again.
+ */
+export class ByteLineReader {
+  lineNumber = 0;
+  bytes: Buffer = NO_BYTES;
+  start = 0;
+  end = 0;
+  private readonly chunks: AsyncIterator<Buffer>;
+  private readonly errorClass: new (message: string) => Error;
+  private readonly requireLineEnd: boolean;
+  private buffer: Buffer = NO_BYTES;
+  private at = 0;
+  private ended = false;
+
+  constructor(
+    readonly path: string,
+    options: Omit<TextReaderOptions, "stream"> = {},
+  ) {
+    const stream = createReadStream(path, { highWaterMark: options.chunkBytes ?? READ_CHUNK_BYTES });
+    this.chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    this.errorClass = options.errorClass ?? Error;
+    this.requireLineEnd = options.requireLineEnd === true;
+  }
+
+  /** Moves to the next line: true, or false at the end; a promise only when it must read on first. */
+  next(): boolean | Promise<boolean> {
+    const found = this.lineRead();
+    return found !== undefined ? found : this.nextAfterReading();
+  }
+
+  /** The current line as text. */
+  text(): string {
+    return this.bytes.toString("utf8", this.start, this.end);
+  }
+
+  where(): string {
+    return `${this.path}: line ${this.lineNumber}`;
+  }
+
+  error(what: string): Error {
+    return new this.errorClass(`${this.where()}: ${what}`);
+  }
+
+  private lineRead(): boolean | undefined {
+    const buffer = this.buffer;
+    for (;;) {
+      const newline = buffer.indexOf(NEWLINE, this.at);
+      let end: number;
+      if (newline >= 0) end = newline;
+      else if (this.ended && this.at < buffer.length) {
+        if (this.requireLineEnd) return undefined; // `next` says so
+        end = buffer.length;
+      } else return this.ended ? false : undefined;
+      const start = this.at;
+      const lineEnd = end > start && buffer[end - 1] === CARRIAGE_RETURN ? end - 1 : end;
+      this.at = newline >= 0 ? newline + 1 : end;
+      this.lineNumber++;
+      if (lineEnd > start) {
+        this.bytes = buffer;
+        this.start = start;
+        this.end = lineEnd;
+        return true;
+      }
+    }
+  }
+
+  private async nextAfterReading(): Promise<boolean> {
+    for (;;) {
+      if (this.ended) throw this.error("the last line has no line end");
+      const chunk = await this.chunks.next();
+      const tail = this.buffer.subarray(this.at);
+      this.at = 0;
+      if (chunk.done === true) {
+        this.ended = true;
+        this.buffer = tail;
+      } else this.buffer = tail.length === 0 ? chunk.value : Buffer.concat([tail, chunk.value]);
+      const found = this.lineRead();
+      if (found !== undefined) return found;
+    }
+  }
+}
+
+/**
+ * `visitCsvCells` over the bytes of a row, `bytes[start, end)`, in one pass: a comma ends a cell, a quote
+ * skips to its partner (commas between are the cell's), and after a quote with no partner the rest of
+ * the row is one cell.
+ */
+export function visitCsvCellBytes(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  visit: (cellStart: number, cellEnd: number, column: number) => boolean,
+): void {
+  let cellStart = start;
+  let at = start;
+  for (let column = 0; ; column++) {
+    while (at < end) {
+      const byte = bytes[at];
+      if (byte === COMMA) break;
+      if (byte === QUOTE) {
+        at++;
+        while (at < end && bytes[at] !== QUOTE) at++;
+        if (at === end) break;
+      }
+      at++;
+    }
+    if (!visit(cellStart, at, column) || at >= end) return;
+    cellStart = ++at;
+  }
+}
+
+/** The number a cell of ASCII digits `bytes[start, end)` writes, -1 for an empty cell or any other byte. */
+export function digitsValue(bytes: Uint8Array, start: number, end: number): number {
+  if (end === start || end - start > 16) return -1;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const digit = bytes[i] - 0x30;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
+}

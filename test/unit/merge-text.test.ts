@@ -4,7 +4,15 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LineReader, csvCell, replaceCsvCells, splitCsvRow } from "../../lib/pipeline/text-lines.js";
+import {
+  ByteLineReader,
+  LineReader,
+  csvCell,
+  digitsValue,
+  replaceCsvCells,
+  splitCsvRow,
+  visitCsvCellBytes,
+} from "../../lib/pipeline/text-lines.js";
 import { csvRow } from "../../lib/report/event-formats.js";
 
 test("lines are read whole across read chunks: CRLF, empty lines, multibyte text, no final line end", async () => {
@@ -26,9 +34,35 @@ test("lines are read whole across read chunks: CRLF, empty lines, multibyte text
       assert.equal(await reader.next(), "tail");
       assert.equal(await reader.next(), null);
       assert.equal(await reader.next(), null);
+      // The same lines as bytes, with the same line numbers; a quote is seen in the lines that hold one.
+      const bytes = new ByteLineReader(path, { chunkBytes });
+      for (let i = 0; i < lines.length; i++) {
+        assert.equal(await bytes.next(), true, `line ${i}`);
+        assert.equal(bytes.text(), lines[i], `line ${i}`);
+      }
+      assert.equal(await bytes.next(), true);
+      assert.equal(bytes.text(), "tail");
+      assert.equal(await bytes.next(), false);
+      assert.equal(await bytes.next(), false);
+      assert.equal(bytes.lineNumber, reader.lineNumber);
     }
+    // A shard file's last line must end (a file cut short): both readers refuse it.
+    const strict = { requireLineEnd: true, errorClass: RangeError };
+    await assert.rejects(
+      (async () => {
+        const reader = new ByteLineReader(path, strict);
+        while (await reader.next());
+      })(),
+      (error: Error) =>
+        error instanceof RangeError && /line 5\d\d\d: the last line has no line end/.test(error.message),
+    );
+    await assert.rejects(async () => {
+      const reader = new LineReader(path, strict);
+      while ((await reader.next()) !== null);
+    }, /the last line has no line end/);
     writeFileSync(path, "");
     assert.equal(await new LineReader(path).next(), null);
+    assert.equal(await new ByteLineReader(path).next(), false);
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
@@ -68,6 +102,16 @@ test("CSV cells are split, read and replaced as the plain reading has them: quot
   for (const line of lines) {
     const split = referenceSplit(line);
     assert.deepEqual(splitCsvRow(line), split, line);
+    // The byte walker finds the same cells, in a row among other bytes (a quote after it too).
+    const bytes = Buffer.from(`x\n${line}\n"`);
+    const found: string[] = [];
+    visitCsvCellBytes(
+      bytes,
+      2,
+      2 + Buffer.byteLength(line),
+      (start, end) => found.push(bytes.toString("utf8", start, end)) > 0,
+    );
+    assert.deepEqual(found, split, `bytes: ${line}`);
     for (let c = 0; c <= split.length; c++)
       assert.equal(csvCell(line, c), split[c] ?? "", `${line} cell ${c}`);
     const columns = [1, 2, 4].filter((c) => c < split.length);
@@ -88,4 +132,11 @@ test("CSV cells are split, read and replaced as the plain reading has them: quot
     replaceCsvCells("a,,c", [1, 2], (cell) => cell.toUpperCase()),
     "a,,C",
   );
+});
+
+test("digit cells read as numbers; anything else is -1", () => {
+  const bytes = Buffer.from("12,,007,1a,9007199254740991,12345678901234567");
+  const values: number[] = [];
+  visitCsvCellBytes(bytes, 0, bytes.length, (start, end) => values.push(digitsValue(bytes, start, end)) > 0);
+  assert.deepEqual(values, [12, -1, 7, -1, 9007199254740991, -1]);
 });
