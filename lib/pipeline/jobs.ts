@@ -23,7 +23,7 @@ import { FLOW_CSV_COLUMNS } from "../report/flows.js";
 import { PacketAccounting } from "./accounting.js";
 import { openInputs } from "./inputs.js";
 import { writeNumber } from "../report/ascii-bytes.js";
-import { digitsValue, visitCsvCellBytes } from "./text-lines.js";
+import { digitsValue, findCsvCells } from "./text-lines.js";
 import type { ByteBufferPool } from "../capture/bytes.js";
 import { ReplaySpan, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { shardOf } from "./shard.js";
@@ -825,6 +825,7 @@ function keyBefore(a: Float64Array, i: number, b: Float64Array, j: number): bool
  */
 export class LinePatcher {
   private readonly idColumns: number[] = [];
+  private readonly cells = new Int32Array(4);
 
   /** `header`: the csv columns of the stream (ids are found by name). */
   constructor(
@@ -851,21 +852,20 @@ export class LinePatcher {
 
   /** A csv line's id cells rewritten, the rest copied as bytes (cells found as the merges find them). */
   private patchCsv(line: Uint8Array, out: Buffer, offset: number, finalId: (id: number) => number): number {
-    const columns = this.idColumns;
+    const cells = this.cells;
+    const found = findCsvCells(line, 0, lineEndOf(line), this.idColumns, cells);
     let at = offset;
     let copied = 0;
-    let wanted = 0;
-    visitCsvCellBytes(line, 0, lineEndOf(line), (start, end, column) => {
-      if (column !== columns[wanted]) return true;
+    for (let i = 0; i < found; i++) {
+      const start = cells[2 * i];
+      const end = cells[2 * i + 1];
       const id = digitsValue(line, start, end);
-      if (id >= PROVISIONAL_ID_BASE) {
-        out.set(line.subarray(copied, start), at);
-        at += start - copied;
-        at = writeNumber(out, at, finalId(id));
-        copied = end;
-      }
-      return ++wanted < columns.length;
-    });
+      if (id < PROVISIONAL_ID_BASE) continue;
+      out.set(line.subarray(copied, start), at);
+      at += start - copied;
+      at = writeNumber(out, at, finalId(id));
+      copied = end;
+    }
     out.set(line.subarray(copied), at);
     return at + line.length - copied - offset;
   }

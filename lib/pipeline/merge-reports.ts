@@ -30,7 +30,7 @@ import {
   CsvRowReader,
   LineReader,
   digitsValue,
-  visitCsvCellBytes,
+  findCsvCells,
   csvCell,
   replaceCsvCells,
   splitCsvRow,
@@ -530,7 +530,9 @@ async function mergeEvents(
   const idColumn = EVENT_CSV_COLUMNS.indexOf("connection_id");
   const masterColumn = EVENT_CSV_COLUMNS.indexOf("master_connection_id");
   const typeColumn = EVENT_CSV_COLUMNS.indexOf("type");
-  const lastColumn = Math.max(idColumn, masterColumn, typeColumn);
+  const cellColumns = [typeColumn, idColumn, masterColumn];
+  if (!(typeColumn < idColumn && idColumn < masterColumn)) throw new Error("events.csv's columns moved");
+  const cells = new Int32Array(2 * cellColumns.length);
   await out.write(csvRow(EVENT_CSV_COLUMNS));
   // events.csv holds every event, or none when the settings turned events off.
   const eventRows = (shard: Shard): number =>
@@ -553,27 +555,6 @@ async function mergeEvents(
   let live = 0;
   let most = 0;
   let ties = 0;
-  // The line being written (the visitor is made once, not per line).
-  let head = heads[0];
-  let copied = 0;
-  let type = EventType.Other as EventType;
-  const where = (): string => head.reader.where();
-  const visit = (cellStart: number, cellEnd: number, column: number): boolean => {
-    const bytes = head.reader.bytes;
-    if (column === typeColumn) type = eventType(bytes, cellStart, cellEnd);
-    if ((column === idColumn || column === masterColumn) && cellEnd > cellStart) {
-      const local = digitsValue(bytes, cellStart, cellEnd);
-      const id = mergedId(
-        shards[head.shard],
-        local >= 0 ? local : Number(bytes.toString("utf8", cellStart, cellEnd)),
-        where,
-      );
-      output.copy(bytes, copied, cellStart);
-      output.number(id);
-      copied = cellEnd;
-    }
-    return column < lastColumn;
-  };
   while (heads.length > 0) {
     let best = 0;
     let tied = false;
@@ -585,14 +566,29 @@ async function mergeEvents(
       } else if (order === 0) tied = true;
     }
     if (tied) ties++;
-    head = heads[best];
+    const head = heads[best];
     const reader = head.reader;
+    const bytes = reader.bytes;
     const wait = output.reserve(reader.end - reader.start + 2 * 16 + 1);
     if (wait !== null) await wait;
-    copied = reader.start;
-    type = EventType.Other as EventType;
-    visitCsvCellBytes(reader.bytes, reader.start, reader.end, visit);
-    output.copy(reader.bytes, copied, reader.end);
+    const found = findCsvCells(bytes, reader.start, reader.end, cellColumns, cells);
+    const type = found > 0 ? eventType(bytes, cells[0], cells[1]) : EventType.Other;
+    let copied = reader.start;
+    for (let i = 1; i < found; i++) {
+      const cellStart = cells[2 * i];
+      const cellEnd = cells[2 * i + 1];
+      if (cellEnd === cellStart) continue;
+      const local = digitsValue(bytes, cellStart, cellEnd);
+      const id = mergedId(
+        shards[head.shard],
+        local >= 0 ? local : Number(bytes.toString("utf8", cellStart, cellEnd)),
+        () => reader.where(),
+      );
+      output.copy(bytes, copied, cellStart);
+      output.number(id);
+      copied = cellEnd;
+    }
+    output.copy(bytes, copied, reader.end);
     output.byte(0x0a);
     // The engine counts its table's size as a connection is confirmed (its NEW) and after the
     // expiries before it: following NEW and DESTROY in the merged order gives the single run's most.

@@ -11,7 +11,7 @@ import {
   digitsValue,
   replaceCsvCells,
   splitCsvRow,
-  visitCsvCellBytes,
+  findCsvCells,
 } from "../../lib/pipeline/text-lines.js";
 import { csvRow } from "../../lib/report/event-formats.js";
 
@@ -104,14 +104,22 @@ test("CSV cells are split, read and replaced as the plain reading has them: quot
     assert.deepEqual(splitCsvRow(line), split, line);
     // The byte walker finds the same cells, in a row among other bytes (a quote after it too).
     const bytes = Buffer.from(`x\n${line}\n"`);
-    const found: string[] = [];
-    visitCsvCellBytes(
-      bytes,
-      2,
-      2 + Buffer.byteLength(line),
-      (start, end) => found.push(bytes.toString("utf8", start, end)) > 0,
+    const every = Array.from({ length: 16 }, (_, c) => c);
+    const bounds = new Int32Array(2 * every.length);
+    const count = findCsvCells(bytes, 2, 2 + Buffer.byteLength(line), every, bounds);
+    const found = Array.from({ length: count }, (_, c) =>
+      bytes.toString("utf8", bounds[2 * c], bounds[2 * c + 1]),
     );
     assert.deepEqual(found, split, `bytes: ${line}`);
+    const some = [1, 3].filter((c) => c < split.length);
+    assert.equal(findCsvCells(bytes, 2, 2 + Buffer.byteLength(line), [1, 3], bounds), some.length);
+    some.forEach((column, i) =>
+      assert.equal(
+        bytes.toString("utf8", bounds[2 * i], bounds[2 * i + 1]),
+        split[column],
+        `${line} cell ${column}`,
+      ),
+    );
     for (let c = 0; c <= split.length; c++)
       assert.equal(csvCell(line, c), split[c] ?? "", `${line} cell ${c}`);
     const columns = [1, 2, 4].filter((c) => c < split.length);
@@ -136,7 +144,8 @@ test("CSV cells are split, read and replaced as the plain reading has them: quot
 
 test("digit cells read as numbers; anything else is -1", () => {
   const bytes = Buffer.from("12,,007,1a,9007199254740991,12345678901234567");
-  const values: number[] = [];
-  visitCsvCellBytes(bytes, 0, bytes.length, (start, end) => values.push(digitsValue(bytes, start, end)) > 0);
+  const bounds = new Int32Array(12);
+  assert.equal(findCsvCells(bytes, 0, bytes.length, [0, 1, 2, 3, 4, 5], bounds), 6);
+  const values = Array.from({ length: 6 }, (_, i) => digitsValue(bytes, bounds[2 * i], bounds[2 * i + 1]));
   assert.deepEqual(values, [12, -1, 7, -1, 9007199254740991, -1]);
 });
