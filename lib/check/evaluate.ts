@@ -5,6 +5,7 @@
  */
 import { IPPROTO_TCP } from "../decode/packet.js";
 import { Verdict } from "../conntrack/engine.js";
+import type { Connection } from "../conntrack/connection.js";
 import { FlowTracker, type FlowRecord } from "../report/flows.js";
 import { OrphanTracker, type OrphanKind, type OrphanRecord } from "../report/orphans.js";
 import type { TupleRecord } from "../report/event-formats.js";
@@ -521,6 +522,55 @@ export interface CheckRun {
 }
 
 /**
+ * Each live connection's first and last packet (input and record number), by its table slot: typed
+ * arrays, no object or map entry per connection. A slot's numbers are its connection's only while
+ * `owner` holds that connection's id (a slot is reused once its connection is gone).
+ */
+class SlotSpans {
+  private owner = new Float64Array(1024);
+  private numbers = new Float64Array(1024 * 4);
+
+  begin(slot: number, id: number, input: number, packet: number): void {
+    if (slot >= this.owner.length) this.grow(slot);
+    this.owner[slot] = id;
+    const at = slot * 4;
+    this.numbers[at] = this.numbers[at + 2] = input;
+    this.numbers[at + 1] = this.numbers[at + 3] = packet;
+  }
+
+  touch(slot: number, id: number, input: number, packet: number): void {
+    if (slot >= this.owner.length || this.owner[slot] !== id) return;
+    this.numbers[slot * 4 + 2] = input;
+    this.numbers[slot * 4 + 3] = packet;
+  }
+
+  /** The connection's span (null when none was begun), and the slot let go. */
+  take(slot: number, id: number): PacketSpan | null {
+    if (slot < 0 || slot >= this.owner.length || this.owner[slot] !== id) return null;
+    this.owner[slot] = 0;
+    const at = slot * 4;
+    const numbers = this.numbers;
+    return {
+      firstInput: numbers[at],
+      first: numbers[at + 1],
+      lastInput: numbers[at + 2],
+      last: numbers[at + 3],
+    };
+  }
+
+  private grow(slot: number): void {
+    let size = this.owner.length;
+    while (size <= slot) size *= 2;
+    const owner = new Float64Array(size);
+    owner.set(this.owner);
+    const numbers = new Float64Array(size * 4);
+    numbers.set(this.numbers);
+    this.owner = owner;
+    this.numbers = numbers;
+  }
+}
+
+/**
  * Replays the captures once and judges them against the policy. The packet that created each
  * connection (and the last it accounted) is noted by record number; nothing else per packet is kept.
  */
@@ -531,27 +581,33 @@ export async function runCheck(
 ): Promise<CheckRun> {
   const { maxListed, orphanMemory, ...replayOptions } = options;
   const evaluator = new PolicyEvaluator(policy, { maxListed });
-  const spans = new Map<number, PacketSpan>();
+  const spans = new SlotSpans();
   /** Connections created by the packet being processed, waiting for its record number. */
-  const created: number[] = [];
+  const created: Connection[] = [];
   /**
    * Connections a packet's RST killed (that packet is their last), and any ended after them while it
    * was processed (so that flows are judged in the order they ended); judged once its number is known.
    * Others are judged as they end: holding every flow a drain or the end of the input ends would hold
    * a record per connection at once.
    */
-  const ended: FlowRecord[] = [];
+  const ended: { record: FlowRecord; span: PacketSpan | null }[] = [];
   let flowsHeldAtMost = 0;
-  const finishFlow = (record: FlowRecord): void => {
-    const span = spans.get(record.id) ?? null;
-    spans.delete(record.id);
-    evaluator.addFlow(record, span);
-  };
+  /** The ending flow's span, taken while its connection still holds its table slot. */
+  let endingSpan: PacketSpan | null = null;
   const flows = new FlowTracker({
+    onFlowEnd: (end) => {
+      const connection = end.connection!;
+      endingSpan = spans.take(connection.tableSlot, connection.id);
+      // Created and ended by one packet: it never gets that packet's number.
+      const pending = created.indexOf(connection);
+      if (pending >= 0) created.splice(pending, 1);
+    },
     onFlow: (record) => {
+      const span = endingSpan;
+      endingSpan = null;
       if (ended.length > 0 || record.endReason === "reset") {
-        if (ended.push(record) > flowsHeldAtMost) flowsHeldAtMost = ended.length;
-      } else finishFlow(record);
+        if (ended.push({ record, span }) > flowsHeldAtMost) flowsHeldAtMost = ended.length;
+      } else evaluator.addFlow(record, span);
     },
   });
   const orphans = new OrphanTracker({
@@ -574,50 +630,38 @@ export async function runCheck(
     onEvent: (event) => {
       orphans.onEvent(event);
       flows.onEvent(event);
-      if (event.type === "NEW") created.push(event.connection.id);
+      if (event.type === "NEW") created.push(event.connection);
     },
     onPacket: (record, _packetClass, packet, verdict, reason, connection) => {
       if (verdict < 0) return;
       // Most packets create nothing (and setting an array's length is a call even when it is 0).
       if (created.length > 0) {
-        for (let i = 0; i < created.length; i++) {
-          spans.set(created[i], {
-            firstInput: record.inputIndex,
-            first: record.recordNumber,
-            lastInput: record.inputIndex,
-            last: record.recordNumber,
-          });
-        }
+        for (let i = 0; i < created.length; i++)
+          spans.begin(created[i].tableSlot, created[i].id, record.inputIndex, record.recordNumber);
         created.length = 0;
       }
       const live = flows.liveConnection(verdict, connection);
-      if (live !== null && verdict !== Verdict.Invalid) {
-        const span = spans.get(live.id);
-        if (span !== undefined) {
-          span.lastInput = record.inputIndex;
-          span.last = record.recordNumber;
-        }
-      }
+      if (live !== null && verdict !== Verdict.Invalid)
+        spans.touch(live.tableSlot, live.id, record.inputIndex, record.recordNumber);
       if (ended.length > 0) {
         for (let i = 0; i < ended.length; i++) {
-          const flowRecord = ended[i];
+          const { record: flowRecord, span } = ended[i];
           // A RST that kills its connection is the packet being processed: its last.
-          const span = flowRecord.endReason === "reset" ? spans.get(flowRecord.id) : undefined;
-          if (span !== undefined) {
+          if (span !== null && flowRecord.endReason === "reset") {
             span.lastInput = record.inputIndex;
             span.last = record.recordNumber;
           }
-          finishFlow(flowRecord);
+          evaluator.addFlow(flowRecord, span);
         }
         ended.length = 0;
       }
       orphans.onPacket(record.inputIndex, record.recordNumber, packet, verdict, reason, live);
     },
   });
-  for (const record of ended) finishFlow(record);
+  for (const { record, span } of ended) evaluator.addFlow(record, span);
   ended.length = 0;
   flows.finish(replay.engine);
-  for (const record of ended) finishFlow(record);
+  for (const { record, span } of ended) evaluator.addFlow(record, span);
   ended.length = 0;
   return { outcome: evaluator.finish(replay.inputNames), replay, flowsHeldAtMost };
 }
