@@ -75,22 +75,26 @@ class EventCollector {
 
   /** Room for `bytes` more bytes and one more key; the buffer to write into. */
   reserve(bytes: number): Buffer {
+    let grew = false;
     if (this.used + bytes > this.bytes.length) {
       let size = Math.max(INITIAL_EVENT_BYTES, this.bytes.length * 2);
       while (this.used + bytes > size) size *= 2;
       const grown = Buffer.from(new SharedArrayBuffer(size));
       this.bytes.copy(grown, 0, 0, this.used);
       this.bytes = grown;
-      this.changed = true;
+      grew = true;
     }
     if ((this.count + 1) * EVENT_KEY_FIELDS > this.keys.length) {
       const size = Math.max(INITIAL_EVENT_KEYS * EVENT_KEY_FIELDS, this.keys.length * 2);
       const grown = new Float64Array(new SharedArrayBuffer(size * 8));
       grown.set(this.keys);
       this.keys = grown;
+      grew = true;
+    }
+    if (grew) {
+      this.slots.set(this.slot, { bytes: this.bytes, keys: this.keys });
       this.changed = true;
     }
-    if (this.changed) this.slots.set(this.slot, { bytes: this.bytes, keys: this.keys });
     return this.bytes;
   }
 
@@ -181,8 +185,8 @@ function run(data: JobsWorkerData): void {
     writeEncoded(encoder: FlowEncoder, end: FlowEnd, maxBytes: number): void {
       const bytes = collector.reserve(maxBytes);
       const stop = encoder.encode(end, bytes, collector.offset);
-      const tiebreak = group === EventGroup.Packet ? recordIndex : end.connection!.id;
       const connection = end.connection!;
+      const tiebreak = group === EventGroup.Packet ? recordIndex : connection.id;
       collector.push(end.endSec, end.endNsec, group, tiebreak, stop, namesProvisionalId(connection));
     },
   });
