@@ -14,6 +14,7 @@ import {
   existsSync,
   openSync,
   readSync,
+  readdirSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -40,6 +41,11 @@ const ENGINE_BUDGET = 3_000_000;
 const REPORT_FLOWS_BUDGET = 4_000_000;
 /** `events --jobs 2` over `events`. */
 const JOBS2_BUDGET = 1.7;
+/** One-thread modes and their `--jobs 2` twins, compared by CPU time per thread. */
+const JOBS_TWINS = [
+  ["events", "events-jobs2"],
+  ["report-flows", "report-flows-jobs2"],
+] as const;
 /** Peak memory per live connection above a fixed base, bytes. */
 const PER_CONNECTION_BUDGET = 400;
 /** Where the report modes write (replaced every run, removed at the end). */
@@ -330,6 +336,40 @@ function runProcess(
   });
 }
 
+/**
+ * CPU seconds (user + system) each thread of a process used, busiest first: the process is run once,
+ * its /proc entries read every 20 ms (a thread's last reading counts). Null where there is no /proc.
+ */
+async function threadCpuSeconds(program: string, args: string[]): Promise<number[] | null> {
+  if (!existsSync("/proc/self/task")) return null;
+  const ticksPerSecond = 100; // USER_HZ, what /proc counts in on Linux
+  const child = spawn(program, args, { stdio: ["ignore", "ignore", "ignore"] });
+  const byThread = new Map<string, number>();
+  const sample = (): void => {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${child.pid}/task`);
+    } catch {
+      return;
+    }
+    for (const task of tasks) {
+      try {
+        const stat = readFileSync(`/proc/${child.pid}/task/${task}/stat`, "utf8");
+        // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        byThread.set(task, (Number(fields[11]) + Number(fields[12])) / ticksPerSecond);
+      } catch {
+        // The thread ended between the listing and the reading.
+      }
+    }
+  };
+  const timer = setInterval(sample, 20);
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  clearInterval(timer);
+  if (code !== 0) return null;
+  return [...byThread.values()].sort((a, b) => b - a);
+}
+
 function commandExists(program: string): boolean {
   const paths = (process.env.PATH ?? "").split(":");
   return program.startsWith("/") ? existsSync(program) : paths.some((dir) => existsSync(join(dir, program)));
@@ -498,6 +538,19 @@ async function main(): Promise<number> {
       if (report.error && report.error !== "not installed") crashed = true;
       reports.push(report);
     }
+    // CPU by thread of each one-thread mode and its --jobs 2 twin: with a core for every thread a run
+    // takes about its busiest thread's time, so the busiest threads' ratio is what --jobs 2 gives on a
+    // machine with the cores (this one may have fewer: its wall-time ratio is the table's).
+    const threadCpu: Record<string, number[]> = {};
+    for (const pair of JOBS_TWINS)
+      for (const name of pair) {
+        const mode = MODES.find((m) => m.name === name)!;
+        if (!settings.modes.includes(name) || reports.find((r) => r.mode === name)?.error) continue;
+        process.stderr.write(`bench: ${name}, CPU by thread …\n`);
+        const [program, args] = mode.command!(capture.path);
+        const seconds = await threadCpuSeconds(program, args);
+        if (seconds !== null) threadCpu[name] = seconds;
+      }
     const tcpdump = reports.find((r) => r.mode === "tcpdump" && !r.error);
     for (const r of reports)
       if (tcpdump && !r.error) r.ratioToTcpdump = r.packetsPerSecond / tcpdump.packetsPerSecond;
@@ -660,6 +713,22 @@ async function main(): Promise<number> {
           ? ""
           : `; report --only flows.csv --jobs 2: x${reportJobsRatio.toFixed(2)} report --only flows.csv`),
     );
+    if (Object.keys(threadCpu).length > 0) {
+      console.log("\nCPU time by thread, seconds (one run each, read from /proc; busiest first):");
+      for (const [name, seconds] of Object.entries(threadCpu))
+        console.log(
+          `  ${name.padEnd(20)} ${seconds
+            .filter((value) => value >= 0.05)
+            .map((value) => value.toFixed(2))
+            .join(" ")}  (total ${seconds.reduce((total, value) => total + value, 0).toFixed(2)})`,
+        );
+      for (const [single, jobs] of JOBS_TWINS)
+        if (threadCpu[single] && threadCpu[jobs])
+          console.log(
+            `  with a core per thread, ${jobs} would run at about ` +
+              `x${(threadCpu[single][0] / threadCpu[jobs][0]).toFixed(2)} ${single} (busiest threads)`,
+          );
+    }
     const describeGrowth = (growth: PerConnection): string =>
       `${Math.round(growth.bytesPerConnection)} B: ${growth.smallLive.toLocaleString("en-US")} live → ` +
       `${growth.smallPeakRssMiB.toFixed(1)} MiB, ${growth.largeLive.toLocaleString("en-US")} live → ` +
@@ -697,6 +766,7 @@ async function main(): Promise<number> {
       jobsBudget: {
         ratio: jobsRatio,
         reportFlowsRatio: reportJobsRatio,
+        threadCpuSeconds: threadCpu,
         target: JOBS2_BUDGET,
         met: jobsRatio !== null && jobsRatio >= JOBS2_BUDGET,
       },
