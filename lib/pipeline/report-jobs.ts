@@ -75,6 +75,9 @@ export async function writeReportInJobs(
   } = options;
   if (!Number.isInteger(jobs) || jobs < 2)
     throw new Error(`jobs: ${jobs} is not a whole number of at least 2`);
+  // Either way the connections are shared out by address pair, which observed NAT's sightings lack.
+  if ((options.observedNat ?? null) !== null)
+    throw new Error("--jobs shards connections by address pair: not with observed NAT");
   const only = options.only;
   if (only !== undefined && only.every((name) => LINE_ORDER_FILES.includes(name)))
     return writeLineFilesInJobs(files, { ...options, only });

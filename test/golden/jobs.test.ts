@@ -492,3 +492,17 @@ test("report --jobs --only flows.csv reads standard input once, as one thread do
   assert.equal(two.flows, one.flows);
   assert.match(two.summary, /records +6000\n/);
 });
+
+test("report --jobs refuses observed NAT in the library too, line files or not (shards are by address pair)", async () => {
+  const capture = join(samplesDir, "ftp-active", "inside.pcap");
+  for (const only of [["flows.csv" as const], undefined])
+    await assert.rejects(
+      writeReportInJobs([capture], {
+        outputDir: join(scratch, "observed-nat-refused"),
+        jobs: 2,
+        observedNat: { windowNs: 1e9 },
+        ...(only === undefined ? {} : { only }),
+      }),
+      /not with observed NAT/,
+    );
+});
