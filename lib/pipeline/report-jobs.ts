@@ -17,8 +17,6 @@ import { join, resolve } from "node:path";
 import { runOneShotWorker } from "./one-shot-worker.js";
 import { replayCapturesInJobs, type JobsReplayOptions, type JobsReplayResult } from "./jobs.js";
 import { settingsWithEvents } from "./replay.js";
-import { createEventFormatter, createExpectEventFormatter, csvRow } from "../report/event-formats.js";
-import { FLOW_CSV_COLUMNS } from "../report/flows.js";
 import { allFedStdin, type StdinFanOut } from "./stdin-fan-out.js";
 import { mergeShardSummaries, type MergedShardSummary, type ShardReplaySummary } from "./shard-summary.js";
 import type { CaptureWarning } from "../capture/source.js";
@@ -27,7 +25,9 @@ import {
   ReportFile,
   eventsListed,
   makeDirectory,
+  openReportFile,
   pendingWrite,
+  replayOptionsOf,
   type ReportFileName,
   type ReportOptions,
 } from "./report.js";
@@ -143,26 +143,10 @@ async function writeLineFilesInJobs(
     only: readonly ReportFileName[];
   } & JobsRounds,
 ): Promise<ReportJobsResult> {
-  const {
-    outputDir,
-    only,
-    maxHistory,
-    communityIdSeed,
-    settings,
-    title: _title,
-    htmlMaxFlows: _htmlMaxFlows,
-    htmlMaxOrphans: _htmlMaxOrphans,
-    timelineRows: _timelineRows,
-    orphanMemory: _orphanMemory,
-    topTalkers: _topTalkers,
-    describeOptions: _describeOptions,
-    generator: _generator,
-    observedNat: _observedNat,
-    ...replayOptions
-  } = options;
+  const { outputDir, only, settings } = options;
   await makeDirectory(outputDir);
   const open = (name: ReportFileName): ReportFile | null =>
-    only.includes(name) ? new ReportFile(join(outputDir, name)) : null;
+    only.includes(name) ? openReportFile(outputDir, name) : null;
   const flowsCsv = open("flows.csv");
   const flowsJson = open("flows.ndjson");
   const eventsCsv = open("events.csv");
@@ -170,16 +154,11 @@ async function writeLineFilesInJobs(
   const streamed = [flowsCsv, flowsJson, eventsCsv, expectCsv].filter(
     (file): file is ReportFile => file !== null,
   );
-  const eventFormat = createEventFormatter("csv");
-  const expectFormat = createExpectEventFormatter("csv");
   let replay: JobsReplayResult;
   try {
-    flowsCsv?.writer.write(csvRow(FLOW_CSV_COLUMNS));
-    eventsCsv?.writer.write(eventFormat.header());
-    expectCsv?.writer.write(expectFormat.header());
     const eventsFile = eventsListed(settings) ? eventsCsv : null;
     replay = await replayCapturesInJobs(files, {
-      ...replayOptions,
+      ...replayOptionsOf(options),
       settings: settingsWithEvents(settings),
       format: {
         format: "csv",
@@ -195,8 +174,8 @@ async function writeLineFilesInJobs(
           : {
               writeCsv: flowsCsv === null ? undefined : (bytes) => flowsCsv.writer.writeBytes(bytes),
               writeNdjson: flowsJson === null ? undefined : (bytes) => flowsJson.writer.writeBytes(bytes),
-              maxHistory,
-              communityIdSeed,
+              maxHistory: options.maxHistory,
+              communityIdSeed: options.communityIdSeed,
             },
       backpressure: () => pendingWrite(streamed),
     });

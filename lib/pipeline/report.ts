@@ -150,6 +150,58 @@ export class ReportFile {
   }
 }
 
+/** The line each CSV report file starts with. */
+const CSV_HEADERS: Partial<Record<ReportFileName, string>> = {
+  "flows.csv": csvRow(FLOW_CSV_COLUMNS),
+  "events.csv": createEventFormatter("csv").header(),
+  "orphans.csv": csvRow(ORPHAN_CSV_COLUMNS),
+  "nat.csv": csvRow(NAT_CSV_COLUMNS),
+  "expectations.csv": createExpectEventFormatter("csv").header(),
+};
+
+/** Report file `name` in `dir`, under its temporary name, its header (a CSV file's) written. */
+export function openReportFile(dir: string, name: ReportFileName): ReportFile {
+  const file = new ReportFile(join(dir, name));
+  const header = CSV_HEADERS[name];
+  if (header !== undefined) file.writer.write(header);
+  return file;
+}
+
+/** Options a report reads itself; the rest are the replay's. */
+type ReportOwnOption =
+  | "outputDir"
+  | "title"
+  | "htmlMaxFlows"
+  | "htmlMaxOrphans"
+  | "timelineRows"
+  | "orphanMemory"
+  | "maxHistory"
+  | "communityIdSeed"
+  | "topTalkers"
+  | "describeOptions"
+  | "generator"
+  | "only";
+
+/** The replay's part of a report's options. */
+export function replayOptionsOf<T extends ReportOptions>(options: T): Omit<T, ReportOwnOption> {
+  const {
+    outputDir: _outputDir,
+    title: _title,
+    htmlMaxFlows: _htmlMaxFlows,
+    htmlMaxOrphans: _htmlMaxOrphans,
+    timelineRows: _timelineRows,
+    orphanMemory: _orphanMemory,
+    maxHistory: _maxHistory,
+    communityIdSeed: _communityIdSeed,
+    topTalkers: _topTalkers,
+    describeOptions: _describeOptions,
+    generator: _generator,
+    only: _only,
+    ...replayOptions
+  } = options;
+  return replayOptions;
+}
+
 /** What to wait for before writing on: the first of `files` whose stream is full, else null. */
 export function pendingWrite(files: readonly ReportFile[]): Promise<void> | null {
   for (const file of files) {
@@ -192,7 +244,7 @@ export async function writeReport(files: readonly string[], options: ReportOptio
       : shardFilesFor(options.only).concat(options.only),
   );
   const open = (name: ReportFileName): ReportFile | null =>
-    only.has(name) ? new ReportFile(join(dir, name)) : null;
+    only.has(name) ? openReportFile(dir, name) : null;
   const flowsCsv = open("flows.csv");
   const flowsJson = open("flows.ndjson");
   const eventsCsv = open("events.csv");
@@ -216,7 +268,6 @@ export async function writeReport(files: readonly string[], options: ReportOptio
   const pageFlows: FlowRecord[] = [];
   const pageOrphans: OrphanRecord[] = [];
   const summary = new SummaryBuilder({ topTalkers: options.topTalkers });
-  const eventFormat = createEventFormatter("csv");
   const eventCsv = new EventCsvEncoder();
   const expectFormat = createExpectEventFormatter("csv");
 
@@ -257,32 +308,13 @@ export async function writeReport(files: readonly string[], options: ReportOptio
 
   // The flows need every event whatever nf_conntrack_events says; events.csv shows what a listener
   // would have seen, so it stays empty when the settings turn events off.
-  const {
-    outputDir: _outputDir,
-    title: _title,
-    htmlMaxFlows: _htmlMaxFlows,
-    htmlMaxOrphans: _htmlMaxOrphans,
-    timelineRows: _timelineRows,
-    orphanMemory: _orphanMemory,
-    maxHistory: _maxHistory,
-    communityIdSeed: _communityIdSeed,
-    topTalkers: _topTalkers,
-    describeOptions: _describeOptions,
-    generator: _generator,
-    only: _only,
-    ...replayOptions
-  } = options;
+  const replayOptions = replayOptionsOf(options);
   const eventsWanted = eventsListed(options.settings);
   const settings = settingsWithEvents(options.settings);
 
   const backpressure = (): Promise<void> | null => pendingWrite(streamed);
   let replay: ReplayResult;
   try {
-    flowsCsv?.writer.write(csvRow(FLOW_CSV_COLUMNS));
-    eventsCsv?.writer.write(eventFormat.header());
-    orphansCsv?.writer.write(csvRow(ORPHAN_CSV_COLUMNS));
-    natCsv?.writer.write(csvRow(NAT_CSV_COLUMNS));
-    expectCsv?.writer.write(expectFormat.header());
     const eventsFile = eventsWanted ? eventsCsv : null;
     replay = await replayCaptures(files, {
       ...replayOptions,
