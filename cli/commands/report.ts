@@ -164,9 +164,9 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
       },
       ...(only === undefined ? {} : { only }),
     };
+    // With --jobs, shard workers report no reading progress; the line files are read by this thread.
+    const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
     if (jobs > 1) {
-      // Shard workers report no reading progress; the line files are read by this thread.
-      const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
       const result = await writeReportInJobs(files, {
         ...options,
         jobs,
@@ -177,7 +177,6 @@ export const reportCommand: CommandModule<object, ReportArguments> = {
       if (args.summary) process.stderr.write(formatReplaySummary(result.replay));
       return;
     }
-    const progress = startCommandProgress(files, { requested: args.progress, outputWhileReading: false });
     const result = await writeReport(files, { ...options, onOpened: progress.onOpened }).finally(() =>
       progress.finish(),
     );
