@@ -37,6 +37,7 @@ import {
   type TextRows,
 } from "./text-lines.js";
 import { writeNumber } from "../report/ascii-bytes.js";
+import type { ByteEncoder } from "./replay.js";
 import {
   REPORT_FILES,
   ReportFile,
@@ -551,10 +552,29 @@ async function mergeEvents(
     if (await reader.next()) heads.push({ shard: s, reader, keyEnd: timeEnd(reader), rows: 0, expected });
     else checkRowCount(reader, 0, expected);
   }
-  const output = new ByteChunks(out);
   let live = 0;
   let most = 0;
   let ties = 0;
+  // The chosen line with its id cells (found in `cells`) as `mergedIds` (0: an empty cell), straight
+  // into the output's chunk.
+  let found = 0;
+  const mergedIds = [0, 0, 0];
+  const renumbered: ByteEncoder<ByteHead> = {
+    encode(head, target, at) {
+      const reader = head.reader;
+      const bytes = reader.bytes;
+      let copied = reader.start;
+      for (let i = 1; i < found; i++) {
+        if (mergedIds[i] === 0) continue;
+        at += bytes.copy(target, at, copied, cells[2 * i]);
+        at = writeNumber(target, at, mergedIds[i]);
+        copied = cells[2 * i + 1];
+      }
+      at += bytes.copy(target, at, copied, reader.end);
+      target[at++] = 0x0a;
+      return at;
+    },
+  };
   while (heads.length > 0) {
     let best = 0;
     let tied = false;
@@ -569,27 +589,26 @@ async function mergeEvents(
     const head = heads[best];
     const reader = head.reader;
     const bytes = reader.bytes;
-    const wait = output.reserve(reader.end - reader.start + 2 * 16 + 1);
-    if (wait !== null) await wait;
-    const found = findCsvCells(bytes, reader.start, reader.end, cellColumns, cells);
+    found = findCsvCells(bytes, reader.start, reader.end, cellColumns, cells);
     const type = found > 0 ? eventType(bytes, cells[0], cells[1]) : EventType.Other;
-    let copied = reader.start;
+    // Every id is checked, also when events.csv itself is not written (the summary's merge reads it).
     for (let i = 1; i < found; i++) {
       const cellStart = cells[2 * i];
       const cellEnd = cells[2 * i + 1];
-      if (cellEnd === cellStart) continue;
+      if (cellEnd === cellStart) {
+        mergedIds[i] = 0;
+        continue;
+      }
       const local = digitsValue(bytes, cellStart, cellEnd);
-      const id = mergedId(
+      mergedIds[i] = mergedId(
         shards[head.shard],
         local >= 0 ? local : Number(bytes.toString("utf8", cellStart, cellEnd)),
         () => reader.where(),
       );
-      output.copy(bytes, copied, cellStart);
-      output.number(id);
-      copied = cellEnd;
     }
-    output.copy(bytes, copied, reader.end);
-    output.byte(0x0a);
+    // Room for the line and two ids of at most 16 digits each, and its line end.
+    const written = out.writeEncoded(renumbered, head, reader.end - reader.start + 2 * 16 + 1);
+    if (written !== undefined) await written;
     // The engine counts its table's size as a connection is confirmed (its NEW) and after the
     // expiries before it: following NEW and DESTROY in the merged order gives the single run's most.
     if (type === EventType.New && ++live > most) most = live;
@@ -602,7 +621,6 @@ async function mergeEvents(
       heads.splice(best, 1);
     }
   }
-  await output.finish();
   const listed = runOption(shards[0], "eventsListedInEventsCsv") !== false;
   return { ties, mostLiveAtOnce: listed ? most : null };
 }
@@ -657,47 +675,6 @@ function sameBytes(bytes: Buffer, start: number, end: number, word: Buffer): boo
   for (let i = 0; i < word.length; i++) if (bytes[start + i] !== word[i]) return false;
   return true;
 }
-
-/** Output bytes gathered into chunks, each handed to the sink whole (never reused after). */
-class ByteChunks {
-  private chunk = Buffer.allocUnsafe(BYTE_CHUNK);
-  private used = 0;
-
-  constructor(private readonly out: OutputSink) {}
-
-  /** Room for `bytes` more; a wait when the sink asked for one as the full chunk went out. */
-  reserve(bytes: number): Promise<void> | null {
-    if (this.used + bytes <= this.chunk.length) return null;
-    const wait = this.flush();
-    this.chunk = Buffer.allocUnsafe(Math.max(BYTE_CHUNK, bytes));
-    return wait ?? null;
-  }
-
-  copy(source: Buffer, start: number, end: number): void {
-    this.used += source.copy(this.chunk, this.used, start, end);
-  }
-
-  number(value: number): void {
-    this.used = writeNumber(this.chunk, this.used, value);
-  }
-
-  byte(value: number): void {
-    this.chunk[this.used++] = value;
-  }
-
-  async finish(): Promise<void> {
-    await this.flush();
-  }
-
-  private flush(): Promise<void> | void {
-    if (this.used === 0) return;
-    const full = this.chunk.subarray(0, this.used);
-    this.used = 0;
-    return this.out.writeBytes(full);
-  }
-}
-
-const BYTE_CHUNK = 64 << 10;
 
 async function mergeExpectations(shards: Shard[], out: OutputSink): Promise<{ ties: number }> {
   const masterColumn = EXPECT_EVENT_CSV_COLUMNS.indexOf("master_connection_id");
@@ -1260,15 +1237,15 @@ function mergeSummaries(
 /** Where merged rows go: a file, or nowhere (`DISCARD`). */
 interface OutputSink {
   write(text: string): Promise<void> | void;
-  /** Bytes not reused afterwards. */
-  writeBytes(bytes: Uint8Array): Promise<void> | void;
+  /** `item` as `encoder` writes it, in at most `maxBytes` (lib/pipeline/replay.ts ChunkedWriter). */
+  writeEncoded<T>(encoder: ByteEncoder<T>, item: T, maxBytes: number): Promise<void> | void;
   writeAll(text: string): Promise<void>;
 }
 
 /** A file the merge computes (it comes from the shard files of one that is wanted) but does not write. */
 const DISCARD: OutputSink = {
   write: () => undefined,
-  writeBytes: () => undefined,
+  writeEncoded: () => undefined,
   writeAll: () => Promise.resolve(),
 };
 
@@ -1296,8 +1273,8 @@ class OutputFile extends ReportFile implements OutputSink {
     return this.writer.pending() ?? undefined;
   }
 
-  writeBytes(bytes: Uint8Array): Promise<void> | void {
-    this.writer.writeBytes(bytes);
+  writeEncoded<T>(encoder: ByteEncoder<T>, item: T, maxBytes: number): Promise<void> | void {
+    this.writer.writeEncoded(encoder, item, maxBytes);
     return this.writer.pending() ?? undefined;
   }
 
