@@ -525,7 +525,9 @@ export class ChunkedWriter {
   }
 
   private afterWrite(accepted: boolean): void {
-    if (!accepted && this.waiting === null) {
+    // A stream a failed write (ENOSPC) destroyed emits its error and close once: a write after they
+    // came waits for nothing (its failure is reported by `pending` and `finish`).
+    if (!accepted && this.waiting === null && !this.stream.closed) {
       this.waiting = new Promise<void>((resolve) => {
         const settle = (): void => {
           this.stream.off("drain", settle);

@@ -435,3 +435,31 @@ test("ChunkedWriter keeps strings and encoded items in order, across chunks, und
   // Every byte chunk was flushed before it could overflow: none is longer than a chunk, except the big one.
   assert.ok(sink.chunks.filter((chunk) => chunk.length > 300).length <= 1);
 });
+
+test("ChunkedWriter: writes after the stream failed (ENOSPC) end in that failure, never in a wait that cannot end", async () => {
+  // A file stream that fails its first write, as on a full disk: the failure destroys the stream.
+  const full = new Writable({
+    highWaterMark: 16,
+    write(_chunk, _encoding, done) {
+      done(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
+    },
+  });
+  const writer = new ChunkedWriter(full, 8, 8);
+  writer.write("first line, over the high-water mark\n");
+  // The wait ends with the failure, which the writer reports from then on.
+  await writer.pending();
+  assert.equal(full.destroyed, true);
+  await assert.rejects(writer.pending() ?? Promise.resolve(), /ENOSPC/);
+  // More lines, written without asking first (a footer), then the end: the failure, at once.
+  writer.write("footer, over the high-water mark too\n");
+  const outcome = await Promise.race([
+    writer.finish().then(
+      () => "finished",
+      (error: Error) => error.message,
+    ),
+    nextTurn()
+      .then(() => nextTurn())
+      .then(() => "still waiting"),
+  ]);
+  assert.match(outcome, /ENOSPC/);
+});
